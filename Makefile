@@ -1,0 +1,22 @@
+# The two commands of the README. Each sets up its own virtual environment first.
+# CPU machines: torch==2.13.0 is installed before anything else so pip never pulls a CUDA build.
+# GPU machines: run `make TORCH_SPEC="torch" demo` (or pre-install your CUDA torch into .venv).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: demo test install
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+demo: install
+	$(BIN)/mriharmony demo $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(ARGS)

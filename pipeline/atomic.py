@@ -1,0 +1,87 @@
+"""Atomic file writes: write to a temporary file in the target folder, then rename.
+
+A killed run therefore never leaves a half-written output, and a re-run can trust that any
+file it finds is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+__all__ = ["atomic_path", "write_text", "write_json", "write_table", "save_nifti"]
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    Args:
+        path: final destination. Parent folders are created.
+        suffix: suffix of the temporary file (default: the full suffix of ``path``, so that
+            writers that choose their format from the extension, like nibabel, still work).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix is None:
+        suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON atomically (numpy scalars and arrays allowed)."""
+    return write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def write_table(path: str | os.PathLike, table: pd.DataFrame) -> Path:
+    """Write a table atomically: tab-separated for ``.tsv``, comma-separated otherwise.
+
+    Missing values are written as ``n/a`` (the BIDS convention).
+    """
+    path = Path(path)
+    sep = "\t" if path.suffix == ".tsv" else ","
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep=sep, index=False, na_rep="n/a")
+    return path
+
+
+def save_nifti(path: str | os.PathLike, img: nib.Nifti1Image) -> Path:
+    """Save a NIfTI image atomically."""
+    with atomic_path(path) as tmp:
+        nib.save(img, tmp)
+    return Path(path)

@@ -1,0 +1,168 @@
+"""The ``mriharmony`` command line: a thin layer over the package's functions."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def _setup_logging(log_file: Path | None = None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        handlers=handlers, force=True)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.config import apply_overrides, load_config
+    from pipeline.demo import run_demo
+
+    config = apply_overrides(load_config(args.config), args.set or [])
+    out = Path(args.out)
+    _setup_logging(out / "logs" / "demo.log")
+    result = run_demo(out, config, workers=args.workers, progress=not args.quiet)
+    print(f"\nmriharmony demo: phantom cohort {result.cohort.source}\n")
+    print(result.summary_text)
+    print("\nwritten:")
+    for name, path in result.files.items():
+        print(f"  {name:<9} {path}")
+    print(f"  {'log':<9} {out / 'logs' / 'demo.log'}")
+    return 0
+
+
+def _cmd_phantom(args: argparse.Namespace) -> int:
+    from pipeline.demo import phantom_spec_from_config
+    from pipeline.phantom import generate_phantom
+
+    section = {
+        "sites": [s.strip() for s in args.sites.split(",") if s.strip()],
+        "subjects_per_site": args.subjects_per_site, "traveling": args.traveling,
+        "resolution": args.resolution, "seed": args.seed, "profiles": args.profiles,
+        "effects": {"age": args.effect_age, "ad": args.effect_ad, "site": args.effect_site},
+    }
+    spec = phantom_spec_from_config(section, where="phantom options")
+    result = generate_phantom(args.out, spec, workers=args.workers, progress=not args.quiet, resume=not args.overwrite)
+    state = "kept existing" if result.reused else "generated"
+    print(f"{state} {len(result.truth)} images ({result.truth['subject'].nunique()} subjects) in {result.root} "
+          f"({result.seconds:.1f} s); ground truth: {result.truth_path}")
+    return 0
+
+
+def _cmd_cohort(args: argparse.Namespace) -> int:
+    from pipeline.cohort import format_summary, load_cohort, summarize, write_cohort
+
+    cohort = load_cohort(args.source, bad_files="raise" if args.strict else "exclude", t1w_glob=args.t1w_glob)
+    print(format_summary(summarize(cohort.table)))
+    if len(cohort.excluded):
+        print(f"\n{len(cohort.excluded)} image(s) excluded:")
+        for _, row in cohort.excluded.iterrows():
+            print(f"  - sub-{row['subject']} {row['session'] or ''}: {row['reason']}")
+    if args.out:
+        write_cohort(cohort, args.out)
+        if len(cohort.excluded):
+            excluded = Path(args.out).with_name(Path(args.out).stem + "_excluded.tsv")
+            write_cohort(cohort.excluded, excluded)
+            print(f"excluded rows: {excluded}")
+        print(f"cohort table: {args.out}")
+    return 1 if len(cohort.excluded) else 0
+
+
+def _cmd_split(args: argparse.Namespace) -> int:
+    from pipeline.cohort import kfold_subjects, load_cohort, split_subjects, write_splits
+
+    table = load_cohort(args.cohort).table
+    stratify = [s for s in args.stratify.split(",") if s]
+    if args.folds:
+        splits = kfold_subjects(table, args.folds, seed=args.seed, stratify=stratify)
+        counts = splits["fold"].value_counts().sort_index()
+    else:
+        splits = split_subjects(table, args.fractions, seed=args.seed, stratify=stratify)
+        counts = splits["split"].value_counts()
+    write_splits(splits, args.out)
+    print(f"{len(splits)} subjects -> {args.out}: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pipeline import __version__
+    from pipeline.demo import DEFAULT_CONFIG
+
+    parser = argparse.ArgumentParser(prog="mriharmony", description=(
+        "Multisite 3D brain T1 MRI: preprocessing, CycleGAN harmonization, synthetic augmentation, evaluation."))
+    parser.add_argument("--version", action="version", version=f"mriharmony {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("demo", help="run the main job on the embedded phantom cohort",
+                       description="Generate the phantom multisite cohort, validate it, split it by subject and "
+                                   "print a per-site summary; later stages extend this run.")
+    p.add_argument("--out", default="mriharmony-demo", help="run folder (default: %(default)s)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="demo YAML (default: configs/demo.yaml)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set phantom.subjects_per_site=10 (repeatable)")
+    p.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("phantom", help="generate a phantom multisite cohort (BIDS + ground truth)",
+                       description="Generate a synthetic multisite T1w cohort on the MNI152 template: a BIDS "
+                                   "dataset with ground truth in derivatives/phantom/ (see pipeline/phantom).")
+    p.add_argument("--out", required=True, help="BIDS folder to write")
+    p.add_argument("--sites", default="adni,oasis,ukb", help="comma-separated site profiles (default: %(default)s)")
+    p.add_argument("--subjects-per-site", type=int, default=20, help="regular subjects per site (default: %(default)s)")
+    p.add_argument("--traveling", type=int, default=4, help="traveling subjects scanned at every site (default: %(default)s)")
+    p.add_argument("--resolution", type=float, default=2.0, help="base voxel size in mm: 1, 1.5, 2 (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--profiles", default=None, help="site profiles YAML (default: configs/phantom_sites.yaml)")
+    p.add_argument("--effect-age", type=float, default=1.0, help="age effect multiplier (default: 1, realistic)")
+    p.add_argument("--effect-ad", type=float, default=1.0, help="AD/MCI effect multiplier (default: 1, realistic)")
+    p.add_argument("--effect-site", type=float, default=1.0, help="site effect multiplier (default: 1; 0 = no site effect)")
+    p.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU cores)")
+    p.add_argument("--overwrite", action="store_true", help="regenerate even if a complete dataset of the same spec exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_phantom)
+
+    p = sub.add_parser("cohort", help="validate a BIDS folder or manifest and summarise it",
+                       description="Load a cohort (BIDS folder with participants.tsv, or a manifest CSV/TSV), report "
+                                   "every problem at once, print a per-site summary, optionally write the table. "
+                                   "Exit status 1 when images had to be excluded, 2 on table errors.")
+    p.add_argument("source", help="BIDS folder or manifest .csv/.tsv")
+    p.add_argument("--out", default=None, help="write the canonical cohort table (TSV) here")
+    p.add_argument("--strict", action="store_true", help="treat unreadable / missing images as errors")
+    p.add_argument("--t1w-glob", default="*_T1w.nii*", help="T1w file pattern inside anat/ (BIDS; default: %(default)s)")
+    p.set_defaults(func=_cmd_cohort)
+
+    p = sub.add_parser("split", help="subject-level train/val/test or k-fold splits",
+                       description="Split a cohort by subject (never by image), stratified and seeded; writes a TSV "
+                                   "with subject and split (or fold) that every later stage reads.")
+    p.add_argument("cohort", help="BIDS folder or cohort / manifest table")
+    p.add_argument("--out", required=True, help="split TSV to write")
+    p.add_argument("--fractions", type=float, nargs="+", default=[0.7, 0.15, 0.15], help="train val test (default: %(default)s)")
+    p.add_argument("--folds", type=int, default=None, help="k folds instead of fractions")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--stratify", default="site,diagnosis,age", help="stratify by (default: %(default)s)")
+    p.set_defaults(func=_cmd_split)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mriharmony`` console script."""
+    from pipeline.cohort import CohortValidationError
+    from pipeline.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CohortValidationError, ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"mriharmony {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The MNI152 2009 template as the phantom's anatomy, on a padded grid at any resolution.
+
+nilearn ships inside its wheel the ICBM 2009a symmetric T1 template (``MNI152NLin2009aSym``) with
+its brain mask and grey / white matter probability maps, at 1 mm and 2 mm. From them we build:
+
+* tissue occupancies: GM and WM from the shipped maps, CSF = brain mask - GM - WM;
+* **lateral ventricles**: CSF-dominant voxels (CSF > 0.5) deeper than 10 mm inside the brain
+  mask within the box |x| < 32, -50 < y < 35, -5 < z < 38 mm (MNI), keeping the connected
+  components larger than 1 ml;
+* **hippocampus** (left = 1, right = 2): GM-dominant voxels (GM > 0.5, WM < 0.5) within 6 mm of
+  the hippocampal long axis, the segment from (+-24, -12, -19) to (+-28, -38, -2) mm (MNI),
+  i.e. head above the temporal horn to the tail below the atrium;
+* distance maps (mm) that drive atrophy: signed distance to the ventricles and to the
+  hippocampus, distance to the nearest CSF / outside voxel (cortical thinning), depth inside the
+  brain and distance outside it (skull and scalp layers).
+
+These labels are coarse anatomical definitions, not a manual segmentation: they are exact for
+the phantom (which is generated from them) and approximate for real images.
+The grid is the template's, padded with ``PAD_MM`` on every side of the brain so that skull,
+scalp, head-size changes and deformations fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import importlib.util
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = ["TemplateSpace", "load_template", "template_labels", "TEMPLATE_NAME", "LABELS"]
+
+TEMPLATE_NAME = "MNI152NLin2009aSym"
+PAD_MM = 30.0
+#: Label values of :func:`template_labels` and of the phantom's ``dseg`` images.
+LABELS: dict[int, str] = {
+    0: "background", 1: "CSF", 2: "GM", 3: "WM", 4: "lateral_ventricles", 5: "hippocampus", 6: "skull", 7: "scalp",
+}
+_VENTRICLE_BOX = ((-32.0, 32.0), (-50.0, 35.0), (-5.0, 38.0))
+_HIPPOCAMPUS_AXIS = (np.array([24.0, -12.0, -19.0]), np.array([28.0, -38.0, -2.0]))
+_HIPPOCAMPUS_RADIUS = 6.0
+
+
+@dataclass(frozen=True)
+class TemplateSpace:
+    """Template maps on the padded grid (all arrays have shape ``shape``; float32 unless noted).
+
+    Attributes:
+        resolution: voxel size in mm (isotropic).
+        affine: voxel -> RAS mm of the padded grid.
+        t1: the template T1 intensities (for figures and registration checks).
+        brain, gm, wm, csf: occupancies in [0, 1]; gm + wm + csf = brain.
+        ventricles: bool, lateral ventricles.
+        hippocampus: uint8, 1 left, 2 right.
+        d_ventricles, d_hippocampus: signed distance (mm, negative inside).
+        d_csf: distance (mm) to the nearest CSF-dominant or non-brain voxel.
+        depth: distance (mm) inside the brain mask (0 outside).
+        d_out: distance (mm) outside the brain mask (0 inside).
+        centre: brain centroid (RAS mm), the centre of head-size scaling and head pose.
+    """
+
+    resolution: float
+    affine: np.ndarray
+    t1: np.ndarray
+    brain: np.ndarray
+    gm: np.ndarray
+    wm: np.ndarray
+    csf: np.ndarray
+    ventricles: np.ndarray
+    hippocampus: np.ndarray
+    d_ventricles: np.ndarray
+    d_hippocampus: np.ndarray
+    d_csf: np.ndarray
+    depth: np.ndarray
+    d_out: np.ndarray
+    centre: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.brain.shape)  # type: ignore[return-value]
+
+    @property
+    def voxel_ml(self) -> float:
+        return self.resolution**3 / 1000.0
+
+    def world_coordinates(self) -> np.ndarray:
+        """RAS mm of every voxel, shape (3, *shape), float32."""
+        ijk = np.indices(self.shape, dtype=np.float32).reshape(3, -1)
+        xyz = self.affine[:3, :3].astype(np.float32) @ ijk + self.affine[:3, 3:].astype(np.float32)
+        return xyz.reshape((3,) + self.shape)
+
+
+_NILEARN_FILES = {
+    "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
+    "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
+    "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
+}
+
+
+def _nilearn_maps() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Read the 1 mm template files shipped inside nilearn's wheel (without importing nilearn).
+
+    Same values as nilearn's ``load_mni152_*_template`` loaders. The brain mask is nilearn's definition (``load_mni152_brain_mask``): template > 0.2 x max.
+    """
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("nilearn is required: its wheel ships the MNI152 template the phantom is built on")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    maps: dict[str, np.ndarray] = {}
+    affine = None
+    for name, filename in _NILEARN_FILES.items():
+        img = nib.load(str(folder / filename))
+        maps[name] = np.asarray(img.dataobj, dtype=np.float32)
+        maps[name] /= maps[name].max()  # nilearn's loaders rescale each map to [0, 1]
+        affine = img.affine
+    maps["brain"] = (maps["t1"] > 0.2).astype(np.float32)
+    return affine, maps
+
+
+def _signed_distance(mask: np.ndarray, spacing: float) -> np.ndarray:
+    """Signed Euclidean distance to the boundary of ``mask`` in mm (negative inside)."""
+    outside = ndi.distance_transform_edt(~mask, sampling=spacing)
+    inside = ndi.distance_transform_edt(mask, sampling=spacing)
+    return (outside - inside).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def load_template(resolution: float = 2.0) -> TemplateSpace:
+    """Build (once per process and resolution) the template maps on the padded grid.
+
+    Args:
+        resolution: isotropic voxel size in mm, between 0.5 and 8.
+    """
+    resolution = float(resolution)
+    if not 0.5 <= resolution <= 8.0:
+        raise ValueError(f"resolution must be between 0.5 and 8 mm, got {resolution}")
+    source_res = 1.0
+    src_affine, src = _nilearn_maps()
+
+    brain_src = src["brain"] > 0.5
+    idx = np.argwhere(brain_src)
+    lo = src_affine[:3, :3] @ idx.min(0) + src_affine[:3, 3] - PAD_MM
+    hi = src_affine[:3, :3] @ idx.max(0) + src_affine[:3, 3] + PAD_MM
+    # align the padded grid with the source grid when the resolutions are multiples
+    origin = src_affine[:3, 3] + np.floor((lo - src_affine[:3, 3]) / resolution) * resolution
+    shape = tuple(int(np.ceil((h - o) / resolution)) + 1 for o, h in zip(origin, hi))
+    affine = np.diag([resolution, resolution, resolution, 1.0])
+    affine[:3, 3] = origin
+
+    ijk = np.indices(shape, dtype=np.float64).reshape(3, -1)
+    src_ijk = np.linalg.solve(src_affine[:3, :3], (affine[:3, :3] @ ijk + affine[:3, 3:]) - src_affine[:3, 3:])
+    # anti-aliasing before downsampling: Gaussian with FWHM ~ the new voxel size
+    smooth = max(0.0, (resolution / source_res - 1.0) * 0.42)
+    maps: dict[str, np.ndarray] = {}
+    for name, arr in src.items():
+        if smooth > 0:
+            arr = ndi.gaussian_filter(arr, smooth, truncate=3.0)
+        maps[name] = ndi.map_coordinates(arr, src_ijk, order=1, cval=0.0, prefilter=False).reshape(shape).astype(np.float32)
+
+    brain = np.clip(maps["brain"], 0, 1)
+    gm = np.clip(maps["gm"], 0, 1) * brain
+    wm = np.clip(maps["wm"], 0, 1) * brain
+    over = np.maximum(gm + wm, 1e-6)
+    scale = np.where(gm + wm > brain, brain / over, 1.0).astype(np.float32)
+    gm, wm = gm * scale, wm * scale
+    csf = np.clip(brain - gm - wm, 0, 1)
+
+    brain_mask = brain > 0.5
+    depth = ndi.distance_transform_edt(brain_mask, sampling=resolution).astype(np.float32)
+    d_out = ndi.distance_transform_edt(~brain_mask, sampling=resolution).astype(np.float32)
+    xyz = (affine[:3, :3] @ ijk + affine[:3, 3:]).reshape((3,) + shape)
+
+    in_box = np.ones(shape, bool)
+    for axis, (a, b) in enumerate(_VENTRICLE_BOX):
+        in_box &= (xyz[axis] > a) & (xyz[axis] < b)
+    candidates = (csf > 0.5) & in_box & (depth > 10.0)
+    components, n = ndi.label(candidates)
+    sizes = ndi.sum(candidates, components, range(1, n + 1)) * resolution**3 / 1000.0
+    ventricles = np.isin(components, 1 + np.flatnonzero(sizes > 1.0))
+
+    hippocampus = np.zeros(shape, np.uint8)
+    points = xyz.reshape(3, -1).T
+    for label, side in ((1, -1.0), (2, 1.0)):
+        a, b = (p * np.array([side, 1.0, 1.0]) for p in _HIPPOCAMPUS_AXIS)
+        t = np.clip((points - a) @ (b - a) / np.dot(b - a, b - a), 0.0, 1.0)
+        dist = np.linalg.norm(points - (a + t[:, None] * (b - a)), axis=1).reshape(shape)
+        hippocampus[(dist < _HIPPOCAMPUS_RADIUS) & (gm > 0.5) & (wm < 0.5)] = label
+
+    csf_or_outside = (csf > 0.5) | ~brain_mask
+    d_csf = ndi.distance_transform_edt(~csf_or_outside, sampling=resolution).astype(np.float32)
+    centre = (affine[:3, :3] @ np.argwhere(brain_mask).mean(0) + affine[:3, 3])
+
+    return TemplateSpace(
+        resolution=resolution, affine=affine, t1=maps["t1"], brain=brain, gm=gm, wm=wm, csf=csf,
+        ventricles=ventricles, hippocampus=hippocampus,
+        d_ventricles=_signed_distance(ventricles, resolution),
+        d_hippocampus=_signed_distance(hippocampus > 0, resolution),
+        d_csf=d_csf, depth=depth, d_out=d_out, centre=centre,
+    )
+
+
+def template_labels(resolution: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Label map of the template (values of :data:`LABELS`) and its affine.
+
+    Tissue labels are the dominant class; ventricles and hippocampus are drawn over them.
+    Later stages map this into each image (or each image into template space) for measurements.
+    """
+    tpl = load_template(resolution)
+    stack = np.stack([1.0 - tpl.brain, tpl.csf, tpl.gm, tpl.wm])
+    labels = np.argmax(stack, axis=0).astype(np.uint8)  # 0 background, 1 CSF, 2 GM, 3 WM
+    labels[tpl.ventricles] = 4
+    labels[tpl.hippocampus > 0] = 5
+    return labels, tpl.affine.copy()

@@ -52,7 +52,9 @@ def apply_overrides(config: Mapping[str, Any], overrides: list[str]) -> dict[str
 
 
 def check_keys(section: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    """Raise :class:`ConfigError` if ``section`` has keys outside ``allowed``."""
+    """Raise :class:`ConfigError` if ``section`` is not a mapping or has keys outside ``allowed``."""
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with keys {sorted(allowed)}, got {section!r}")
     unknown = set(section) - allowed
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")

@@ -7,11 +7,12 @@ stage uses the same ones.
 Allocation (hand-written, because scikit-learn's stratified splitters need at least two subjects
 per stratum and give no exact three-way fractions): subjects are grouped by stratum
 (site x diagnosis x age bin), shuffled within strata with the seed, strata are laid end to end in
-a seeded random order, and subject ``i`` of that sequence gets the score ``frac(phase + i * g)``
-with ``g`` the golden-ratio conjugate. Scores of consecutive subjects are spread evenly over
-[0, 1), so every stratum, however small, is spread over the splits in proportion; the subjects
-are then ranked by score and cut at the requested fractions, which makes the overall split
-sizes exact.
+sorted order (so each site, and each site x diagnosis, is one contiguous block), and subject ``i``
+of that sequence gets the score ``frac(phase + i * g)`` with ``g`` the golden-ratio conjugate and a
+seeded phase. The scores of any contiguous block are spread evenly over [0, 1) (a low-discrepancy
+sequence), so every stratum, however small, and every site as a whole, is spread over the splits
+in proportion; the subjects are then ranked by score and cut at the requested fractions, which
+makes the overall split sizes exact.
 """
 
 from __future__ import annotations
@@ -71,9 +72,7 @@ def _spread_scores(strata: pd.Series, seed: int) -> pd.Series:
     """Evenly spread score in [0, 1) per subject (see module docstring)."""
     rng = np.random.default_rng(seed)
     order: list[str] = []
-    names = list(strata.unique())
-    rng.shuffle(names)
-    for name in names:
+    for name in sorted(strata.unique()):  # site-major order: each site's subjects stay contiguous
         members = list(strata.index[strata == name])
         rng.shuffle(members)
         order.extend(members)

@@ -59,6 +59,13 @@ class CohortValidationError(ValueError):
         super().__init__(f"cohort table has {len(self.problems)} problem(s):\n{lines}")
 
 
+def _show(value: object) -> str:
+    """How a found value appears in a message: quoted, or 'an empty value' for blanks and n/a."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
+        return "an empty value (n/a)"
+    return repr(str(value))
+
+
 def check_image_header(path: str | Path) -> str | None:
     """Return why ``path`` is not a readable 3D NIfTI image, or None when its header is fine.
 
@@ -118,21 +125,21 @@ def validate_table(
         if "subject" in present:
             subject = str(row["subject"]).strip() if pd.notna(row["subject"]) else ""
             if not subject or "/" in subject or " " in subject:
-                add(idx, "subject", repr(row["subject"]), "a non-empty label without spaces or '/'")
+                add(idx, "subject", _show(row["subject"]), "a non-empty label without spaces or '/'")
         if "site" in present:
             site = str(row["site"]).strip() if pd.notna(row["site"]) else ""
             if not site or site.lower() == "n/a":
-                add(idx, "site", repr(row["site"]), "a non-empty site name")
+                add(idx, "site", _show(row["site"]), "a non-empty site name")
         if "age" in present:
             age = pd.to_numeric(pd.Series([row["age"]]), errors="coerce").iloc[0]
             if pd.isna(age):
-                add(idx, "age", repr(row["age"]), "a number of years")
+                add(idx, "age", _show(row["age"]), "a number of years")
             elif not AGE_RANGE[0] <= float(age) <= AGE_RANGE[1]:
-                add(idx, "age", repr(row["age"]), f"an age within {AGE_RANGE[0]:g}-{AGE_RANGE[1]:g} years")
+                add(idx, "age", _show(row["age"]), f"an age within {AGE_RANGE[0]:g}-{AGE_RANGE[1]:g} years")
         if "sex" in present and canonical_sex(row["sex"]) is None:
-            add(idx, "sex", repr(row["sex"]), f"one of {', '.join(SEXES)} (or male/female)")
+            add(idx, "sex", _show(row["sex"]), f"one of {', '.join(SEXES)} (or male/female)")
         if "diagnosis" in present and canonical_diagnosis(row["diagnosis"]) is None:
-            add(idx, "diagnosis", repr(row["diagnosis"]),
+            add(idx, "diagnosis", _show(row["diagnosis"]),
                 f"one of {', '.join(DIAGNOSES)} (aliases: NC/HC/control -> CN, EMCI/LMCI -> MCI, dementia -> AD)")
 
     if "subject" in present:

@@ -142,10 +142,10 @@ def load_site_profiles(path: str | Path | None = None) -> tuple[ScannerProfile, 
         _check_keys(entry, {"description", "scanner", "demographics"}, f"sites.{name}", source)
         demo = entry.get("demographics") or {}
         _check_keys(demo, {f.name for f in fields(Demographics)}, f"sites.{name}.demographics", source)
-        try:
-            demographics = Demographics(**demo)
-        except TypeError as exc:
-            raise ValueError(f"{source}: sites.{name}.demographics: {exc}") from None
+        missing = {"age_mean", "age_sd", "age_min", "age_max"} - set(demo)
+        if missing:
+            raise ValueError(f"{source}: sites.{name}.demographics: missing key(s) {sorted(missing)}")
+        demographics = Demographics(**demo)
         dx = demographics.diagnosis
         if set(dx) - {"CN", "MCI", "AD"} or abs(sum(dx.values()) - 1.0) > 1e-6:
             raise ValueError(f"{source}: sites.{name}.demographics.diagnosis: expected proportions of CN/MCI/AD "

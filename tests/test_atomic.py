@@ -1,0 +1,27 @@
+"""Atomic writes: a failure leaves the old file intact and no temporary file behind."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipeline.atomic import atomic_path, write_json, write_table
+
+
+def test_failed_write_keeps_previous_file(tmp_path):
+    target = tmp_path / "table.tsv"
+    write_table(target, pd.DataFrame({"a": [1, None]}))
+    assert target.read_text() == "a\n1.0\nn/a\n"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "a\n1.0\nn/a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.tsv"]
+
+
+def test_json_numpy_values(tmp_path):
+    import numpy as np
+
+    path = write_json(tmp_path / "x.json", {"n": np.int64(3), "f": np.float32(0.5), "a": np.arange(2)})
+    assert path.read_text() == '{\n  "n": 3,\n  "f": 0.5,\n  "a": [\n    0,\n    1\n  ]\n}\n'

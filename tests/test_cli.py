@@ -1,0 +1,100 @@
+"""The mriharmony command line: help for every command, the demo smoke test, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.cli import build_parser, main
+from pipeline.cohort import check_no_leakage
+
+COMMANDS = ["demo", "phantom", "cohort", "split"]
+
+
+def _exe() -> list[str]:
+    found = shutil.which("mriharmony", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "pipeline.cli"]
+
+
+def test_help_lists_every_command_with_one_line():
+    out = subprocess.run(_exe() + ["--help"], capture_output=True, text=True, check=True).stdout
+    for command in COMMANDS:
+        assert any(line.split()[:1] == [command] and len(line.split()) > 3 for line in out.splitlines()), command
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert f"usage: mriharmony {command}" in capsys.readouterr().out
+
+
+def test_demo_smoke(tmp_path):
+    """README command 1, at tiny scale: generates, validates, splits, summarises, says where."""
+    out = tmp_path / "run"
+    result = subprocess.run(
+        _exe() + ["demo", "--out", str(out), "--quiet", "--set", "phantom.subjects_per_site=4",
+                  "--set", "phantom.traveling=1", "--set", "phantom.resolution=4"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    stdout = result.stdout
+    for site in ("adni", "oasis", "ukb"):
+        assert f"\n{site} " in stdout
+    assert str(out / "cohort.tsv") in stdout and str(out / "splits.tsv") in stdout
+    cohort = pd.read_csv(out / "cohort.tsv", sep="\t", keep_default_na=False)
+    assert len(cohort) == 3 * 4 + 3 and cohort["subject"].nunique() == 13
+    splits = pd.read_csv(out / "splits.tsv", sep="\t")
+    check_no_leakage(cohort.merge(splits, on="subject"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert sum(summary["splits"].values()) == 13
+    assert summary["sites"][-1]["site"] == "all" and summary["sites"][-1]["images"] == 15
+    assert (out / "logs" / "demo.log").read_text().count("phantom: 15 images") == 1
+    # a re-run reuses the complete phantom instead of regenerating it
+    again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", "--set", "phantom.subjects_per_site=4",
+                                     "--set", "phantom.traveling=1", "--set", "phantom.resolution=4"],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "(reused" in (out / "logs" / "demo.log").read_text()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("phantom.colour=3", "unknown key 'phantom.colour'"),
+    ("phantom.sites=[adni,mars]", r"phantom.sites: unknown site(s) ['mars']"),
+    ("phantom.resolution=20", "phantom.resolution: expected a voxel size between 0.5 and 8 mm"),
+    ("splits=3", "splits: expected a mapping with keys ['fractions', 'seed', 'stratify'], got 3"),
+])
+def test_demo_bad_config_fails_before_work(tmp_path, capsys, override, message):
+    out = tmp_path / "run"
+    code = main(["demo", "--out", str(out), "--set", override])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (out / "phantom").exists()
+
+
+def test_cohort_and_split_commands(small_bids, tmp_path, capsys):
+    table = tmp_path / "cohort.tsv"
+    assert main(["cohort", str(small_bids), "--out", str(table)]) == 0
+    out = capsys.readouterr().out
+    assert "adni" in out and "all" in out
+    splits = tmp_path / "splits.tsv"
+    assert main(["split", str(table), "--out", str(splits), "--folds", "3"]) == 0
+    folds = pd.read_csv(splits, sep="\t")
+    assert sorted(folds["fold"].unique()) == [0, 1, 2] and folds["subject"].is_unique
+
+    broken = pd.read_csv(table, sep="\t", keep_default_na=False)
+    broken.loc[0, "path"] = str(tmp_path / "gone.nii.gz")
+    broken.loc[1, "diagnosis"] = "FTD"
+    broken_path = tmp_path / "broken.tsv"
+    broken.to_csv(broken_path, sep="\t", index=False)
+    assert main(["cohort", str(broken_path)]) == 2
+    assert "line 3, column 'diagnosis': found 'FTD'" in capsys.readouterr().err
+    broken.loc[1, "diagnosis"] = "CN"
+    broken.to_csv(broken_path, sep="\t", index=False)
+    assert main(["cohort", str(broken_path)]) == 1  # a missing image is excluded and reported, not fatal
+    assert "1 image(s) excluded" in capsys.readouterr().out

@@ -49,10 +49,13 @@ from pipeline.phantom.template import TemplateSpace
 
 __all__ = ["Effects", "LatentSubject", "Anatomy", "CHANNELS", "build_anatomy"]
 
-#: Channels of :attr:`Anatomy.maps` (occupancies in [0, 1]); ventricles are part of csf and
-#: hippocampus part of gm; csf_ext is the CSF outside the brain mask.
-CHANNELS: tuple[str, ...] = ("csf", "gm", "wm", "ventricles", "hippocampus", "csf_ext", "bone", "marrow", "scalp")
-_LAYERS = (("csf_ext", 0.0, 1.5), ("bone", 1.5, 3.0), ("marrow", 3.0, 5.0), ("bone", 5.0, 6.5), ("scalp", 6.5, 12.0))
+#: Channels of :attr:`Anatomy.maps`: occupancies in [0, 1] (ventricles are part of csf, hippocampus
+#: part of gm) and ``head``, the proximity to the brain ``max(0, HEAD_RANGE - distance outside the
+#: brain in mm)``, from which :func:`head_layers` draws skull and scalp after sampling (one channel
+#: instead of four, and 0 far from the head, as sampling outside the grid reads).
+CHANNELS: tuple[str, ...] = ("csf", "gm", "wm", "ventricles", "hippocampus", "head")
+HEAD_RANGE = 20.0
+LAYERS = (("csf_ext", 0.0, 1.5), ("bone", 1.5, 3.0), ("marrow", 3.0, 5.0), ("bone", 5.0, 6.5), ("scalp", 6.5, 12.0))
 _VENTRICLE_DX = {"CN": 0.0, "MCI": 0.15, "AD": 0.35}
 _HIPPOCAMPUS_DX = {"CN": 0.0, "MCI": 0.11, "AD": 0.22}
 _CORTEX_DX = {"CN": 0.0, "MCI": 0.015, "AD": 0.03}
@@ -124,6 +127,24 @@ def _smooth_displacement(shape: tuple[int, ...], resolution: float, rng: np.rand
     return field[0].numpy()
 
 
+def head_layers(maps: np.ndarray, layer_scale: float, width: float) -> dict[str, np.ndarray]:
+    """Skull and scalp occupancies (csf_ext, bone, marrow, scalp) from sampled anatomy channels.
+
+    Args:
+        maps: channels of :data:`CHANNELS` (any grid).
+        layer_scale: the subject's layer-thickness factor.
+        width: width of the soft layer boundaries (mm).
+    """
+    brain = maps[0] + maps[1] + maps[2]
+    d_out = HEAD_RANGE - maps[CHANNELS.index("head")]
+    outside = np.clip(1.0 - brain, 0.0, 1.0)
+    layers = {name: np.zeros_like(brain) for name in ("csf_ext", "bone", "marrow", "scalp")}
+    for name, r0, r1 in LAYERS:
+        inner = _sigmoid((r0 * layer_scale - d_out) / width) if r0 > 0 else 0.0
+        layers[name] += outside * np.clip(_sigmoid((r1 * layer_scale - d_out) / width) - inner, 0.0, 1.0)
+    return layers
+
+
 def build_anatomy(template: TemplateSpace, subject: LatentSubject, effects: Effects = Effects()) -> Anatomy:
     """Draw the subject's anatomy: atrophy on the template maps, skull and scalp, head size, deformation."""
     rng = np.random.default_rng(list(subject.anatomy_seed))
@@ -175,15 +196,8 @@ def build_anatomy(template: TemplateSpace, subject: LatentSubject, effects: Effe
         lost = gm * cortex * _sigmoid((t_c - t.d_csf) / w)
         gm, csf = gm - lost, csf + lost
 
-    # skull and scalp around the brain
-    outside = 1.0 - brain
-    layers = {name: np.zeros_like(brain) for name in ("csf_ext", "bone", "marrow", "scalp")}
-    for name, r0, r1 in _LAYERS:
-        inner = _sigmoid((r0 * layer_scale - t.d_out) / w) if r0 > 0 else np.ones_like(brain)
-        layers[name] += outside * np.clip(_sigmoid((r1 * layer_scale - t.d_out) / w) - inner, 0.0, 1.0)
-
-    maps = np.stack([csf, gm, wm, ventricles, hippocampus, layers["csf_ext"], layers["bone"], layers["marrow"],
-                     layers["scalp"]]).astype(np.float32)
+    head = np.maximum(HEAD_RANGE - t.d_out, 0.0).astype(np.float32)
+    maps = np.stack([csf, gm, wm, ventricles, hippocampus, head]).astype(np.float32)
 
     # head size and smooth deformation: subject(q) = atrophied template(c + (q - c) / s + u(q))
     displacement = _smooth_displacement(t.shape, t.resolution, rng, sd_mm=2.0 * ind)

@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 from scipy import ndimage as ndi
 
-from pipeline.phantom.anatomy import CHANNELS, Anatomy
+from pipeline.phantom.anatomy import CHANNELS, Anatomy, head_layers
 from pipeline.phantom.sampling import sample_volumes
 from pipeline.phantom.template import TemplateSpace
 
@@ -249,6 +249,7 @@ def render(
     tpl_vox = (m[:3, :3] @ ijk + m[:3, 3:]).reshape((3,) + shape)
     occ = sample_volumes(anatomy.maps, tpl_vox)
     ch = {name: occ[i] for i, name in enumerate(CHANNELS)}
+    ch.update(head_layers(occ, anatomy.params["layer_scale"], 0.25 * template.resolution))
 
     contrast = {k: v * float(np.exp(rng.normal(0.0, 0.02))) for k, v in profile.contrast.items()}
     clean = (contrast["csf"] * (ch["csf"] + ch["csf_ext"]) + contrast["gm"] * ch["gm"] + contrast["wm"] * ch["wm"]

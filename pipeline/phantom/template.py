@@ -183,12 +183,18 @@ def load_template(resolution: float = 2.0) -> TemplateSpace:
     ventricles = np.isin(components, 1 + np.flatnonzero(sizes > 1.0))
 
     hippocampus = np.zeros(shape, np.uint8)
-    points = xyz.reshape(3, -1).T
+    inv = np.linalg.inv(affine)
     for label, side in ((1, -1.0), (2, 1.0)):
         a, b = (p * np.array([side, 1.0, 1.0]) for p in _HIPPOCAMPUS_AXIS)
+        # distance to the axis segment, computed only in the box around it
+        lo_vox = np.floor(inv[:3, :3] @ (np.minimum(a, b) - _HIPPOCAMPUS_RADIUS - 1) + inv[:3, 3]).astype(int)
+        hi_vox = np.ceil(inv[:3, :3] @ (np.maximum(a, b) + _HIPPOCAMPUS_RADIUS + 1) + inv[:3, 3]).astype(int) + 1
+        box = tuple(slice(max(lo, 0), min(hi, n)) for lo, hi, n in zip(lo_vox, hi_vox, shape))
+        points = xyz[(slice(None),) + box].reshape(3, -1).T
         t = np.clip((points - a) @ (b - a) / np.dot(b - a, b - a), 0.0, 1.0)
-        dist = np.linalg.norm(points - (a + t[:, None] * (b - a)), axis=1).reshape(shape)
-        hippocampus[(dist < _HIPPOCAMPUS_RADIUS) & (gm > 0.5) & (wm < 0.5)] = label
+        dist = np.linalg.norm(points - (a + t[:, None] * (b - a)), axis=1).reshape(xyz[(slice(None),) + box].shape[1:])
+        inside = (dist < _HIPPOCAMPUS_RADIUS) & (gm[box] > 0.5) & (wm[box] < 0.5)
+        hippocampus[box][inside] = label
 
     csf_or_outside = (csf > 0.5) | ~brain_mask
     d_csf = ndi.distance_transform_edt(~csf_or_outside, sampling=resolution).astype(np.float32)

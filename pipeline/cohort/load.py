@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,7 @@ class Cohort:
         return sorted(self.table["subject"].unique())
 
 
-BadFiles = str  # "exclude" (default) or "raise"
+BadFiles = Literal["exclude", "raise"]
 
 
 def load_cohort(source: str | Path, *, bad_files: BadFiles = "exclude", t1w_glob: str = "*_T1w.nii*") -> Cohort:

@@ -14,7 +14,7 @@ import pytest
 from pipeline.cli import build_parser, main
 from pipeline.cohort import check_no_leakage
 
-COMMANDS = ["demo", "phantom", "cohort", "split"]
+COMMANDS = ["demo", "phantom", "preprocess", "cohort", "split"]
 
 
 def _exe() -> list[str]:
@@ -23,9 +23,11 @@ def _exe() -> list[str]:
 
 
 def test_help_lists_every_command_with_one_line():
-    out = subprocess.run(_exe() + ["--help"], capture_output=True, text=True, check=True).stdout
+    lines = subprocess.run(_exe() + ["--help"], capture_output=True, text=True, check=True).stdout.splitlines()
     for command in COMMANDS:
-        assert any(line.split()[:1] == [command] and len(line.split()) > 3 for line in out.splitlines()), command
+        (i,) = [i for i, line in enumerate(lines) if line.split()[:1] == [command]]
+        words = lines[i].split()[1:] or lines[i + 1].split()  # argparse wraps long names onto the next line
+        assert len(words) > 3, command
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -40,7 +42,7 @@ def test_demo_smoke(tmp_path):
     """README command 1, at tiny scale: generates, validates, splits, summarises, says where."""
     out = tmp_path / "run"
     result = subprocess.run(
-        _exe() + ["demo", "--out", str(out), "--quiet", "--set", "phantom.subjects_per_site=4",
+        _exe() + ["demo", "--out", str(out), "--quiet", "--set", "phantom.subjects_per_site=2",
                   "--set", "phantom.traveling=1", "--set", "phantom.resolution=4"],
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
@@ -49,18 +51,22 @@ def test_demo_smoke(tmp_path):
         assert f"\n{site} " in stdout
     assert str(out / "cohort.tsv") in stdout and str(out / "splits.tsv") in stdout
     cohort = pd.read_csv(out / "cohort.tsv", sep="\t", keep_default_na=False)
-    assert len(cohort) == 3 * 4 + 3 and cohort["subject"].nunique() == 13
+    assert len(cohort) == 3 * 2 + 3 and cohort["subject"].nunique() == 7
     splits = pd.read_csv(out / "splits.tsv", sep="\t")
     check_no_leakage(cohort.merge(splits, on="subject"))
     summary = json.loads((out / "summary.json").read_text())
-    assert sum(summary["splits"].values()) == 13
-    assert summary["sites"][-1]["site"] == "all" and summary["sites"][-1]["images"] == 15
-    assert (out / "logs" / "demo.log").read_text().count("phantom: 15 images") == 1
+    assert sum(summary["splits"].values()) == 7
+    assert summary["sites"][-1]["site"] == "all" and summary["sites"][-1]["images"] == 9
+    assert (out / "logs" / "demo.log").read_text().count("phantom: 9 images") == 1
+    preprocessed = pd.read_csv(out / "preprocessed" / "preprocessed.tsv", sep="\t")
+    assert summary["preprocessed_ok"] == 9 and (preprocessed["status"] == "ok").all()
+    assert "preprocessed: 9 of 9 images" in stdout
     # a re-run reuses the complete phantom instead of regenerating it
-    again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", "--set", "phantom.subjects_per_site=4",
+    again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", "--set", "phantom.subjects_per_site=2",
                                      "--set", "phantom.traveling=1", "--set", "phantom.resolution=4"],
                            capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "(reused" in (out / "logs" / "demo.log").read_text()
+    log = (out / "logs" / "demo.log").read_text()
+    assert again.returncode == 0 and "(reused" in log and "9 ok (9 resumed)" in log
 
 
 @pytest.mark.parametrize("override, message", [

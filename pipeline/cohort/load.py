@@ -7,6 +7,7 @@ cohort. Problems in the table itself raise :class:`CohortValidationError`, all a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -100,7 +101,8 @@ def _finish(table: pd.DataFrame, problems: list[CohortProblem], source: Path, ba
     good["age"] = pd.to_numeric(good["age"]).astype(float)
     good["sex"] = good["sex"].map(canonical_sex)
     good["diagnosis"] = good["diagnosis"].map(canonical_diagnosis)
-    good["path"] = good["path"].map(lambda p: str(Path(p).resolve()))
+    # absolute but not resolved: symlinked datasets (datalad, git-annex) keep their own paths
+    good["path"] = good["path"].map(lambda p: os.path.abspath(p))
     extra = [c for c in good.columns if c not in COLUMN_ORDER]
     good = good[list(COLUMN_ORDER) + extra].sort_values(list(KEY)).reset_index(drop=True)
     return Cohort(table=good, excluded=excluded.reset_index(drop=True), source=source)

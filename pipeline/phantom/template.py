@@ -25,16 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import importlib.util
-from pathlib import Path
-
-import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
+from pipeline.templates import TEMPLATE_NAME, nilearn_template_maps, resample_to_grid
+
 __all__ = ["TemplateSpace", "load_template", "template_labels", "TEMPLATE_NAME", "LABELS"]
 
-TEMPLATE_NAME = "MNI152NLin2009aSym"
 PAD_MM = 30.0
 #: Label values of :func:`template_labels` and of the phantom's ``dseg`` images.
 LABELS: dict[int, str] = {
@@ -94,33 +91,6 @@ class TemplateSpace:
         return xyz.reshape((3,) + self.shape)
 
 
-_NILEARN_FILES = {
-    "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
-    "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
-    "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
-}
-
-
-def _nilearn_maps() -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Read the 1 mm template files shipped inside nilearn's wheel (without importing nilearn).
-
-    Same values as nilearn's ``load_mni152_*_template`` loaders. The brain mask is nilearn's definition (``load_mni152_brain_mask``): template > 0.2 x max.
-    """
-    spec = importlib.util.find_spec("nilearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("nilearn is required: its wheel ships the MNI152 template the phantom is built on")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
-    maps: dict[str, np.ndarray] = {}
-    affine = None
-    for name, filename in _NILEARN_FILES.items():
-        img = nib.load(str(folder / filename))
-        maps[name] = np.asarray(img.dataobj, dtype=np.float32)
-        maps[name] /= maps[name].max()  # nilearn's loaders rescale each map to [0, 1]
-        affine = img.affine
-    maps["brain"] = (maps["t1"] > 0.2).astype(np.float32)
-    return affine, maps
-
-
 def _signed_distance(mask: np.ndarray, spacing: float) -> np.ndarray:
     """Signed Euclidean distance to the boundary of ``mask`` in mm (negative inside)."""
     outside = ndi.distance_transform_edt(~mask, sampling=spacing)
@@ -138,8 +108,7 @@ def load_template(resolution: float = 2.0) -> TemplateSpace:
     resolution = float(resolution)
     if not 0.5 <= resolution <= 8.0:
         raise ValueError(f"resolution must be between 0.5 and 8 mm, got {resolution}")
-    source_res = 1.0
-    src_affine, src = _nilearn_maps()
+    src_affine, src = nilearn_template_maps()
 
     brain_src = src["brain"] > 0.5
     idx = np.argwhere(brain_src)
@@ -151,15 +120,8 @@ def load_template(resolution: float = 2.0) -> TemplateSpace:
     affine = np.diag([resolution, resolution, resolution, 1.0])
     affine[:3, 3] = origin
 
+    maps = {name: resample_to_grid(arr, src_affine, affine, shape) for name, arr in src.items()}
     ijk = np.indices(shape, dtype=np.float64).reshape(3, -1)
-    src_ijk = np.linalg.solve(src_affine[:3, :3], (affine[:3, :3] @ ijk + affine[:3, 3:]) - src_affine[:3, 3:])
-    # anti-aliasing before downsampling: Gaussian with FWHM ~ the new voxel size
-    smooth = max(0.0, (resolution / source_res - 1.0) * 0.42)
-    maps: dict[str, np.ndarray] = {}
-    for name, arr in src.items():
-        if smooth > 0:
-            arr = ndi.gaussian_filter(arr, smooth, truncate=3.0)
-        maps[name] = ndi.map_coordinates(arr, src_ijk, order=1, cval=0.0, prefilter=False).reshape(shape).astype(np.float32)
 
     brain = np.clip(maps["brain"], 0, 1)
     gm = np.clip(maps["gm"], 0, 1) * brain

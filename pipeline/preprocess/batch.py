@@ -1,0 +1,159 @@
+"""Preprocess a whole cohort, subject-parallel on Dask, resumable, one bad image never stops it.
+
+By default a ``LocalCluster`` sized to the machine runs one single-threaded worker process per
+core (ITK, ANTs and torch threads set to 1, so workers do not fight over cores); pass a
+``scheduler`` address to use an existing cluster (e.g. one started by dask-jobqueue on Slurm).
+``workers=0`` runs everything in this process, without Dask (for debugging).
+
+Per run it writes ``dataset_description.json``, ``preprocessed.tsv`` (every image with its status,
+outputs and QC metrics: what later stages read), ``failures.tsv`` (image, step, reason) and
+``logs/preprocess.log`` (through the CLI).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline import __version__
+from pipeline.atomic import write_json, write_table
+from pipeline.cohort import Cohort, load_cohort
+from pipeline.preprocess.chain import preprocess_image, software_versions
+from pipeline.preprocess.config import PreprocessConfig
+from pipeline.templates import TEMPLATE_NAME
+
+__all__ = ["PreprocessResult", "run_preprocess", "read_preprocessed"]
+
+log = logging.getLogger("mriharmony.preprocess")
+FAILURE_COLUMNS = ["subject", "session", "site", "source", "step", "reason"]
+
+
+@dataclass
+class PreprocessResult:
+    out: Path
+    table: pd.DataFrame  # every image, with status
+    failures: pd.DataFrame
+    seconds: float
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.table[self.table["status"] == "ok"]
+
+
+def _outside_root(cohort: Cohort) -> list[dict]:
+    """Rows whose image is not inside the cohort folder (BIDS root, or the manifest's folder).
+
+    Paths are compared as written (made absolute, not resolved), so a dataset of symlinks into an
+    annex (datalad, git-annex) is inside its folder.
+    """
+    root = Path(os.path.abspath(cohort.source if cohort.source.is_dir() else cohort.source.parent))
+    bad = []
+    for _, row in cohort.table.iterrows():
+        if not Path(os.path.abspath(row["path"])).is_relative_to(root):
+            bad.append({**row.to_dict(), "source": row["path"], "step": "load", "status": "failed",
+                        "reason": f"image is outside the cohort folder {root} (set input.inside_root: false to allow)"})
+    return bad
+
+
+def run_preprocess(
+    source: str | Path | Cohort,
+    out: str | Path,
+    config: PreprocessConfig = PreprocessConfig(),
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> PreprocessResult:
+    """Preprocess every image of a cohort into the derivatives folder ``out``.
+
+    Args:
+        source: BIDS folder, manifest table, or an already loaded :class:`Cohort`.
+        out: derivatives folder (created).
+        config: the chain's parameters (already validated).
+        workers: local worker processes (default: CPU cores); 0 = run in this process.
+        scheduler: address of an existing Dask scheduler (``tcp://host:8786``); overrides ``workers``.
+        progress: show a progress bar over images.
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cohort = source if isinstance(source, Cohort) else load_cohort(source)
+    records: list[dict] = []
+    for _, row in cohort.excluded.iterrows():
+        records.append({**row.to_dict(), "source": row["path"], "status": "failed", "step": "load"})
+    table = cohort.table
+    if config.input.inside_root and cohort.source is not None:
+        outside = _outside_root(cohort)
+        records += outside
+        skip = {(r["subject"], r["session"]) for r in outside}
+        table = table[[(s, ses) not in skip for s, ses in zip(table["subject"], table["session"])]]
+    rows = [r.to_dict() for _, r in table.iterrows()]
+    log.info("preprocess: %d images (%d refused before work) -> %s", len(rows), len(records), out)
+
+    bar = tqdm(total=len(rows), desc="preprocess", unit="image", disable=not progress)
+    if workers == 0 and scheduler is None:
+        for row in rows:
+            records.append(preprocess_image(row, config, out))
+            bar.update()
+    else:
+        records += _run_on_dask(rows, config, out, workers, scheduler, bar)
+    bar.close()
+
+    result_table = pd.DataFrame(records)
+    result_table = result_table.sort_values(["subject", "session"]).reset_index(drop=True)
+    failures = result_table.loc[result_table["status"] == "failed", [c for c in FAILURE_COLUMNS if c in result_table]]
+    write_table(out / "preprocessed.tsv", result_table)
+    write_table(out / "failures.tsv", failures.reindex(columns=FAILURE_COLUMNS))
+    write_json(out / "dataset_description.json", {
+        "Name": "mriharmony preprocessed T1w", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "mriharmony-preprocess", "Version": __version__}],
+        "SourceDatasets": [{"URL": str(cohort.source)}], "SpatialReference": TEMPLATE_NAME,
+        "Resolutions": {"2": "2 mm, the 91x109x91 MNI box",
+                        str(config.output.cube_size): f"the box padded to 109^3 and resized to {config.output.cube_size}^3"},
+        "Config": config.to_dict(), "Software": software_versions(),
+    })
+    seconds = time.perf_counter() - start
+    n_ok = int((result_table["status"] == "ok").sum())
+    log.info("preprocess: %d ok (%d resumed), %d failed in %.1f s", n_ok,
+             int(result_table.get("resumed", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()), len(failures), seconds)
+    return PreprocessResult(out=out, table=result_table, failures=failures.reset_index(drop=True), seconds=seconds)
+
+
+def _run_on_dask(rows: list[dict], config: PreprocessConfig, out: Path, workers: int | None, scheduler: str | None,
+                 bar: tqdm) -> list[dict]:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    if scheduler is not None:
+        client, cluster, threads = Client(scheduler), None, None
+    else:
+        n = workers or os.cpu_count() or 1
+        single = {"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                  "OPENBLAS_NUM_THREADS": "1"}
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.WARNING, env=single)
+        client, threads = Client(cluster), 1
+    records = []
+    try:
+        futures = [client.submit(preprocess_image, row, config, str(out), threads=threads, pure=False) for row in rows]
+        for future in as_completed(futures):
+            records.append(future.result())
+            bar.update()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return records
+
+
+def read_preprocessed(out: str | Path, *, only_ok: bool = True) -> pd.DataFrame:
+    """The table written by :func:`run_preprocess` (by default only the images that succeeded)."""
+    table = pd.read_csv(Path(out) / "preprocessed.tsv", sep="\t", dtype={"subject": str, "session": str},
+                        keep_default_na=False, na_values=["n/a"])
+    table["session"] = table["session"].fillna("")
+    return table[table["status"] == "ok"].reset_index(drop=True) if only_ok else table

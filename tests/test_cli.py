@@ -25,7 +25,7 @@ def _exe() -> list[str]:
 def test_help_lists_every_command_with_one_line():
     lines = subprocess.run(_exe() + ["--help"], capture_output=True, text=True, check=True).stdout.splitlines()
     for command in COMMANDS:
-        (i,) = [i for i, line in enumerate(lines) if line.split()[:1] == [command]]
+        (i,) = [i for i, line in enumerate(lines) if line.startswith(f"    {command}")]
         words = lines[i].split()[1:] or lines[i + 1].split()  # argparse wraps long names onto the next line
         assert len(words) > 3, command
 

@@ -33,7 +33,7 @@ class N4Config:
     enabled: bool = True
     shrink_factor: int | str = "auto"  # "auto": fit at about fit_voxel_mm voxels; or an integer factor
     fit_voxel_mm: float = 6.0
-    iterations: tuple[int, ...] = (50, 50, 25)  # per fitting level
+    iterations: tuple[int, ...] = (30, 20, 10)  # per fitting level
     convergence: float = 0.001
     spline_distance_mm: float = 100.0  # B-spline control point spacing
     mask: str = "otsu"  # "otsu" (head mask) or "none"
@@ -53,7 +53,7 @@ class RegisterConfig:
     iterations: tuple[int, ...] = (100, 50)
     shrink_factors: tuple[int, ...] = (4, 2)  # of the 2 mm template grid: 8 mm and 4 mm levels
     smoothing_sigmas: tuple[float, ...] = (2.0, 1.0)
-    random_sampling_rate: float = 0.2
+    random_sampling_rate: float = 0.1
     seed: int = 1
 
 

@@ -2,9 +2,9 @@
 
 Fixed image: the skull-stripped template T1 on the 91 x 109 x 91 2 mm MNI box; moving image:
 the bias-corrected, skull-stripped brain. Two levels (8 mm and 4 mm: shrink 4 and 2 of the 2 mm
-template), 100 and 50 iterations, Mattes mutual information with 20 % random sampling. Measured on
-four 1 mm phantom heads: 0.40-0.72 mm mean error at brain voxels in 2.5-3.5 s; adding the 2 mm
-level (200/100/50) gave 0.33-0.48 mm in 11 s. The antspyx defaults (2100/1200/1200/10 over 4
+template), 100 and 50 iterations, Mattes mutual information with 10 % random sampling. Measured on
+four 1 mm phantom heads: 0.51 mm mean error at brain voxels (max 0.57) in 2.5 s; 20 % sampling
+gave the same mean in 3.9 s; adding the 2 mm level (200/100/50) gave 0.33-0.48 mm in 11 s. The antspyx defaults (2100/1200/1200/10 over 4
 levels) are the slow reference of the benchmark.
 The transform is ANTs' own (an ITK ``.mat``): used to resample the T1w onto the template grid,
 it maps template points to T1w points (the fMRIPrep ``from-T1w_to-<template>`` convention).

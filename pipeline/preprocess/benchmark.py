@@ -1,0 +1,175 @@
+"""Accuracy and speed of the preprocessing chain on a phantom cohort, beside a reference chain.
+
+    python -m pipeline.preprocess.benchmark --resolution 1 --subjects-per-site 1 --out bench.json
+    python -m pipeline.preprocess.benchmark --resolution 1 --cohort 20 --out cohort.json   # Dask wall time
+
+Per image and step it prints brain-mask Dice vs the true mask, the correlation of estimated and
+true log bias field inside the brain, the registration error (mean mm at the template's brain
+voxels vs the true transform) and seconds, for
+
+* ``ours``: the configured chain (configs/preprocess.yaml);
+  its three core steps are timed one by one, and the full chain (load ... write) once more as the
+  batch runs it (``seconds_full_chain``);
+* ``reference``: antspyx defaults: ``ants.n4_bias_field_correction`` without mask, template-mask
+  stripping, ``ants.registration(type_of_transform='Rigid')`` with its default iterations.
+
+Both use the same fixed image (the 2 mm template box) and run in this process with the machine's
+threads, one image at a time; peak memory is the
+process's maximum resident set. ``--cohort N`` instead times ``run_preprocess`` on N images with
+1 and 2 local Dask workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import ants
+import nibabel as nib
+import numpy as np
+
+from pipeline.atomic import write_json
+from pipeline.cohort import load_cohort
+from pipeline.phantom import PhantomSpec, generate_phantom
+from pipeline.preprocess.chain import preprocess_image
+from pipeline.preprocess.accuracy import bias_correlation, canonical_array, dice, registration_error_mm
+from pipeline.preprocess.config import PreprocessConfig, load_preprocess_config
+from pipeline.preprocess.load import load_t1
+from pipeline.preprocess.n4 import n4_correct
+from pipeline.preprocess.register import rigid_register, template_box_image, to_ants
+from pipeline.preprocess.skullstrip import skull_strip, template_mask
+from pipeline.templates import TEMPLATE_NAME
+
+
+def _truth(root: Path, path: str, suffix: str) -> Path:
+    rel = Path(path).relative_to(root)
+    return root / "derivatives" / "phantom" / rel.parent / rel.name.replace("_T1w.nii.gz", f"_{suffix}")
+
+
+def _ours(img: nib.Nifti1Image, config: PreprocessConfig, workdir: str) -> dict:
+    t = {}
+    start = time.perf_counter()
+    corrected, log_bias = n4_correct(img, config.n4)
+    t["n4"] = time.perf_counter() - start
+    start = time.perf_counter()
+    mask = skull_strip(corrected, config.skullstrip)
+    t["skullstrip"] = time.perf_counter() - start
+    start = time.perf_counter()
+    brain = nib.Nifti1Image(np.asarray(corrected.dataobj, dtype=np.float32) * mask, corrected.affine)
+    transform = rigid_register(brain, config.register, workdir).transform
+    t["register"] = time.perf_counter() - start
+    return {"log_bias": np.asarray(log_bias.dataobj), "mask": mask, "transform": transform, "seconds": t}
+
+
+def _reference(img: nib.Nifti1Image, workdir: str) -> dict:
+    t = {}
+    moving = to_ants(np.asarray(img.dataobj), img.affine)
+    start = time.perf_counter()
+    shifted = moving - float(moving.min()) + 1e-3
+    corrected = ants.n4_bias_field_correction(shifted)
+    log_bias = np.log(shifted.numpy() / np.maximum(corrected.numpy(), 1e-6))
+    t["n4"] = time.perf_counter() - start
+    start = time.perf_counter()
+    corrected_img = nib.Nifti1Image(corrected.numpy().astype(np.float32), img.affine)
+    mask = template_mask(corrected_img)
+    t["skullstrip"] = time.perf_counter() - start
+    start = time.perf_counter()
+    brain = to_ants(corrected.numpy() * mask, img.affine)
+    reg = ants.registration(template_box_image("t1"), brain, type_of_transform="Rigid",
+                            outprefix=str(Path(workdir) / "ref_"))
+    t["register"] = time.perf_counter() - start
+    return {"log_bias": log_bias, "mask": mask, "transform": reg["fwdtransforms"][0], "seconds": t}
+
+
+def accuracy_benchmark(root: Path, config: PreprocessConfig, reference: bool) -> list[dict]:
+    rows = []
+    for _, row in load_cohort(root).table.iterrows():
+        img = load_t1(row["path"])
+        true_mask = canonical_array(_truth(root, row["path"], "desc-brain_mask.nii.gz")) > 0
+        true_bias = canonical_array(_truth(root, row["path"], "desc-bias_T1w.nii.gz"))
+        true_xfm = _truth(root, row["path"], f"from-T1w_to-{TEMPLATE_NAME}_mode-image_xfm.txt")
+        chains = {"ours": lambda d: _ours(img, config, d)}
+        if reference:
+            chains["reference"] = lambda d: _reference(img, d)
+        for name, run in chains.items():
+            with tempfile.TemporaryDirectory() as workdir:
+                out = run(workdir)
+                result = {
+                    "image": Path(row["path"]).name, "chain": name,
+                    "mask_dice": dice(out["mask"], true_mask),
+                    "bias_r": bias_correlation(out["log_bias"], true_bias, true_mask),
+                    "registration_error_mm": registration_error_mm(out["transform"], true_xfm),
+                    **{f"seconds_{k}": v for k, v in out["seconds"].items()},
+                    "seconds_total": sum(out["seconds"].values()),
+                }
+            if name == "ours":  # the whole chain as the batch runs it: load ... write, outputs included
+                with tempfile.TemporaryDirectory() as tmp:
+                    record = preprocess_image(row.to_dict(), config, tmp)
+                result["seconds_full_chain"] = json.loads(record["step_seconds"])["total"]
+            rows.append(result)
+            print(f"{result['image']:<36} {name:<9} dice {result['mask_dice']:.3f}  bias r {result['bias_r']:.3f}  "
+                  f"reg {result['registration_error_mm']:.2f} mm  " +
+                  "  ".join(f"{k} {v:.1f}s" for k, v in out["seconds"].items()) + f"  total {result['seconds_total']:.1f}s" +
+                  (f"  full chain {result['seconds_full_chain']:.1f}s" if "seconds_full_chain" in result else ""),
+                  flush=True)
+    return rows
+
+
+def cohort_benchmark(root: Path, config: PreprocessConfig, workers: list[int]) -> dict:
+    from pipeline.preprocess.batch import run_preprocess
+
+    out = {}
+    for n in workers:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            result = run_preprocess(root, Path(tmp) / "deriv", config, workers=n, progress=False)
+            wall = time.perf_counter() - start
+        out[f"workers_{n}"] = {"images": len(result.table), "ok": len(result.ok), "wall_seconds": wall,
+                               "images_per_minute": 60.0 * len(result.table) / wall}
+        print(f"{n} worker(s): {len(result.table)} images in {wall:.1f} s ({out[f'workers_{n}']['images_per_minute']:.1f}/min)",
+              flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--resolution", type=float, default=1.0)
+    parser.add_argument("--sites", default="adni,oasis,ukb")
+    parser.add_argument("--subjects-per-site", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--no-reference", action="store_true", help="skip the antspyx-defaults reference chain")
+    parser.add_argument("--cohort", type=int, default=0, help="time run_preprocess on this many images with 1 and 2 workers")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    args = parser.parse_args()
+    config = load_preprocess_config(args.config)
+    sites = tuple(args.sites.split(","))
+    per_site = args.subjects_per_site if not args.cohort else int(np.ceil(args.cohort / len(sites)))
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = PhantomSpec(sites=sites, subjects_per_site=per_site, traveling=0, resolution=args.resolution, seed=args.seed)
+        root = generate_phantom(Path(tmp) / "bids", spec, progress=False).root
+        results: dict = {"resolution": args.resolution, "config": config.to_dict()}
+        if args.cohort:
+            results["cohort"] = cohort_benchmark(root, config, [1, 2])
+        else:
+            rows = accuracy_benchmark(root, config, not args.no_reference)
+            results["images"] = rows
+            summary = {}
+            for chain in sorted({r["chain"] for r in rows}):
+                mine = [r for r in rows if r["chain"] == chain]
+                summary[chain] = {k: float(np.mean([r[k] for r in mine])) for k in mine[0] if k not in ("image", "chain")}
+                summary[chain]["images"] = len(mine)
+            results["mean"] = summary
+            print(json.dumps(summary, indent=2))
+        results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print(f"peak memory (this process): {results['peak_rss_mb']:.0f} MB")
+    if args.out:
+        write_json(args.out, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@ def _setup_logging(log_file: Path | None = None) -> None:
         handlers.append(logging.FileHandler(log_file))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask's per-connection INFO lines drown ours
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -75,6 +75,30 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_harmonize(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from pipeline.harmonize import harmonize_table
+    from pipeline.preprocess.batch import read_preprocessed
+
+    source = Path(args.preprocessed)
+    if source.is_dir():
+        table = read_preprocessed(source)
+    else:
+        table = pd.read_csv(source, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False)
+    missing = {"site", "image_cube", "mask_cube"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {sorted(missing)}; expected the table of `mriharmony preprocess`")
+    if args.target not in set(table["site"]):
+        raise ValueError(f"--target {args.target!r} is not a site of {source} (sites: {sorted(set(table['site']))})")
+    sites = [s for s in args.sites.split(",") if s] if args.sites else None
+    result = harmonize_table(table, args.checkpoint, args.out, target=args.target, sites=sites,
+                             progress=not args.quiet, channels=args.channels, n_residual=args.n_residual)
+    print(f"harmonized {int(result['harmonized'].sum())} of {len(result)} images to {args.target} -> "
+          f"{Path(args.out) / 'harmonized.tsv'}")
+    return 0
+
+
 def _cmd_cohort(args: argparse.Namespace) -> int:
     from pipeline.cohort import format_summary, load_cohort, summarize, write_cohort
 
@@ -163,6 +187,19 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_preprocess)
+
+    p = sub.add_parser("harmonize", help="apply a trained CycleGAN generator to a preprocessed cohort",
+                       description="Run every 64^3 image of the chosen sites through a trained generator "
+                                   "(site -> target), writing harmonized images and harmonized.tsv.")
+    p.add_argument("preprocessed", help="preprocessing derivatives folder (or its preprocessed.tsv)")
+    p.add_argument("--checkpoint", required=True, help="generator weights (.pt state dict, or a training checkpoint)")
+    p.add_argument("--target", required=True, help="the reference site the generator maps to")
+    p.add_argument("--sites", default=None, help="comma-separated sites to harmonize (default: all but the target)")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--channels", type=int, default=32, help="generator width (default: %(default)s, the paper's)")
+    p.add_argument("--n-residual", type=int, default=5, help="residual blocks (default: %(default)s, the paper's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_harmonize)
 
     p = sub.add_parser("cohort", help="validate a BIDS folder or manifest and summarise it",
                        description="Load a cohort (BIDS folder with participants.tsv, or a manifest CSV/TSV), report "

@@ -14,7 +14,7 @@ import pytest
 from pipeline.cli import build_parser, main
 from pipeline.cohort import check_no_leakage
 
-COMMANDS = ["demo", "phantom", "preprocess", "cohort", "split"]
+COMMANDS = ["demo", "phantom", "preprocess", "harmonize", "cohort", "split"]
 
 
 def _exe() -> list[str]:

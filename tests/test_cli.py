@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.cli import build_parser, main
+from pipeline.cli import main
 from pipeline.cohort import check_no_leakage
 
 COMMANDS = ["demo", "phantom", "preprocess", "harmonize", "cohort", "split"]

@@ -26,7 +26,6 @@ from typing import Any, Callable, Sequence
 
 import torch
 from monai.engines import Trainer
-from monai.engines.utils import default_prepare_batch
 from monai.losses import PatchAdversarialLoss
 from torch import nn
 from torch.optim import Optimizer

@@ -32,7 +32,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import nibabel as nib
 import numpy as np
@@ -44,7 +43,7 @@ from tqdm import tqdm
 from pipeline import __version__
 from pipeline.atomic import save_nifti, write_json, write_table, write_text
 from pipeline.phantom.anatomy import Effects, LatentSubject, build_anatomy
-from pipeline.phantom.scanner import SiteProfile, load_site_profiles, render, scaled_profile
+from pipeline.phantom.scanner import ScannerProfile, SiteProfile, load_site_profiles, render, scaled_profile
 from pipeline.phantom.template import LABELS, TEMPLATE_NAME, load_template, template_labels
 
 __all__ = ["PhantomSpec", "PhantomResult", "generate_phantom", "plan_subjects"]
@@ -148,10 +147,10 @@ def _entities(subject: str, session: str) -> tuple[Path, str]:
     return folder, stem
 
 
-def _run_job(job: _Job, root: str, spec: PhantomSpec) -> list[dict]:
+def _run_job(job: _Job, root: str, spec: PhantomSpec, reference: ScannerProfile,
+             sites: dict[str, SiteProfile]) -> list[dict]:
     """Build one latent subject's anatomy and render it at each of its sites (one task)."""
     template = load_template(spec.resolution)
-    reference, sites = load_site_profiles(spec.profiles)
     anatomy = build_anatomy(template, job.latent, spec.effects)
     rows = []
     for session, site in job.sessions:
@@ -282,7 +281,7 @@ def generate_phantom(
     root = Path(out)
     if resume and (existing := _existing(root, spec)) is not None:
         return PhantomResult(root=root, truth=existing, seconds=time.perf_counter() - start, reused=True)
-    _, sites = load_site_profiles(spec.profiles)
+    reference, sites = load_site_profiles(spec.profiles)  # parsed once, shared by every task
     jobs = plan_subjects(spec, sites)
     if not jobs:
         raise ValueError("nothing to generate: subjects_per_site and traveling are both 0")
@@ -296,7 +295,8 @@ def generate_phantom(
     torch.set_num_threads(1 if workers > 1 else torch_threads)
     try:
         with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            for result in pool.map(_run_job, jobs, [str(root)] * len(jobs), [spec] * len(jobs)):
+            n = len(jobs)
+            for result in pool.map(_run_job, jobs, [str(root)] * n, [spec] * n, [reference] * n, [sites] * n):
                 rows += result
                 bar.update()
     finally:

@@ -17,7 +17,7 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.phantom import Effects, LatentSubject, PhantomSpec, build_anatomy, generate_phantom, load_template
+from pipeline.phantom import Effects, PhantomSpec, build_anatomy, generate_phantom, load_template
 from pipeline.phantom.calibrate import anatomy_table, task_difficulty
 from pipeline.phantom.scanner import load_site_profiles
 from pipeline.phantom.template import TEMPLATE_NAME, template_labels

@@ -15,8 +15,8 @@ from pipeline.cli import main
 from pipeline.cohort import load_cohort
 from pipeline.phantom import PhantomSpec, generate_phantom
 from pipeline.preprocess.accuracy import bias_correlation, canonical_array, dice, registration_error_mm
-from pipeline.preprocess.batch import read_preprocessed, run_preprocess
-from pipeline.preprocess.chain import output_paths, preprocess_image
+from pipeline.preprocess.batch import read_preprocessed
+from pipeline.preprocess.chain import preprocess_image
 from pipeline.preprocess.config import PreprocessConfig, load_preprocess_config
 from pipeline.preprocess.n4 import n4_correct
 from pipeline.preprocess.load import load_t1

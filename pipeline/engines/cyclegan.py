@@ -89,6 +89,10 @@ class CycleGANTrainer(Trainer):
         epoch_length: iterations per epoch (default: the loader's length).
         train_handlers: Ignite / MONAI handlers.
         seed: seed of the history pools.
+        amp: mixed precision (autocast) for the forward passes; for GPUs.
+        amp_dtype: ``"float16"`` (with a gradient scaler, CUDA only) or ``"bfloat16"``.
+        channels_last: use the channels_last_3d memory format for inputs (and convert the
+            networks before building the optimizers); for GPUs, where it speeds up cuDNN convolutions.
 
     The engine's output per iteration is a dict of floats: ``g_loss``, ``d_loss``, ``adversarial``,
     ``cycle``, ``identity``, ``d_x``, ``d_y`` (use ``output_transform=lambda o: o["g_loss"]`` etc. in
@@ -112,6 +116,9 @@ class CycleGANTrainer(Trainer):
         train_handlers: Sequence | None = None,
         prepare_batch: Callable = _prepare_pair,
         seed: int = 0,
+        amp: bool = False,
+        amp_dtype: str = "float16",
+        channels_last: bool = False,
     ):
         super().__init__(device=device, max_epochs=max_epochs, data_loader=train_data_loader,
                          epoch_length=epoch_length, prepare_batch=prepare_batch, handlers=train_handlers,
@@ -122,6 +129,18 @@ class CycleGANTrainer(Trainer):
         self.adversarial = PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True)
         self.l1 = nn.L1Loss()
         self.pool_x, self.pool_y = ImagePool(pool_size, seed), ImagePool(pool_size, seed + 1)
+        if amp_dtype not in ("float16", "bfloat16"):
+            raise ValueError(f"amp_dtype must be 'float16' or 'bfloat16', got {amp_dtype!r}")
+        self.amp, self.amp_dtype = amp, getattr(torch, amp_dtype)
+        self.channels_last = channels_last
+        device_type = torch.device(device).type
+        self.device_type = device_type
+        use_scaler = amp and amp_dtype == "float16" and device_type == "cuda"
+        self.g_scaler = torch.amp.GradScaler(device_type, enabled=use_scaler)
+        self.d_scaler = torch.amp.GradScaler(device_type, enabled=use_scaler)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device_type, dtype=self.amp_dtype, enabled=self.amp)
 
     def _set_discriminators_trainable(self, flag: bool) -> None:
         for net in (self.d_x, self.d_y):
@@ -130,31 +149,37 @@ class CycleGANTrainer(Trainer):
 
     def _iteration(self, engine: "CycleGANTrainer", batchdata: dict) -> dict[str, float]:
         x, y = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
+        if self.channels_last:
+            x, y = x.to(memory_format=torch.channels_last_3d), y.to(memory_format=torch.channels_last_3d)
         for net in (self.g_xy, self.g_yx, self.d_x, self.d_y):
             net.train()
 
         # generators
         self._set_discriminators_trainable(False)
         self.g_optimizer.zero_grad(set_to_none=True)
-        fake_y, fake_x = self.g_xy(x), self.g_yx(y)
-        adversarial = (self.adversarial(self.d_y(fake_y), target_is_real=True, for_discriminator=False)
-                       + self.adversarial(self.d_x(fake_x), target_is_real=True, for_discriminator=False))
-        cycle = self.l1(self.g_yx(fake_y), x) + self.l1(self.g_xy(fake_x), y)
-        identity = self.l1(self.g_xy(y), y) + self.l1(self.g_yx(x), x)
-        g_loss = adversarial + self.losses.cycle * cycle + self.losses.identity * identity
-        g_loss.backward()
-        self.g_optimizer.step()
+        with self._autocast():
+            fake_y, fake_x = self.g_xy(x), self.g_yx(y)
+            adversarial = (self.adversarial(self.d_y(fake_y), target_is_real=True, for_discriminator=False)
+                           + self.adversarial(self.d_x(fake_x), target_is_real=True, for_discriminator=False))
+            cycle = self.l1(self.g_yx(fake_y), x) + self.l1(self.g_xy(fake_x), y)
+            identity = self.l1(self.g_xy(y), y) + self.l1(self.g_yx(x), x)
+            g_loss = adversarial + self.losses.cycle * cycle + self.losses.identity * identity
+        self.g_scaler.scale(g_loss).backward()
+        self.g_scaler.step(self.g_optimizer)
+        self.g_scaler.update()
         self._set_discriminators_trainable(True)
 
         # discriminators, on detached (optionally pooled) fakes
         self.d_optimizer.zero_grad(set_to_none=True)
         pooled_y, pooled_x = self.pool_y.query(fake_y.detach()), self.pool_x.query(fake_x.detach())
-        d_y = 0.5 * (self.adversarial(self.d_y(y), target_is_real=True, for_discriminator=True)
-                     + self.adversarial(self.d_y(pooled_y), target_is_real=False, for_discriminator=True))
-        d_x = 0.5 * (self.adversarial(self.d_x(x), target_is_real=True, for_discriminator=True)
-                     + self.adversarial(self.d_x(pooled_x), target_is_real=False, for_discriminator=True))
-        d_loss = d_x + d_y
-        d_loss.backward()
-        self.d_optimizer.step()
+        with self._autocast():
+            d_y = 0.5 * (self.adversarial(self.d_y(y), target_is_real=True, for_discriminator=True)
+                         + self.adversarial(self.d_y(pooled_y), target_is_real=False, for_discriminator=True))
+            d_x = 0.5 * (self.adversarial(self.d_x(x), target_is_real=True, for_discriminator=True)
+                         + self.adversarial(self.d_x(pooled_x), target_is_real=False, for_discriminator=True))
+            d_loss = d_x + d_y
+        self.d_scaler.scale(d_loss).backward()
+        self.d_scaler.step(self.d_optimizer)
+        self.d_scaler.update()
         return {"g_loss": g_loss.item(), "d_loss": d_loss.item(), "adversarial": adversarial.item(),
                 "cycle": cycle.item(), "identity": identity.item(), "d_x": d_x.item(), "d_y": d_y.item()}

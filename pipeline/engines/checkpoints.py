@@ -1,0 +1,68 @@
+"""Checkpoint helpers for bundle training: resume from the newest epoch checkpoint, and a small
+record of how the networks were built, saved inside every checkpoint.
+
+MONAI's ``CheckpointSaver(save_interval=1, n_saved=1)`` writes ``checkpoint_epoch=N.pt`` after each
+epoch; a killed run is resumed by :class:`ResumeFromLatest`, which hands the newest of those files
+to MONAI's ``CheckpointLoader`` (networks, optimizers, schedulers and the trainer's epoch and
+iteration), so the run continues the same schedule. With no checkpoint it does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from ignite.engine import Engine
+from monai.handlers import CheckpointLoader
+
+__all__ = ["RunInfo", "latest_checkpoint", "ResumeFromLatest"]
+
+log = logging.getLogger("mriharmony.checkpoints")
+_EPOCH_FILE = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
+
+
+class RunInfo:
+    """Plain facts about a training run (sites, architecture), stored in checkpoints as ``info``.
+
+    Only strings, numbers and lists, so checkpoints load with ``torch.load(weights_only=True)``.
+    """
+
+    def __init__(self, **facts: Any):
+        self.facts = dict(facts)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.facts)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.facts = dict(state)
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    """The ``checkpoint_epoch=N.pt`` file of ``folder`` with the highest N, or None."""
+    folder = Path(folder)
+    found = [(int(m.group(1)), p) for p in folder.glob("checkpoint_epoch=*.pt") if (m := _EPOCH_FILE.search(p.name))]
+    return max(found)[1] if found else None
+
+
+class ResumeFromLatest:
+    """Ignite handler: load the newest epoch checkpoint of ``folder`` into ``load_dict`` at start.
+
+    Args:
+        folder: where the training CheckpointSaver writes.
+        load_dict: the same objects as the saver's ``save_dict``.
+        enabled: set False to start from scratch even if checkpoints exist.
+    """
+
+    def __init__(self, folder: str | Path, load_dict: dict[str, Any], enabled: bool = True):
+        self.folder, self.load_dict, self.enabled = Path(folder), load_dict, enabled
+        self.loaded: Path | None = None
+
+    def attach(self, engine: Engine) -> None:
+        path = latest_checkpoint(self.folder) if self.enabled else None
+        if path is None:
+            return
+        log.info("resuming from %s", path)
+        self.loaded = path
+        CheckpointLoader(load_path=str(path), load_dict=self.load_dict, map_location="cpu").attach(engine)

@@ -1,0 +1,92 @@
+"""Validation of a site-to-site CycleGAN, as a MONAI ``Evaluator`` (so ValidationHandler,
+CheckpointSaver on the key metric, StatsHandler and TensorBoard work unchanged).
+
+Per batch it computes ``fake = G_X(x)`` and the cycle reconstruction ``G_Y(G_X(x))``. Metrics
+(MONAI metric classes through ``IgniteMetricHandler``), all on [0, 1] images:
+
+- with traveling pairs (``y`` = the same subject's real site-Y image): ``travel_mae``,
+  ``travel_ssim``, ``travel_psnr`` of G_X(x) against y, and beside them the identity baseline
+  ``identity_mae``, ``identity_ssim``, ``identity_psnr`` of x itself against y;
+- always: ``cycle_mae``, ``cycle_ssim`` of the reconstruction against x.
+
+The key metric (checkpoint selection) is ``travel_mae`` when pairs exist, else ``cycle_mae``;
+lower is better, so the evaluator compares with ``<`` and CheckpointSaver needs
+``key_metric_negative_sign=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from monai.engines import Evaluator
+from monai.handlers import IgniteMetricHandler, MeanAbsoluteError, PeakSignalToNoiseRatio
+from monai.metrics import SSIMMetric
+from torch import nn
+
+__all__ = ["CycleGANEvaluator", "cyclegan_metrics", "key_metric_name"]
+
+
+def key_metric_name(paired: bool) -> str:
+    return "travel_mae" if paired else "cycle_mae"
+
+
+def _pick(a: str, b: str) -> Callable[[dict], tuple]:
+    return lambda output: (output[a], output[b])
+
+
+def cyclegan_metrics(paired: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(key metric, additional metrics) as Ignite metrics, for a paired or unpaired validation set."""
+
+    def ssim() -> SSIMMetric:
+        return SSIMMetric(spatial_dims=3, data_range=1.0)  # Gaussian window 11, sigma 1.5 (Wang et al. 2004)
+
+    metrics: dict[str, Any] = {
+        "cycle_mae": MeanAbsoluteError(output_transform=_pick("cycle", "x")),
+        "cycle_ssim": IgniteMetricHandler(metric_fn=ssim(), output_transform=_pick("cycle", "x")),
+    }
+    if paired:
+        for name, pred in (("travel", "fake"), ("identity", "x")):
+            metrics[f"{name}_mae"] = MeanAbsoluteError(output_transform=_pick(pred, "y"))
+            metrics[f"{name}_ssim"] = IgniteMetricHandler(metric_fn=ssim(), output_transform=_pick(pred, "y"))
+            metrics[f"{name}_psnr"] = PeakSignalToNoiseRatio(max_val=1.0, output_transform=_pick(pred, "y"))
+    key = key_metric_name(paired)
+    return {key: metrics.pop(key)}, metrics
+
+
+def _lower_is_better(current: float, prev_best: float) -> bool:
+    return current < prev_best
+
+
+class CycleGANEvaluator(Evaluator):
+    """Evaluate G_X (and the cycle through G_Y) on batches ``{"x": ..., ["y": ...]}``.
+
+    Args:
+        device: torch device.
+        val_data_loader: yields dicts with ``x`` and, for traveling pairs, ``y``.
+        g_xy, g_yx: the generators being trained.
+        paired: whether the batches carry ``y`` (sets the metrics).
+        val_handlers: handlers (e.g. StatsHandler, CheckpointSaver on the key metric).
+        amp: autocast the forward passes.
+    """
+
+    def __init__(self, device: str | torch.device, val_data_loader: Any, g_xy: nn.Module, g_yx: nn.Module, *,
+                 paired: bool, val_handlers: Sequence | None = None, amp: bool = False):
+        key, additional = cyclegan_metrics(paired)
+        super().__init__(device=device, val_data_loader=val_data_loader, key_val_metric=key,
+                         additional_metrics=additional, metric_cmp_fn=_lower_is_better, val_handlers=val_handlers,
+                         amp=amp, decollate=False)
+        self.g_xy, self.g_yx, self.paired = g_xy, g_yx, paired
+
+    def _iteration(self, engine: "CycleGANEvaluator", batchdata: dict) -> dict[str, torch.Tensor]:
+        device = engine.state.device
+        x = batchdata["x"].to(device).float()
+        self.g_xy.eval()
+        self.g_yx.eval()
+        with torch.no_grad(), torch.autocast(torch.device(device).type, enabled=self.amp):
+            fake = self.g_xy(x)
+            cycle = self.g_yx(fake)
+        output = {"x": x, "fake": fake.float(), "cycle": cycle.float()}
+        if self.paired:
+            output["y"] = batchdata["y"].to(device).float()
+        return output

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline.atomic import write_json, write_table
+from pipeline.parallel import map_rows
 from pipeline.cohort import Cohort, load_cohort
 from pipeline.preprocess.chain import preprocess_image, software_versions
 from pipeline.preprocess.config import PreprocessConfig
@@ -96,14 +96,8 @@ def run_preprocess(
     rows = [r.to_dict() for _, r in table.iterrows()]
     log.info("preprocess: %d images (%d refused before work) -> %s", len(rows), len(records), out)
 
-    bar = tqdm(total=len(rows), desc="preprocess", unit="image", disable=not progress)
-    if workers == 0 and scheduler is None:
-        for row in rows:
-            records.append(preprocess_image(row, config, out))
-            bar.update()
-    else:
-        records += _run_on_dask(rows, config, out, workers, scheduler, bar)
-    bar.close()
+    records += map_rows(preprocess_image, rows, config, str(out), workers=workers, scheduler=scheduler,
+                        progress=progress, desc="preprocess")
 
     result_table = pd.DataFrame(records)
     result_table = result_table.sort_values(["subject", "session"]).reset_index(drop=True)
@@ -125,35 +119,21 @@ def run_preprocess(
     return PreprocessResult(out=out, table=result_table, failures=failures.reset_index(drop=True), seconds=seconds)
 
 
-def _run_on_dask(rows: list[dict], config: PreprocessConfig, out: Path, workers: int | None, scheduler: str | None,
-                 bar: tqdm) -> list[dict]:
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    if scheduler is not None:
-        client, cluster, threads = Client(scheduler), None, None
-    else:
-        n = workers or os.cpu_count() or 1
-        single = {"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                  "OPENBLAS_NUM_THREADS": "1"}
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.WARNING, env=single)
-        client, threads = Client(cluster), 1
-    records = []
-    try:
-        futures = [client.submit(preprocess_image, row, config, str(out), threads=threads, pure=False) for row in rows]
-        for future in as_completed(futures):
-            records.append(future.result())
-            bar.update()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    return records
-
-
 def read_preprocessed(out: str | Path, *, only_ok: bool = True) -> pd.DataFrame:
-    """The table written by :func:`run_preprocess` (by default only the images that succeeded)."""
-    table = pd.read_csv(Path(out) / "preprocessed.tsv", sep="\t", dtype={"subject": str, "session": str},
-                        keep_default_na=False, na_values=["n/a"])
+    """An image table: ``preprocessed.tsv`` (from :func:`run_preprocess`) or ``harmonized.tsv`` (from
+    ``mriharmony harmonize``) in the folder ``out``, or a table file; by default only rows with status ok."""
+    path = Path(out)
+    if path.is_dir():
+        found = [path / name for name in ("preprocessed.tsv", "harmonized.tsv") if (path / name).exists()]
+        if not found:
+            raise FileNotFoundError(f"{path}: no preprocessed.tsv or harmonized.tsv (run `mriharmony preprocess` first)")
+        path = found[0]
+    elif not path.exists():
+        raise FileNotFoundError(f"{path} does not exist (expected a preprocessing or harmonization folder)")
+    table = pd.read_csv(path, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False,
+                        na_values=["n/a"])
     table["session"] = table["session"].fillna("")
+    missing = {"subject", "site", "status", "image_cube"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected the table of `mriharmony preprocess`")
     return table[table["status"] == "ok"].reset_index(drop=True) if only_ok else table

@@ -76,27 +76,20 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def _cmd_harmonize(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from pipeline.harmonize import harmonize_table
+    from pipeline.harmonize import harmonize_cohort
     from pipeline.preprocess.batch import read_preprocessed
 
-    source = Path(args.preprocessed)
-    if source.is_dir():
-        table = read_preprocessed(source)
-    else:
-        table = pd.read_csv(source, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False)
-    missing = {"site", "image_cube", "mask_cube"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{source}: missing column(s) {sorted(missing)}; expected the table of `mriharmony preprocess`")
-    if args.target not in set(table["site"]):
-        raise ValueError(f"--target {args.target!r} is not a site of {source} (sites: {sorted(set(table['site']))})")
-    sites = [s for s in args.sites.split(",") if s] if args.sites else None
-    result = harmonize_table(table, args.checkpoint, args.out, target=args.target, sites=sites,
-                             progress=not args.quiet, channels=args.channels, n_residual=args.n_residual)
-    print(f"harmonized {int(result['harmonized'].sum())} of {len(result)} images to {args.target} -> "
-          f"{Path(args.out) / 'harmonized.tsv'}")
-    return 0
+    if bool(args.bundle) == bool(args.checkpoint):
+        raise ValueError("give either --bundle BUNDLE_DIR (uses BUNDLE_DIR/models/model.pt) or --checkpoint FILE")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else Path(args.bundle) / "models" / "model.pt"
+    table = read_preprocessed(args.preprocessed)
+    sites = [s for s in args.site.split(",") if s] if args.site else None
+    result = harmonize_cohort(table, checkpoint, args.out, direction=args.direction, sites=sites,
+                              workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+    n_ok = int((result["harmonized"] & (result["status"] == "ok")).sum())
+    n_failed = int((result["status"] == "failed").sum())
+    print(f"harmonized {n_ok} images ({n_failed} failed) -> {Path(args.out) / 'harmonized.tsv'}")
+    return 1 if n_failed else 0
 
 
 def _cmd_cohort(args: argparse.Namespace) -> int:
@@ -189,15 +182,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_preprocess)
 
     p = sub.add_parser("harmonize", help="apply a trained CycleGAN generator to a preprocessed cohort",
-                       description="Run every 64^3 image of the chosen sites through a trained generator "
-                                   "(site -> target), writing harmonized images and harmonized.tsv.")
+                       description="Run every 64^3 image of a site through a generator trained by the "
+                                   "cyclegan_harmonization bundle, writing harmonized images, harmonized.tsv "
+                                   "(read like preprocessed.tsv by later stages) and failures.tsv. Resumable. "
+                                   "Exit status 1 when images failed.")
     p.add_argument("preprocessed", help="preprocessing derivatives folder (or its preprocessed.tsv)")
-    p.add_argument("--checkpoint", required=True, help="generator weights (.pt state dict, or a training checkpoint)")
-    p.add_argument("--target", required=True, help="the reference site the generator maps to")
-    p.add_argument("--sites", default=None, help="comma-separated sites to harmonize (default: all but the target)")
+    p.add_argument("--bundle", default=None, help="trained bundle folder (its models/model.pt is used)")
+    p.add_argument("--checkpoint", default=None, help="or: a model.pt written by the bundle's training")
+    p.add_argument("--direction", choices=["to_target", "to_source"], default="to_target",
+                   help="to_target: source site -> target site (G_X); to_source: target -> source (G_Y)")
+    p.add_argument("--site", default=None, help="site to harmonize (default, and the only one allowed: the "
+                                                "generator's input site for --direction)")
     p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("--channels", type=int, default=32, help="generator width (default: %(default)s, the paper's)")
-    p.add_argument("--n-residual", type=int, default=5, help="residual blocks (default: %(default)s, the paper's)")
+    p.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default: CPU cores; 0 = no Dask)")
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_harmonize)
 

@@ -20,3 +20,36 @@ def small_phantom(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def small_bids(small_phantom) -> Path:
     return small_phantom.root
+
+
+CONTRAST_SITES = Path(__file__).parent / "data" / "contrast_sites.yaml"
+
+
+@pytest.fixture(scope="session")
+def contrast_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A preprocessed two-site phantom whose sites differ strongly in contrast (about 1.5-2 min).
+
+    Sites ``dark`` and ``bright`` (tests/data/contrast_sites.yaml), 12 subjects each plus 6
+    traveling subjects, 4 mm, preprocessed with the phantom's true brain masks (skull stripping is
+    tested elsewhere); returns the run folder holding ``preprocessed/`` and ``splits.tsv``.
+    """
+    from pipeline.cohort import load_cohort, split_subjects, write_splits
+    from pipeline.preprocess.batch import run_preprocess
+    from pipeline.preprocess.config import preprocess_config_from_dict
+
+    run = tmp_path_factory.mktemp("contrast_pair")
+    spec = PhantomSpec(sites=("dark", "bright"), subjects_per_site=12, traveling=6, resolution=4.0, seed=0,
+                       profiles=str(CONTRAST_SITES))
+    root = generate_phantom(run / "bids", spec, progress=False).root
+    cohort = load_cohort(root)
+    write_splits(split_subjects(cohort.table, (0.7, 0.15, 0.15), seed=0), run / "splits.tsv")
+    truth = root / "derivatives" / "phantom"
+    cohort.table["mask"] = [
+        str(truth / f"sub-{r.subject}" / f"ses-{r.session}" / "anat" / f"sub-{r.subject}_ses-{r.session}_desc-brain_mask.nii.gz")
+        if r.session else str(truth / f"sub-{r.subject}" / "anat" / f"sub-{r.subject}_desc-brain_mask.nii.gz")
+        for r in cohort.table.itertuples()
+    ]
+    config = preprocess_config_from_dict({"skullstrip": {"method": "given"}, "output": {"qc_png": False}})
+    result = run_preprocess(cohort, run / "preprocessed", config, workers=2, progress=False)
+    assert len(result.failures) == 0, result.failures
+    return run

@@ -92,6 +92,18 @@ def _cmd_harmonize(args: argparse.Namespace) -> int:
     return 1 if n_failed else 0
 
 
+def _cmd_slices(args: argparse.Namespace) -> int:
+    from pipeline.preprocess.batch import read_preprocessed
+    from pipeline.slices import extract_slices
+
+    table = read_preprocessed(args.table)
+    views = [v for v in args.views.split(",") if v]
+    result = extract_slices(table, args.out, views=views, mode=args.mode, n=args.n, image_column=args.image_column,
+                            png=not args.no_png)
+    print(f"{len(result)} slices of {len(table)} images -> {Path(args.out) / 'slices.tsv'}")
+    return 0
+
+
 def _cmd_cohort(args: argparse.Namespace) -> int:
     from pipeline.cohort import format_summary, load_cohort, summarize, write_cohort
 
@@ -198,6 +210,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_harmonize)
+
+    p = sub.add_parser("slices", help="2D slices (mid-slices or a range) of a preprocessed or harmonized table",
+                       description="Write the middle slice of each view (--mode mid) or N slices around the centre "
+                                   "(--mode range) of every image as .npy (exact values) and PNG, with slices.tsv "
+                                   "linking each slice to its subject, labels and split.")
+    p.add_argument("table", help="preprocessing or harmonization folder, or its table")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--views", default="axial,coronal,sagittal", help="comma-separated views (default: %(default)s)")
+    p.add_argument("--mode", choices=["mid", "range"], default="mid", help="mid-slices or a range (default: mid)")
+    p.add_argument("--n", type=int, default=20, help="slices per view in range mode (default: %(default)s)")
+    p.add_argument("--image-column", default="image_cube", help="table column of the volumes (default: %(default)s; "
+                                                              "image_2mm for the 2 mm box)")
+    p.add_argument("--no-png", action="store_true", help="write only .npy")
+    p.set_defaults(func=_cmd_slices)
 
     p = sub.add_parser("cohort", help="validate a BIDS folder or manifest and summarise it",
                        description="Load a cohort (BIDS folder with participants.tsv, or a manifest CSV/TSV), report "

@@ -14,7 +14,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.cohort import check_no_leakage
 
-COMMANDS = ["demo", "phantom", "preprocess", "harmonize", "cohort", "split"]
+COMMANDS = ["demo", "phantom", "preprocess", "harmonize", "slices", "cohort", "split"]
 
 
 def _exe() -> list[str]:
@@ -39,34 +39,43 @@ def test_every_command_has_help(command, capsys):
 
 
 def test_demo_smoke(tmp_path):
-    """README command 1, at tiny scale: generates, validates, splits, summarises, says where."""
+    """README command 1, at tiny scale: generates, validates, splits, preprocesses, trains a CycleGAN
+    for one epoch, harmonizes, measures traveling-subject fidelity, summarises, says where."""
     out = tmp_path / "run"
-    result = subprocess.run(
-        _exe() + ["demo", "--out", str(out), "--quiet", "--set", "phantom.subjects_per_site=2",
-                  "--set", "phantom.traveling=1", "--set", "phantom.resolution=4"],
-        capture_output=True, text=True, timeout=600)
+    tiny = ["--set", "phantom.subjects_per_site=3", "--set", "phantom.traveling=1", "--set", "phantom.resolution=4",
+            "--set", "harmonization.epochs=1"]
+    result = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *tiny], capture_output=True, text=True,
+                            timeout=900)
     assert result.returncode == 0, result.stderr
     stdout = result.stdout
     for site in ("adni", "oasis", "ukb"):
         assert f"\n{site} " in stdout
     assert str(out / "cohort.tsv") in stdout and str(out / "splits.tsv") in stdout
     cohort = pd.read_csv(out / "cohort.tsv", sep="\t", keep_default_na=False)
-    assert len(cohort) == 3 * 2 + 3 and cohort["subject"].nunique() == 7
+    assert len(cohort) == 3 * 3 + 3 and cohort["subject"].nunique() == 10
     splits = pd.read_csv(out / "splits.tsv", sep="\t")
     check_no_leakage(cohort.merge(splits, on="subject"))
     summary = json.loads((out / "summary.json").read_text())
-    assert sum(summary["splits"].values()) == 7
-    assert summary["sites"][-1]["site"] == "all" and summary["sites"][-1]["images"] == 9
-    assert (out / "logs" / "demo.log").read_text().count("phantom: 9 images") == 1
+    assert sum(summary["splits"].values()) == 10
+    assert summary["sites"][-1]["site"] == "all" and summary["sites"][-1]["images"] == 12
+    assert (out / "logs" / "demo.log").read_text().count("phantom: 12 images") == 1
     preprocessed = pd.read_csv(out / "preprocessed" / "preprocessed.tsv", sep="\t")
-    assert summary["preprocessed_ok"] == 9 and (preprocessed["status"] == "ok").all()
-    assert "preprocessed: 9 of 9 images" in stdout
-    # a re-run reuses the complete phantom instead of regenerating it
-    again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", "--set", "phantom.subjects_per_site=2",
-                                     "--set", "phantom.traveling=1", "--set", "phantom.resolution=4"],
-                           capture_output=True, text=True, timeout=600)
+    assert summary["preprocessed_ok"] == 12 and (preprocessed["status"] == "ok").all()
+    assert "preprocessed: 12 of 12 images" in stdout
+    # harmonization: oasis -> ukb, every oasis image (3 + the traveling subject's) goes through G_X
+    assert (out / "cyclegan" / "models" / "model.pt").exists() and "CycleGAN oasis -> ukb" in stdout
+    harmonized = pd.read_csv(out / "harmonized" / "harmonized.tsv", sep="\t", keep_default_na=False)
+    assert sorted(harmonized.loc[harmonized["harmonized"], "site"]) == ["oasis"] * 4
+    fidelity = pd.read_csv(out / "harmonized" / "traveling_fidelity.tsv", sep="\t")
+    assert list(fidelity["subject"]) == ["trav01"] and 0 < fidelity.loc[0, "identity_mae"] < 0.2
+    # a re-run reuses the phantom, the preprocessed images, the trained CycleGAN and the harmonized images
+    model_mtime = (out / "cyclegan" / "models" / "model.pt").stat().st_mtime_ns
+    again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *tiny], capture_output=True, text=True,
+                           timeout=900)
     log = (out / "logs" / "demo.log").read_text()
-    assert again.returncode == 0 and "(reused" in log and "9 ok (9 resumed)" in log
+    assert again.returncode == 0, again.stderr
+    assert "(reused" in log and "12 ok (12 resumed)" in log and "harmonize: 4 images (4 resumed)" in log
+    assert (out / "cyclegan" / "models" / "model.pt").stat().st_mtime_ns == model_mtime
 
 
 @pytest.mark.parametrize("override, message", [

@@ -53,16 +53,35 @@ class ResumeFromLatest:
         folder: where the training CheckpointSaver writes.
         load_dict: the same objects as the saver's ``save_dict``.
         enabled: set False to start from scratch even if checkpoints exist.
+        match_keys: ``info`` entries that must be equal in the checkpoint and in ``load_dict["info"]``
+            (a folder holding another site pair or architecture is refused, not silently resumed).
     """
 
-    def __init__(self, folder: str | Path, load_dict: dict[str, Any], enabled: bool = True):
+    def __init__(self, folder: str | Path, load_dict: dict[str, Any], enabled: bool = True,
+                 match_keys: tuple[str, ...] = ("source_site", "target_site", "net_kwargs", "spatial_size")):
         self.folder, self.load_dict, self.enabled = Path(folder), load_dict, enabled
+        self.match_keys = match_keys
         self.loaded: Path | None = None
+
+    def _check_info(self, path: Path) -> None:
+        import torch
+
+        info = self.load_dict.get("info")
+        if info is None:
+            return
+        saved = torch.load(path, map_location="cpu", weights_only=True).get("info", {})
+        current = info.state_dict()
+        different = {k: (saved.get(k), current.get(k)) for k in self.match_keys if saved.get(k) != current.get(k)}
+        if different:
+            detail = "; ".join(f"{k}: checkpoint {a!r}, this run {b!r}" for k, (a, b) in different.items())
+            raise ValueError(f"{path} belongs to another run ({detail}); use another bundle_root / ckpt_dir, "
+                             f"or --resume false to start over there")
 
     def attach(self, engine: Engine) -> None:
         path = latest_checkpoint(self.folder) if self.enabled else None
         if path is None:
             return
+        self._check_info(path)
         log.info("resuming from %s", path)
         self.loaded = path
         CheckpointLoader(load_path=str(path), load_dict=self.load_dict, map_location="cpu").attach(engine)

@@ -1,8 +1,9 @@
-"""Networks: the 3D CycleGAN generator and PatchGAN discriminator of 004 (more to come)."""
+"""Networks: the 3D CycleGAN generator and PatchGAN discriminator of 004, and its brain-age CNN."""
 
 from __future__ import annotations
 
+from pipeline.nets.brain_age import BrainAgeCNN3D
 from pipeline.nets.discriminator import PatchDiscriminator3D
 from pipeline.nets.generator import HarmonizationGenerator3D
 
-__all__ = ["HarmonizationGenerator3D", "PatchDiscriminator3D"]
+__all__ = ["HarmonizationGenerator3D", "PatchDiscriminator3D", "BrainAgeCNN3D"]

@@ -1,8 +1,9 @@
 """The main job, ``mriharmony demo``: the whole chain on the embedded phantom cohort.
 
 Stages so far: generate the phantom -> load and validate it as a cohort -> subject-level splits ->
-preprocess (N4, skull strip, rigid to MNI, 2 mm, 64^3) -> summary. Later stages (harmonize,
-benchmark, report) extend this run folder.
+preprocess (N4, skull strip, rigid to MNI, 2 mm, 64^3) -> train a CycleGAN between two sites (the
+cyclegan_harmonization bundle, narrow at demo scale) -> harmonize the target site to the source
+(reference) site, "to source" as in 004 -> traveling-subject fidelity -> summary. Later stages (benchmarks, report) extend this run folder.
 Each stage writes files into the run folder and a re-run reuses what is complete.
 """
 
@@ -15,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.atomic import write_json
+from pipeline.atomic import write_json, write_table
 from pipeline.cohort import Cohort, format_summary, load_cohort, split_subjects, summarize, write_cohort, write_splits
+from pipeline.bundles import run_bundle
 from pipeline.config import CONFIG_DIR, ConfigError, check_keys, load_config
+from pipeline.evaluate import traveling_fidelity
+from pipeline.harmonize import harmonize_cohort
 from pipeline.phantom import Effects, PhantomSpec, generate_phantom
 from pipeline.phantom.scanner import load_site_profiles
 from pipeline.preprocess.batch import run_preprocess
@@ -70,9 +74,59 @@ def preprocess_config_from_demo(section: dict[str, Any]) -> PreprocessConfig:
     return preprocess_config_from_dict({**base, **merged})
 
 
+HARMONIZATION_KEYS = {"source_site", "target_site", "epochs", "batch_size", "spatial_size", "net_kwargs", "disc_kwargs"}
+
+
+def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, sites: tuple[str, ...], seconds: dict[str, float],
+                         workers: int | None, progress: bool):
+    """Train the CycleGAN bundle between the source (reference) and target sites on the train split,
+    harmonize the target site to the source ("to source", as in 004) and measure traveling-subject
+    fidelity (test-split subjects are the held-out ones)."""
+    source, target = cfg.get("source_site"), cfg.get("target_site")
+    for key, site in (("source_site", source), ("target_site", target)):
+        if site not in sites:
+            raise ConfigError(f"harmonization.{key}: {site!r} is not a phantom site (sites: {list(sites)})")
+    run_dir = out / "cyclegan" / f"{source}-{target}"  # one folder per site pair: changing the pair never resumes another
+    overrides: dict[str, Any] = {"bundle_root": str(run_dir), "dataset_dir": str(out / "preprocessed"),
+                                 "splits_file": str(out / "splits.tsv"), "source_site": source, "target_site": target}
+    for key in ("epochs", "batch_size", "spatial_size"):
+        if key in cfg:
+            overrides[key] = cfg[key]
+    for section in ("net_kwargs", "disc_kwargs"):
+        for key, value in (cfg.get(section) or {}).items():
+            overrides[f"{section}#{key}"] = value
+    t = time.perf_counter()
+    run_bundle("cyclegan_harmonization", "train", **overrides)
+    seconds["cyclegan_train"] = time.perf_counter() - t
+
+    from pipeline.preprocess.batch import read_preprocessed
+
+    t = time.perf_counter()
+    table = harmonize_cohort(read_preprocessed(out / "preprocessed"), run_dir / "models" / "model.pt",
+                             out / "harmonized", direction="to_source", workers=0, progress=progress)
+    seconds["harmonize"] = time.perf_counter() - t
+    done = table[table["harmonized"].astype(bool)]
+    log.info("harmonize: %d images (%d resumed), %d failed (%.1f s)", len(done), int(done["resumed"].sum()),
+             int((table["status"] == "failed").sum()), seconds["harmonize"])
+    fidelity = traveling_fidelity(table, output_site=source)
+    fidelity = fidelity.merge(splits[["subject", "split"]], on="subject", how="left")
+    write_table(out / "harmonized" / "traveling_fidelity.tsv", fidelity)
+    text = f"\nCycleGAN {source} <-> {target}: trained in {seconds['cyclegan_train']:.0f} s; {target} harmonized to " \
+           f"{source}; traveling-subject fidelity (harmonized vs identity, against the real {source} image):"
+    for label, part in (("held out (test split)", fidelity[fidelity["split"] == "test"]),
+                        ("all traveling (train/val ones chose the checkpoint)", fidelity)):
+        if len(part):
+            text += (f"\n  {label}, n={len(part)}: MAE {part['harmonized_mae'].mean():.4f} vs {part['identity_mae'].mean():.4f}, "
+                     f"SSIM {part['harmonized_ssim'].mean():.3f} vs {part['identity_ssim'].mean():.3f}, "
+                     f"PSNR {part['harmonized_psnr'].mean():.1f} vs {part['identity_psnr'].mean():.1f} dB")
+    return fidelity, text
+
+
 def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = None, progress: bool = True) -> DemoResult:
     """Run the demo chain into ``out`` (see the module docstring)."""
-    check_keys(config, {"phantom", "splits", "preprocess"}, "demo config")
+    check_keys(config, {"phantom", "splits", "preprocess", "harmonization"}, "demo config")
+    harmonization = dict(config.get("harmonization") or {})
+    check_keys(harmonization, HARMONIZATION_KEYS, "harmonization")
     splits_cfg = config.get("splits") or {}
     check_keys(splits_cfg, {"fractions", "stratify", "seed"}, "splits")
     spec = phantom_spec_from_config(config.get("phantom") or {})
@@ -98,17 +152,26 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
     preprocessed = run_preprocess(cohort, out / "preprocessed", preprocess_cfg, workers=workers, progress=progress)
     seconds["preprocess"] = time.perf_counter() - t
     log.info("preprocess: %d ok, %d failed (%.1f s)", len(preprocessed.ok), len(preprocessed.failures), seconds["preprocess"])
+    files_splits = write_splits(splits, out / "splits.tsv")
+
+    fidelity_text = ""
+    if harmonization:
+        fidelity, fidelity_text = _harmonization_stage(out, harmonization, splits, spec.sites, seconds, workers, progress)
     summary = summarize(cohort.table)
     files = {
         "bids": phantom.root,
         "truth": phantom.truth_path,
         "cohort": write_cohort(cohort, out / "cohort.tsv"),
         "excluded": write_cohort(cohort.excluded, out / "excluded.tsv"),
-        "splits": write_splits(splits, out / "splits.tsv"),
+        "splits": files_splits,
         "preprocessed": out / "preprocessed" / "preprocessed.tsv",
         "failures": out / "preprocessed" / "failures.tsv",
         "summary": out / "summary.json",
     }
+    if harmonization:
+        files["cyclegan"] = out / "cyclegan" / f"{harmonization['source_site']}-{harmonization['target_site']}" / "models" / "model.pt"
+        files["harmonized"] = out / "harmonized" / "harmonized.tsv"
+        files["fidelity"] = out / "harmonized" / "traveling_fidelity.tsv"
     split_counts = splits["split"].value_counts().to_dict()
     write_json(files["summary"], {
         "version": __version__, "phantom": {**vars(spec), "effects": vars(spec.effects)},
@@ -118,4 +181,5 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
     })
     text = format_summary(summary) + "\n\nsubjects per split: " + ", ".join(f"{k} {v}" for k, v in sorted(split_counts.items()))
     text += f"\npreprocessed: {len(preprocessed.ok)} of {len(preprocessed.table)} images ({seconds['preprocess']:.0f} s)"
+    text += fidelity_text
     return DemoResult(out=out, cohort=cohort, summary_text=text, files=files, seconds=seconds)

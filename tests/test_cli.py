@@ -62,20 +62,20 @@ def test_demo_smoke(tmp_path):
     preprocessed = pd.read_csv(out / "preprocessed" / "preprocessed.tsv", sep="\t")
     assert summary["preprocessed_ok"] == 12 and (preprocessed["status"] == "ok").all()
     assert "preprocessed: 12 of 12 images" in stdout
-    # harmonization: oasis -> ukb, every oasis image (3 + the traveling subject's) goes through G_X
-    assert (out / "cyclegan" / "models" / "model.pt").exists() and "CycleGAN oasis -> ukb" in stdout
+    # harmonization: ukb (source) <-> oasis; every oasis image (3 + the traveling subject's) goes "to source"
+    assert (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").exists() and "CycleGAN ukb <-> oasis" in stdout
     harmonized = pd.read_csv(out / "harmonized" / "harmonized.tsv", sep="\t", keep_default_na=False)
     assert sorted(harmonized.loc[harmonized["harmonized"], "site"]) == ["oasis"] * 4
     fidelity = pd.read_csv(out / "harmonized" / "traveling_fidelity.tsv", sep="\t")
     assert list(fidelity["subject"]) == ["trav01"] and 0 < fidelity.loc[0, "identity_mae"] < 0.2
     # a re-run reuses the phantom, the preprocessed images, the trained CycleGAN and the harmonized images
-    model_mtime = (out / "cyclegan" / "models" / "model.pt").stat().st_mtime_ns
+    model_mtime = (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").stat().st_mtime_ns
     again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *tiny], capture_output=True, text=True,
                            timeout=900)
     log = (out / "logs" / "demo.log").read_text()
     assert again.returncode == 0, again.stderr
     assert "(reused" in log and "12 ok (12 resumed)" in log and "harmonize: 4 images (4 resumed)" in log
-    assert (out / "cyclegan" / "models" / "model.pt").stat().st_mtime_ns == model_mtime
+    assert (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").stat().st_mtime_ns == model_mtime
 
 
 @pytest.mark.parametrize("override, message", [

@@ -1,0 +1,56 @@
+"""Items for the downstream tasks (brain age, AD classification) from a preprocessed or harmonized
+folder and a subject-level split table.
+
+Brain age is trained on controls (CN) only, as in 004; AD classification uses CN vs AD (or CN / MCI /
+AD). The split table decides which subjects are in which split; the leakage check runs before any
+item is returned. Traveling subjects contribute one image per site; they stay in one split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.cohort import attach_splits, read_splits
+from pipeline.engines.site_pairs import find_splits_file
+from pipeline.preprocess.batch import read_preprocessed
+
+__all__ = ["TASKS", "task_table", "task_items", "CLASS_NAMES"]
+
+TASKS = ("brain_age", "cn_ad", "cn_mci_ad")
+CLASS_NAMES = {"cn_ad": ["CN", "AD"], "cn_mci_ad": ["CN", "MCI", "AD"]}
+
+
+def task_table(dataset_dir: str | Path, task: str, *, splits_file: str | Path | None = None,
+               sites: list[str] | None = None, image_key: str = "image_cube") -> pd.DataFrame:
+    """The rows usable for ``task`` with their split and ``label`` (age in years, or class index)."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    table = read_preprocessed(dataset_dir)
+    table = attach_splits(table, read_splits(find_splits_file(dataset_dir, splits_file)))
+    if sites:
+        unknown = sorted(set(sites) - set(table["site"]))
+        if unknown:
+            raise ValueError(f"sites {unknown} are not in {dataset_dir} (sites: {sorted(set(table['site']))})")
+        table = table[table["site"].isin(sites)]
+    if task == "brain_age":
+        table = table[table["diagnosis"] == "CN"].copy()
+        table["label"] = pd.to_numeric(table["age"], errors="coerce")
+        table = table[np.isfinite(table["label"])]
+    else:
+        names = CLASS_NAMES[task]
+        table = table[table["diagnosis"].isin(names)].copy()
+        table["label"] = table["diagnosis"].map({name: i for i, name in enumerate(names)})
+    table["image"] = table[image_key]
+    return table.reset_index(drop=True)
+
+
+def task_items(dataset_dir: str | Path, task: str, split: str, **kwargs) -> list[dict]:
+    """MONAI-style items ``{"image": path, "label": ..., "subject": ..., "site": ...}`` of one split."""
+    table = task_table(dataset_dir, task, **kwargs)
+    part = table[table["split"] == split]
+    dtype = float if task == "brain_age" else int
+    return [{"image": r["image"], "label": dtype(r["label"]), "subject": r["subject"], "session": r["session"],
+             "site": r["site"], "age": float(r["age"])} for _, r in part.iterrows()]

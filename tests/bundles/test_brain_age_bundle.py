@@ -1,0 +1,67 @@
+"""The brain_age bundle through `python -m monai.bundle` (offline): train one epoch, inference table,
+verify_metadata, verify_net_in_out, ckpt_export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline.brain_age import load_brain_age_model
+from pipeline.downstream import task_table
+from pipeline.nets import BrainAgeCNN3D
+from tests.bundles.test_cyclegan_bundle import REPO, bundle
+
+BUNDLE = REPO / "bundles" / "brain_age"
+TRAIN = str(BUNDLE / "configs" / "train.yaml")
+INFER = str(BUNDLE / "configs" / "inference.yaml")
+META = str(BUNDLE / "configs" / "metadata.json")
+NARROW = ["--spatial_size", "[32,32,32]", "--net_kwargs#channels", "[4,8,8,16,16]", "--net_kwargs#hidden", "16"]
+
+
+@pytest.fixture(scope="module")
+def trained(contrast_pair, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("brain_age_run")
+    bundle("run", "--config_file", TRAIN, "--bundle_root", str(root), "--dataset_dir", str(contrast_pair / "preprocessed"),
+           "--epochs", "1", "--batch_size", "4", *NARROW)
+    return root
+
+
+def test_train_saves_a_model_in_years(trained, contrast_pair):
+    net = load_brain_age_model(BrainAgeCNN3D(spatial_size=32, channels=(4, 8, 8, 16, 16), hidden=16),
+                               trained / "models" / "model.pt")
+    train = task_table(contrast_pair / "preprocessed", "brain_age")
+    train = train[train["split"] == "train"]
+    assert float(net.target_mean) == pytest.approx(train["age"].mean(), rel=1e-5)
+    assert float(net.target_scale) == pytest.approx(train["age"].std(ddof=0), rel=1e-4)
+    assert (trained / "logs").exists()
+
+
+def test_inference_writes_test_predictions(trained, contrast_pair, tmp_path):
+    out = tmp_path / "pred.tsv"
+    bundle("run", "--config_file", INFER, "--bundle_root", str(trained), "--dataset_dir",
+           str(contrast_pair / "preprocessed"), "--output_file", str(out), *NARROW)
+    pred = pd.read_csv(out, sep="\t", dtype={"subject": str}, keep_default_na=False)
+    table = task_table(contrast_pair / "preprocessed", "brain_age")
+    expected = table[table["split"] == "test"]
+    assert sorted(pred["subject"]) == sorted(expected["subject"]) and (pred["split"] == "test").all()
+    np.testing.assert_allclose(pred["gap"], pred["predicted_age"] - pred["age"])
+    assert pred["predicted_age"].between(0, 150).all()
+
+
+def test_verify_and_export(trained):
+    log = bundle("verify_metadata", "--meta_file", META, "--filepath", str(REPO / "bundles" / "meta_schema.json"))
+    assert "metadata is verified with no error" in log
+    log = bundle("verify_net_in_out", "network_def", "--meta_file", META, "--config_file", INFER)
+    assert "data shape of network is verified with no error" in log
+    ts = trained / "models" / "model.ts"
+    bundle("ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(trained / "models" / "model.pt"),
+           "--key_in_ckpt", "model", "--meta_file", META, "--config_file", INFER, *NARROW)
+    eager = load_brain_age_model(BrainAgeCNN3D(spatial_size=32, channels=(4, 8, 8, 16, 16), hidden=16),
+                                 trained / "models" / "model.pt")
+    x = torch.rand(2, 1, 32, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(ts))(x), eager(x), rtol=1e-5, atol=1e-4)

@@ -35,8 +35,17 @@ def test_narrow_nets_for_tests_and_cpu():
     y = g(x)
     assert y.shape == x.shape
     assert d(y).shape == (2, 1, 2, 2, 2)
-    y.mean().backward()  # gradients reach the first layer
-    assert g.stem[0].weight.grad is not None and g.stem[0].weight.grad.abs().sum() > 0
+    torch.testing.assert_close(y, x)  # the residual head starts as the identity map
+    optimizer = torch.optim.SGD(g.parameters(), lr=1e-3)
+    target = x ** 2
+    for _ in range(2):  # the zero-initialised last conv passes gradient back once it has moved
+        optimizer.zero_grad()
+        (g(x) - target).abs().mean().backward()
+        optimizer.step()
+    assert g.stem[0].weight.grad.abs().sum() > 0 and not torch.allclose(g(x), x)
+    sig = HarmonizationGenerator3D(channels=8, n_residual=2, output_activation="sigmoid")
+    sig(x).mean().backward()  # a sigmoid head passes gradient to the first layer at once
+    assert sig.stem[0].weight.grad.abs().sum() > 0 and 0 < float(sig(x).min()) and float(sig(x).max()) < 1
 
 
 def test_bad_sizes_and_options():

@@ -104,6 +104,32 @@ def _cmd_slices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
+    import yaml
+
+    from pipeline.benchmarks.brain_age import run_brain_age_benchmark
+
+    overrides = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE (a brain_age bundle key, e.g. epochs=5)")
+        overrides[key] = yaml.safe_load(value)
+    _setup_logging(Path(args.out) / "logs" / "benchmark.log")
+    summary = run_brain_age_benchmark(args.raw, args.harmonized, args.out, source_site=args.source_site,
+                                      target_site=args.target_site, harmonized_to_target=args.harmonized_to_target,
+                                      seeds=args.seeds, held_out=args.held_out, cyclegan_splits=args.cyclegan_splits,
+                                      bundle_overrides=overrides)
+    print(f"\nbrain-age benchmark ({'held-out, 004 Table 3' if args.held_out else '004 Table 2'}), "
+          f"{args.source_site} + {args.target_site} controls, {args.seeds} seed(s):")
+    print(f"  {'condition':<10} {'MAE mean':>9} {'SD':>6} {'MSE mean':>9}  {'mean-predictor MAE':>18}  n test")
+    for _, row in summary.iterrows():
+        print(f"  {row['condition']:<10} {row['mae_mean']:9.2f} {row['mae_sd']:6.2f} {row['mse_mean']:9.1f}  "
+              f"{row['mean_predictor_mae']:18.2f}  {row['n_test']}")
+    print(f"\nwritten: {Path(args.out) / 'summary.tsv'}, results.tsv, predictions.tsv, scatter_*.png")
+    return 0
+
+
 def _cmd_cohort(args: argparse.Namespace) -> int:
     from pipeline.cohort import format_summary, load_cohort, summarize, write_cohort
 
@@ -224,6 +250,28 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "image_2mm for the 2 mm box)")
     p.add_argument("--no-png", action="store_true", help="write only .npy")
     p.set_defaults(func=_cmd_slices)
+
+    p = sub.add_parser("benchmark", help="downstream benchmarks of harmonization (brain-age, 004)",
+                       description="Benchmarks that train downstream bundles on raw and harmonized images.")
+    bench = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    b = bench.add_parser("brain-age", help="004 Tables 2 and 3: brain-age MAE with and without harmonization",
+                         description="Pool the controls of two sites, split 70:30 by subject per seed, train the "
+                                     "brain_age bundle on raw and harmonized images on the same split, report test "
+                                     "MAE / MSE with bootstrap 95%% intervals and the spread over seeds.")
+    b.add_argument("--raw", required=True, help="preprocessing folder (no harmonization)")
+    b.add_argument("--harmonized", required=True, help="harmonization folder, target site harmonized to the source")
+    b.add_argument("--harmonized-to-target", default=None, help="optional: source site harmonized to the target")
+    b.add_argument("--source-site", required=True, help="the reference (source) site")
+    b.add_argument("--target-site", required=True, help="the other site")
+    b.add_argument("--seeds", type=int, default=3, help="splits / trainings per condition (default: %(default)s)")
+    b.add_argument("--held-out", action="store_true", help="Table 3: test only on subjects outside the CycleGAN's "
+                                                           "train split")
+    b.add_argument("--cyclegan-splits", default=None, help="the CycleGAN's split table (default: splits.tsv in or "
+                                                           "beside --raw)")
+    b.add_argument("--set", action="append", metavar="KEY=VALUE", help="brain_age bundle override, repeatable "
+                                                                       "(e.g. epochs=10, spatial_size=[32,32,32])")
+    b.add_argument("--out", required=True, help="folder to write")
+    b.set_defaults(func=_cmd_benchmark_brain_age)
 
     p = sub.add_parser("cohort", help="validate a BIDS folder or manifest and summarise it",
                        description="Load a cohort (BIDS folder with participants.tsv, or a manifest CSV/TSV), report "

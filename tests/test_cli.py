@@ -14,7 +14,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.cohort import check_no_leakage
 
-COMMANDS = ["demo", "phantom", "preprocess", "harmonize", "slices", "cohort", "split"]
+COMMANDS = ["demo", "phantom", "preprocess", "harmonize", "slices", "benchmark", "cohort", "split"]
 
 
 def _exe() -> list[str]:

@@ -1,0 +1,1 @@
+"""Downstream benchmarks of harmonization (the brain-age protocol of 004)."""

@@ -1,0 +1,154 @@
+"""The brain-age benchmark of 004 (Tables 2 and 3): does harmonization make pooled brain age better?
+
+    mriharmony benchmark brain-age --raw DERIV --harmonized HARM_TO_SOURCE [--harmonized-to-target HARM_TO_TARGET] \\
+        --source-site A --target-site B --seeds 3 --out BENCH [--held-out]
+
+Protocol (004, section 4.2): pool the controls of the source and target sites, split them 70:30 by
+subject (stratified by site, per seed), train one brain-age model per condition on the *same* split
+- ``none`` (raw images), ``to_source`` (target-site images harmonized to the source site), and
+``to_target`` if given (source-site images harmonized to the target) - and report the test MAE and
+MSE per condition with a bootstrap 95% interval and the mean and SD over seeds. A model that predicts
+the training mean age is reported beside as the floor every model must beat.
+
+``--held-out`` (Table 3) evaluates only on subjects the CycleGAN never trained on: the test set is
+the controls outside the CycleGAN's ``train`` split (``--cyclegan-splits``, default the
+``splits.tsv`` in or beside RAW) and the brain-age models train on the controls inside it.
+
+Each model is the brain_age bundle run through MONAI (``pipeline.bundles.run_bundle``), so the
+benchmark trains exactly what users train. Outputs in BENCH: ``results.tsv`` (condition x seed),
+``summary.tsv`` and ``summary.json`` (per condition), ``predictions.tsv`` and
+``scatter_<condition>.png`` (predicted vs true age).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.atomic import atomic_path, write_json, write_table
+from pipeline.bundles import run_bundle
+from pipeline.cohort import read_splits, split_subjects, write_splits
+from pipeline.engines.site_pairs import find_splits_file
+from pipeline.evaluate.regression import bootstrap_interval, regression_metrics
+from pipeline.preprocess.batch import read_preprocessed
+
+__all__ = ["run_brain_age_benchmark", "benchmark_splits"]
+
+log = logging.getLogger("mriharmony.benchmark")
+
+
+def _mae(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(a) - np.asarray(b))))
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((np.asarray(a) - np.asarray(b)) ** 2))
+
+
+def benchmark_splits(raw: str | Path, source_site: str, target_site: str, seed: int, *, held_out: bool = False,
+                     cyclegan_splits: str | Path | None = None) -> pd.DataFrame:
+    """Subject -> train/test for one seed over the pooled controls of the two sites."""
+    table = read_preprocessed(raw)
+    table = table[table["site"].isin([source_site, target_site]) & (table["diagnosis"] == "CN")]
+    if table.empty:
+        raise ValueError(f"{raw}: no controls (diagnosis CN) at sites {source_site} and {target_site}")
+    if not held_out:
+        return split_subjects(table, (0.7, 0.3), seed=seed, stratify=("site", "age"))
+    gan = read_splits(find_splits_file(raw, cyclegan_splits))
+    seen = set(gan.loc[gan["split"] == "train", "subject"])
+    subjects = sorted(table["subject"].unique())
+    return pd.DataFrame({"subject": subjects, "split": ["train" if s in seen else "test" for s in subjects]})
+
+
+def run_brain_age_benchmark(raw: str | Path, harmonized_to_source: str | Path, out: str | Path, *,
+                            source_site: str, target_site: str, harmonized_to_target: str | Path | None = None,
+                            seeds: int = 3, held_out: bool = False, cyclegan_splits: str | Path | None = None,
+                            bundle_overrides: dict[str, Any] | None = None, n_resamples: int = 1000) -> pd.DataFrame:
+    """Run the benchmark (see the module docstring); returns the per-condition summary."""
+    out = Path(out)
+    conditions = {"none": Path(raw), "to_source": Path(harmonized_to_source)}
+    if harmonized_to_target is not None:
+        conditions["to_target"] = Path(harmonized_to_target)
+    results, predictions = [], []
+    for seed in range(seeds):
+        splits_path = out / f"splits_seed{seed}.tsv"
+        splits = benchmark_splits(raw, source_site, target_site, seed, held_out=held_out, cyclegan_splits=cyclegan_splits)
+        if (splits["split"] == "test").sum() < 2 or (splits["split"] == "train").sum() < 2:
+            raise ValueError(f"seed {seed}: too few controls for a train/test split ({splits['split'].value_counts().to_dict()})")
+        write_splits(splits, splits_path)
+        for condition, folder in conditions.items():
+            run_root = out / condition / f"seed{seed}"
+            overrides = {"bundle_root": str(run_root), "dataset_dir": str(folder), "splits_file": str(splits_path),
+                         "sites": [source_site, target_site], "seed": seed, **(bundle_overrides or {})}
+            log.info("brain-age benchmark: %s, seed %d", condition, seed)
+            run_bundle("brain_age", "train", **overrides)
+            inference = {k: v for k, v in overrides.items() if k in ("bundle_root", "dataset_dir", "splits_file", "sites")
+                         or k.startswith(("net_kwargs", "spatial_size"))}
+            run_bundle("brain_age", "inference", output_file=str(run_root / "predictions.tsv"), split="test", **inference)
+            pred = pd.read_csv(run_root / "predictions.tsv", sep="\t", dtype={"subject": str}, keep_default_na=False)
+            train_ages = _train_ages(folder, splits_path, source_site, target_site)
+            pred = pred.assign(condition=condition, seed=seed, mean_predictor=float(np.mean(train_ages)))
+            predictions.append(pred)
+            metrics = regression_metrics(pred["age"], pred["predicted_age"])
+            low, high = bootstrap_interval(pred["age"], pred["predicted_age"], _mae, n_resamples=n_resamples, seed=seed)
+            mse_low, mse_high = bootstrap_interval(pred["age"], pred["predicted_age"], _mse, n_resamples=n_resamples,
+                                                   seed=seed)
+            results.append({"condition": condition, "seed": seed, **metrics, "mae_ci_low": low, "mae_ci_high": high,
+                            "mse_ci_low": mse_low, "mse_ci_high": mse_high,
+                            "mean_predictor_mae": _mae(pred["age"], np.full(len(pred), np.mean(train_ages)))})
+    results_table = pd.DataFrame(results)
+    all_predictions = pd.concat(predictions, ignore_index=True)
+    summary = _summarise(results_table)
+    write_table(out / "results.tsv", results_table)
+    write_table(out / "predictions.tsv", all_predictions)
+    write_table(out / "summary.tsv", summary)
+    write_json(out / "summary.json", {"protocol": "004 Table 3 (held-out)" if held_out else "004 Table 2",
+                                      "source_site": source_site, "target_site": target_site, "seeds": seeds,
+                                      "conditions": {k: str(v) for k, v in conditions.items()},
+                                      "summary": summary.to_dict(orient="records")})
+    for condition in conditions:
+        _scatter(all_predictions[all_predictions["condition"] == condition], out / f"scatter_{condition}.png", condition)
+    return summary
+
+
+def _train_ages(folder: Path, splits_path: Path, source_site: str, target_site: str) -> np.ndarray:
+    from pipeline.downstream import task_table
+
+    table = task_table(folder, "brain_age", splits_file=splits_path, sites=[source_site, target_site])
+    return table.loc[table["split"] == "train", "age"].to_numpy(float)
+
+
+def _summarise(results: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for condition, part in results.groupby("condition", sort=False):
+        rows.append({"condition": condition, "seeds": len(part), "mae_mean": part["mae"].mean(),
+                     "mae_sd": part["mae"].std(ddof=1) if len(part) > 1 else float("nan"),
+                     "mse_mean": part["mse"].mean(), "mse_sd": part["mse"].std(ddof=1) if len(part) > 1 else float("nan"),
+                     "mae_ci_low_mean": part["mae_ci_low"].mean(), "mae_ci_high_mean": part["mae_ci_high"].mean(),
+                     "r_mean": part["r"].mean(), "mean_predictor_mae": part["mean_predictor_mae"].mean(),
+                     "n_test": int(part["n"].iloc[0])})
+    return pd.DataFrame(rows)
+
+
+def _scatter(pred: pd.DataFrame, path: Path, condition: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    for site, part in pred.groupby("site"):
+        ax.scatter(part["age"], part["predicted_age"], s=12, label=site, alpha=0.7)
+    lims = [min(pred["age"].min(), pred["predicted_age"].min()) - 2, max(pred["age"].max(), pred["predicted_age"].max()) + 2]
+    ax.plot(lims, lims, color="grey", lw=1)
+    ax.set(xlim=lims, ylim=lims, xlabel="true age (years)", ylabel="predicted age (years)",
+           title=f"{condition}: MAE {_mae(pred['age'], pred['predicted_age']):.1f} y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

@@ -29,10 +29,10 @@ def load_brain_age_model(network: torch.nn.Module, ckpt_path: str | Path) -> tor
 def predict_ages(network: torch.nn.Module, ckpt_path: str | Path, dataset_dir: str | Path, output_file: str | Path, *,
                  split: str | None = "test", splits_file: str | Path | None = None, sites: list[str] | None = None,
                  spatial_size: tuple[int, int, int] | None = None, device: str = "cpu") -> pd.DataFrame:
-    """Predicted age of every control of ``split`` (all splits if None); writes and returns the table."""
+    """Predicted age of every control of ``split`` (all splits if None or ``"all"``); writes and returns the table."""
     net = load_brain_age_model(network, ckpt_path).to(device)
     table = task_table(dataset_dir, "brain_age", splits_file=splits_file, sites=sites)
-    if split is not None:
+    if split not in (None, "all"):
         table = table[table["split"] == split]
     if spatial_size is None:
         spatial_size = _input_size(net)

@@ -47,10 +47,17 @@ def task_table(dataset_dir: str | Path, task: str, *, splits_file: str | Path | 
     return table.reset_index(drop=True)
 
 
-def task_items(dataset_dir: str | Path, task: str, split: str, **kwargs) -> list[dict]:
-    """MONAI-style items ``{"image": path, "label": ..., "subject": ..., "site": ...}`` of one split."""
+def task_items(dataset_dir: str | Path, task: str, split: str, *, permute_labels: int | None = None,
+               **kwargs) -> list[dict]:
+    """MONAI-style items ``{"image": path, "label": ..., "subject": ..., "site": ...}`` of one split.
+
+    ``permute_labels``: a seed to shuffle the labels among the split's items (a negative control: a
+    model trained on permuted labels must stay at chance).
+    """
     table = task_table(dataset_dir, task, **kwargs)
-    part = table[table["split"] == split]
+    part = table[table["split"] == split].copy()
+    if permute_labels is not None:
+        part["label"] = np.random.default_rng(permute_labels).permutation(part["label"].to_numpy())
     dtype = float if task == "brain_age" else int
     return [{"image": r["image"], "label": dtype(r["label"]), "subject": r["subject"], "session": r["session"],
              "site": r["site"], "age": float(r["age"])} for _, r in part.iterrows()]

@@ -27,19 +27,21 @@ CONTRAST_SITES = Path(__file__).parent / "data" / "contrast_sites.yaml"
 
 @pytest.fixture(scope="session")
 def contrast_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A preprocessed two-site phantom whose sites differ strongly in contrast (about 1.5-2 min).
+    """A preprocessed two-site phantom whose sites differ strongly in contrast (about 2.5 min).
 
-    Sites ``dark`` and ``bright`` (tests/data/contrast_sites.yaml), 12 subjects each plus 6
-    traveling subjects, 4 mm, preprocessed with the phantom's true brain masks (skull stripping is
-    tested elsewhere); returns the run folder holding ``preprocessed/`` and ``splits.tsv``.
+    Sites ``dark`` and ``bright`` (tests/data/contrast_sites.yaml: controls aged 40-90), 20 subjects
+    each plus 6 traveling subjects, 4 mm, age effect x3 (for the brain-age learning test),
+    preprocessed with the phantom's true brain masks (skull stripping is tested elsewhere); returns
+    the run folder holding ``preprocessed/`` and ``splits.tsv``.
     """
+    from pipeline.phantom import Effects
     from pipeline.cohort import load_cohort, split_subjects, write_splits
     from pipeline.preprocess.batch import run_preprocess
     from pipeline.preprocess.config import preprocess_config_from_dict
 
     run = tmp_path_factory.mktemp("contrast_pair")
-    spec = PhantomSpec(sites=("dark", "bright"), subjects_per_site=12, traveling=6, resolution=4.0, seed=0,
-                       profiles=str(CONTRAST_SITES))
+    spec = PhantomSpec(sites=("dark", "bright"), subjects_per_site=20, traveling=6, resolution=4.0, seed=0,
+                       profiles=str(CONTRAST_SITES), effects=Effects(age=3.0))
     root = generate_phantom(run / "bids", spec, progress=False).root
     cohort = load_cohort(root)
     write_splits(split_subjects(cohort.table, (0.7, 0.15, 0.15), seed=0), run / "splits.tsv")

@@ -55,3 +55,27 @@ def contrast_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_preprocess(cohort, run / "preprocessed", config, workers=2, progress=False)
     assert len(result.failures) == 0, result.failures
     return run
+
+
+@pytest.fixture(scope="session")
+def ad_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small preprocessed phantom with CN and AD subjects (adni and oasis profiles, 10 each, AD effect x3,
+    4 mm, true brain masks; about 40 s) for the classifier bundle's mechanics tests."""
+    from pipeline.cohort import load_cohort, split_subjects, write_splits
+    from pipeline.phantom import Effects
+    from pipeline.preprocess.batch import run_preprocess
+    from pipeline.preprocess.config import preprocess_config_from_dict
+
+    run = tmp_path_factory.mktemp("ad_pair")
+    spec = PhantomSpec(sites=("adni", "oasis"), subjects_per_site=10, traveling=0, resolution=4.0, seed=1,
+                       effects=Effects(ad=3.0))
+    root = generate_phantom(run / "bids", spec, progress=False).root
+    cohort = load_cohort(root)
+    write_splits(split_subjects(cohort.table, (0.6, 0.2, 0.2), seed=0), run / "splits.tsv")
+    truth = root / "derivatives" / "phantom"
+    cohort.table["mask"] = [str(truth / f"sub-{r.subject}" / "anat" / f"sub-{r.subject}_desc-brain_mask.nii.gz")
+                            for r in cohort.table.itertuples()]
+    config = preprocess_config_from_dict({"skullstrip": {"method": "given"}, "output": {"qc_png": False}})
+    result = run_preprocess(cohort, run / "preprocessed", config, workers=2, progress=False)
+    assert len(result.failures) == 0, result.failures
+    return run

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pipeline.nets.brain_age import BrainAgeCNN3D
+from pipeline.nets.classifiers import build_classifier
+from pipeline.nets.three_view import ThreeViewClassifier
 from pipeline.nets.discriminator import PatchDiscriminator3D
 from pipeline.nets.generator import HarmonizationGenerator3D
 
-__all__ = ["HarmonizationGenerator3D", "PatchDiscriminator3D", "BrainAgeCNN3D"]
+__all__ = ["HarmonizationGenerator3D", "PatchDiscriminator3D", "BrainAgeCNN3D", "ThreeViewClassifier", "build_classifier"]

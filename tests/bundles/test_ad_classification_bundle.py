@@ -1,0 +1,79 @@
+"""The ad_classification bundle through `python -m monai.bundle` (offline): 3D and three-view models train
+and infer, metrics and Grad-CAM outputs are complete and in template space, verification and export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline.classify import load_classifier
+from pipeline.downstream import task_table
+from pipeline.nets import build_classifier
+from tests.bundles.test_cyclegan_bundle import REPO, bundle
+
+BUNDLE = REPO / "bundles" / "ad_classification"
+TRAIN = str(BUNDLE / "configs" / "train.yaml")
+INFER = str(BUNDLE / "configs" / "inference.yaml")
+META = str(BUNDLE / "configs" / "metadata.json")
+NARROW_3D = ["--spatial_size", "[32,32,32]", "--net_kwargs#widths", "[8,16,32,64]"]
+NARROW_2D = ["--model", "three_view", "--net_kwargs#widths", "[8,16,32,64]", "--net_kwargs#depth", "10"]
+
+
+@pytest.fixture(scope="module")
+def trained_3d(ad_pair, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ad3d")
+    bundle("run", "--config_file", TRAIN, "--bundle_root", str(root), "--dataset_dir", str(ad_pair / "preprocessed"),
+           "--epochs", "2", "--batch_size", "4", *NARROW_3D)
+    return root
+
+
+def test_3d_inference_metrics_and_gradcam(trained_3d, ad_pair):
+    out = trained_3d / "eval"
+    bundle("run", "--config_file", INFER, "--bundle_root", str(trained_3d), "--dataset_dir",
+           str(ad_pair / "preprocessed"), "--output_dir", str(out), "--gradcam", "true", *NARROW_3D)
+    pred = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"subject": str}, keep_default_na=False)
+    table = task_table(ad_pair / "preprocessed", "cn_ad")
+    test = table[table["split"] == "test"]
+    assert sorted(pred["subject"]) == sorted(test["subject"]) and set(pred["diagnosis"]) <= {"CN", "AD"}
+    np.testing.assert_allclose(pred["prob_CN"] + pred["prob_AD"], 1.0, atol=1e-5)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classes"] == ["CN", "AD"] and metrics["metrics"]["n"] == len(test)
+    assert sum(map(sum, metrics["metrics"]["confusion_matrix"])) == len(test)
+    for name in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc"):
+        assert name in metrics["metrics"] and len(metrics["intervals_95"][name]) == 2
+    row = test.iloc[0]
+    stem = f"sub-{row['subject']}" + (f"_ses-{row['session']}" if row["session"] else "")
+    heat, source = nib.load(out / "gradcam" / f"{stem}_gradcam.nii.gz"), nib.load(row["image"])
+    assert heat.shape == source.shape == (64, 64, 64)
+    np.testing.assert_allclose(heat.affine, source.affine)
+    assert 0 <= heat.get_fdata().min() and heat.get_fdata().max() <= 1 + 1e-6
+    assert (out / "gradcam" / f"{stem}_gradcam.png").exists() and (out / "gradcam" / "class-CN_mean.nii.gz").exists()
+
+
+def test_three_view_trains_and_infers(ad_pair, tmp_path):
+    bundle("run", "--config_file", TRAIN, "--bundle_root", str(tmp_path), "--dataset_dir", str(ad_pair / "preprocessed"),
+           "--epochs", "1", "--batch_size", "4", *NARROW_2D)
+    bundle("run", "--config_file", INFER, "--bundle_root", str(tmp_path), "--dataset_dir",
+           str(ad_pair / "preprocessed"), "--output_dir", str(tmp_path / "eval"), *NARROW_2D)
+    pred = pd.read_csv(tmp_path / "eval" / "predictions.tsv", sep="\t")
+    assert len(pred) > 0 and pred["predicted"].isin(["CN", "AD"]).all()
+
+
+def test_verify_and_export(trained_3d):
+    log = bundle("verify_metadata", "--meta_file", META, "--filepath", str(REPO / "bundles" / "meta_schema.json"))
+    assert "metadata is verified with no error" in log
+    log = bundle("verify_net_in_out", "network_def", "--meta_file", META, "--config_file", INFER, *NARROW_3D[2:])
+    assert "data shape of network is verified with no error" in log
+    ts = trained_3d / "models" / "model.ts"
+    bundle("ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(trained_3d / "models" / "model.pt"),
+           "--key_in_ckpt", "model", "--meta_file", META, "--config_file", INFER, *NARROW_3D)
+    eager = load_classifier(build_classifier("resnet3d", 2, widths=(8, 16, 32, 64)), trained_3d / "models" / "model.pt")
+    x = torch.rand(2, 1, 32, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(ts))(x), eager(x), rtol=1e-4, atol=1e-5)

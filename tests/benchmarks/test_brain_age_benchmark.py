@@ -50,6 +50,7 @@ def test_identity_harmonization_changes_nothing(contrast_pair, identity_harmoniz
     pred = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"subject": str})
     seed0 = pred[(pred["seed"] == 0) & (pred["condition"] == "none")]
     assert set(seed0["subject"]) == set(splits[0].loc[splits[0]["split"] == "test", "subject"])
+    assert np.isfinite(seed0["corrected_gap"]).all() and np.isfinite(results["corrected_mae"]).all()
     summary = json.loads((out / "summary.json").read_text())
     assert {row["condition"] for row in summary["summary"]} == {"none", "to_source"}
     assert (out / "scatter_none.png").stat().st_size > 1000 and (out / "scatter_to_source.png").exists()

@@ -95,8 +95,8 @@ class CycleGANTrainer(Trainer):
             networks before building the optimizers); for GPUs, where it speeds up cuDNN convolutions.
 
     The engine's output per iteration is a dict of floats: ``g_loss``, ``d_loss``, ``adversarial``,
-    ``cycle``, ``identity``, ``d_x``, ``d_y`` (use ``output_transform=lambda o: o["g_loss"]`` etc. in
-    StatsHandler).
+    ``cycle``, ``identity``, ``d_x``, ``d_y``, and ``loss`` (= ``g_loss``, the key MONAI's default
+    tracking handlers read; use ``output_transform=lambda o: o["d_loss"]`` etc. in StatsHandler).
     """
 
     def __init__(
@@ -181,5 +181,5 @@ class CycleGANTrainer(Trainer):
         self.d_scaler.scale(d_loss).backward()
         self.d_scaler.step(self.d_optimizer)
         self.d_scaler.update()
-        return {"g_loss": g_loss.item(), "d_loss": d_loss.item(), "adversarial": adversarial.item(),
+        return {"loss": g_loss.item(), "g_loss": g_loss.item(), "d_loss": d_loss.item(), "adversarial": adversarial.item(),
                 "cycle": cycle.item(), "identity": identity.item(), "d_x": d_x.item(), "d_y": d_y.item()}

@@ -139,3 +139,18 @@ def test_learning_is_real(contrast_pair, tmp_path):
             harmonized.append((net(x) - y).abs().mean().item())
         identity.append((x - y).abs().mean().item())
     assert np.mean(harmonized) < 0.85 * np.mean(identity), (identity, harmonized)
+
+
+def test_mlflow_tracking_when_asked(contrast_pair, tmp_path):
+    """`--tracking configs/mlflow.json` logs the CycleGAN's losses per iteration and the validation metrics."""
+    mlflow = pytest.importorskip("mlflow", reason="optional: pip install 'mriharmony[tracking]'")
+    bundle("run", "--config_file", TRAIN, "--bundle_root", str(tmp_path), "--dataset_dir",
+           str(contrast_pair / "preprocessed"), "--source_site", "dark", "--target_site", "bright", "--epochs", "1",
+           "--batch_size", "4", "--spatial_size", "[32,32,32]", "--net_kwargs#channels", "4", "--net_kwargs#n_residual",
+           "1", "--disc_kwargs#channels", "4", "--tracking", str(BUNDLE / "configs" / "mlflow.json"))
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'eval' / 'mlruns.db'}")
+    runs = mlflow.search_runs(search_all_experiments=True)
+    assert len(runs) == 1 and {"metrics.g_loss", "metrics.d_loss", "metrics.travel_mae", "metrics.identity_mae"} <= set(runs.columns)
+    steps = len(site_pair_data(contrast_pair / "preprocessed", "dark", "bright").train_x) // 4 + 1
+    history = mlflow.MlflowClient().get_metric_history(runs.run_id[0], "g_loss")
+    assert len(history) in (steps - 1, steps) and all(np.isfinite(m.value) for m in history)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.atomic import write_table
+from pipeline.bundles import load_bundle_weights
 from pipeline.downstream import task_table
 
 __all__ = ["load_brain_age_model", "predict_ages"]
@@ -18,12 +19,7 @@ __all__ = ["load_brain_age_model", "predict_ages"]
 
 def load_brain_age_model(network: torch.nn.Module, ckpt_path: str | Path) -> torch.nn.Module:
     """Load weights (and the target mean/scale buffers) saved by the bundle's CheckpointSaver."""
-    path = Path(ckpt_path)
-    if not path.exists():
-        raise FileNotFoundError(f"brain-age checkpoint {path} does not exist (train the brain_age bundle first)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    network.load_state_dict(state.get("model", state))
-    return network.eval()
+    return load_bundle_weights(network, ckpt_path, "brain_age")
 
 
 def predict_ages(network: torch.nn.Module, ckpt_path: str | Path, dataset_dir: str | Path, output_file: str | Path, *,

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUNDLES_DIR", "bundle_dir", "run_bundle"]
+__all__ = ["BUNDLES_DIR", "bundle_dir", "run_bundle", "load_bundle_weights"]
 
 BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
 
@@ -45,3 +45,16 @@ def run_bundle(name: str, config: str, **overrides: Any) -> None:
         for handler in handlers:
             root_logger.addHandler(handler)
         root_logger.setLevel(level)
+
+
+def load_bundle_weights(network, ckpt_path: str | Path, bundle: str):
+    """Load the ``model`` entry written by a bundle's CheckpointSaver (or a bare state dict) into
+    ``network``; weights only, no code runs from the file. Returns the network in eval mode."""
+    import torch
+
+    path = Path(ckpt_path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist (train the {bundle} bundle first)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    network.load_state_dict(state.get("model", state))
+    return network.eval()

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.atomic import atomic_path, save_nifti, write_json, write_table
+from pipeline.bundles import load_bundle_weights
 from pipeline.downstream import CLASS_NAMES, task_table
 from pipeline.evaluate.classification import classification_intervals, classification_metrics
 from pipeline.transforms.slices import VIEWS
@@ -29,12 +30,7 @@ __all__ = ["load_classifier", "predict_classes"]
 
 
 def load_classifier(network: torch.nn.Module, ckpt_path: str | Path) -> torch.nn.Module:
-    path = Path(ckpt_path)
-    if not path.exists():
-        raise FileNotFoundError(f"classifier checkpoint {path} does not exist (train the ad_classification bundle first)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    network.load_state_dict(state.get("model", state))
-    return network.eval()
+    return load_bundle_weights(network, ckpt_path, "ad_classification")
 
 
 def _input(path: str, model: str, spatial_size: tuple[int, int, int]) -> tuple[torch.Tensor, nib.Nifti1Image]:

@@ -57,18 +57,25 @@ def contrast_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
+AD_SITES = Path(__file__).parent / "data" / "ad_sites.yaml"
+
+
 @pytest.fixture(scope="session")
 def ad_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small preprocessed phantom with CN and AD subjects (adni and oasis profiles, 10 each, AD effect x3,
-    4 mm, true brain masks; about 40 s) for the classifier bundle's mechanics tests."""
+    """A preprocessed two-site phantom of CN and AD subjects for the classifier bundle (about 90 s).
+
+    Sites ``clinica`` and ``clinicb`` (tests/data/ad_sites.yaml: half CN, half AD, ages 60-90), 20
+    subjects each, 4 mm, AD effect x3 (exaggerated, for the learning test), splits 60/20/20, true brain
+    masks; returns the run folder holding ``bids/``, ``preprocessed/`` and ``splits.tsv``.
+    """
     from pipeline.cohort import load_cohort, split_subjects, write_splits
     from pipeline.phantom import Effects
     from pipeline.preprocess.batch import run_preprocess
     from pipeline.preprocess.config import preprocess_config_from_dict
 
     run = tmp_path_factory.mktemp("ad_pair")
-    spec = PhantomSpec(sites=("adni", "oasis"), subjects_per_site=10, traveling=0, resolution=4.0, seed=1,
-                       effects=Effects(ad=3.0))
+    spec = PhantomSpec(sites=("clinica", "clinicb"), subjects_per_site=20, traveling=0, resolution=4.0, seed=1,
+                       profiles=str(AD_SITES), effects=Effects(ad=3.0))
     root = generate_phantom(run / "bids", spec, progress=False).root
     cohort = load_cohort(root)
     write_splits(split_subjects(cohort.table, (0.6, 0.2, 0.2), seed=0), run / "splits.tsv")

@@ -1,8 +1,18 @@
-"""Brain-age prediction with a trained BrainAgeCNN3D (the brain_age bundle's inference)."""
+"""Brain-age prediction with a trained BrainAgeCNN3D (the brain_age bundle's inference).
+
+Writes one row per control of the requested split: predicted age, gap, and the bias-corrected
+prediction and gap (:class:`~pipeline.evaluate.regression.BiasCorrection` fitted on the predictions of
+the table's ``train`` split, i.e. the model's training subjects when the same data and split table are
+used as for training). A JSON beside the table holds MAE, MSE and r with bootstrap intervals, and
+two baselines on the same subjects fitted on the training split: predicting the training mean age,
+and a linear regression on ventricle and hippocampal volumes (when a volume table is given or found).
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Sequence
 
 import nibabel as nib
 import numpy as np
@@ -10,11 +20,16 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from pipeline.atomic import write_table
+from pipeline.atomic import write_json, write_table
 from pipeline.bundles import load_bundle_weights
 from pipeline.downstream import task_table
+from pipeline.evaluate.regression import BiasCorrection, bootstrap_interval, regression_metrics
+from pipeline.evaluate.volume_baseline import (VOLUME_COLUMNS, attach_volumes, find_phantom_volumes, read_volume_table,
+                                               volume_regressor)
 
-__all__ = ["load_brain_age_model", "predict_ages"]
+__all__ = ["load_brain_age_model", "predict_ages", "brain_age_report", "format_brain_age_table"]
+
+log = logging.getLogger("mriharmony.brain_age")
 
 
 def load_brain_age_model(network: torch.nn.Module, ckpt_path: str | Path) -> torch.nn.Module:
@@ -24,14 +39,24 @@ def load_brain_age_model(network: torch.nn.Module, ckpt_path: str | Path) -> tor
 
 def predict_ages(network: torch.nn.Module, ckpt_path: str | Path, dataset_dir: str | Path, output_file: str | Path, *,
                  split: str | None = "test", splits_file: str | Path | None = None, sites: list[str] | None = None,
-                 spatial_size: tuple[int, int, int] | None = None, device: str = "cpu") -> pd.DataFrame:
-    """Predicted age of every control of ``split`` (all splits if None or ``"all"``); writes and returns the table."""
+                 spatial_size: tuple[int, int, int] | None = None, volumes_file: str | Path | None = "auto",
+                 volume_columns: Sequence[str] = VOLUME_COLUMNS, n_resamples: int = 1000,
+                 device: str = "cpu") -> pd.DataFrame:
+    """Predicted age of every control of ``split`` (all splits if None or ``"all"``); writes the table and
+    ``<output_file>.json`` (metrics and baselines, see the module docstring) and returns the table.
+
+    ``volumes_file``: a TSV of regional volumes for the volume baseline; ``"auto"`` finds the phantom's
+    truth table; None (or an empty string) skips that baseline.
+    """
     net = load_brain_age_model(network, ckpt_path).to(device)
-    table = task_table(dataset_dir, "brain_age", splits_file=splits_file, sites=sites)
-    if split not in (None, "all"):
-        table = table[table["split"] == split]
+    full = task_table(dataset_dir, "brain_age", splits_file=splits_file, sites=sites)
+    wanted = full["split"] == split if split not in (None, "all") else pd.Series(True, index=full.index)
+    train = full["split"] == "train"
+    if not wanted.any():
+        raise ValueError(f"{dataset_dir}: no controls of split {split!r}")
     if spatial_size is None:
         spatial_size = _input_size(net)
+    table = full[wanted | train].copy()  # training rows are predicted too: they fit the bias correction
     predictions = []
     with torch.no_grad():
         for path in table["image"]:
@@ -39,11 +64,69 @@ def predict_ages(network: torch.nn.Module, ckpt_path: str | Path, dataset_dir: s
             if tuple(x.shape[2:]) != tuple(spatial_size):
                 x = F.interpolate(x, size=tuple(spatial_size), mode="area")
             predictions.append(float(net(x.to(device)).item()))
-    result = table[["subject", "session", "site", "age", "split"]].copy()
-    result["predicted_age"] = predictions
-    result["gap"] = result["predicted_age"] - result["age"]
+    table["predicted_age"] = predictions
+    table["gap"] = table["predicted_age"] - table["age"]
+    fitted = table[table["split"] == "train"]
+    correction = BiasCorrection.fit(fitted["age"], fitted["predicted_age"]) if len(fitted) >= 3 else None
+    if correction is None:
+        log.warning("%s: fewer than 3 training controls; no bias-corrected columns", dataset_dir)
+    else:
+        table["predicted_age_corrected"] = correction.corrected_prediction(table["age"], table["predicted_age"])
+        table["gap_corrected"] = table["predicted_age_corrected"] - table["age"]
+    result = table[wanted.loc[table.index]]
+    columns = ["subject", "session", "site", "age", "split", "predicted_age", "gap"]
+    columns += ["predicted_age_corrected", "gap_corrected"] if correction is not None else []
+    result = result[columns].reset_index(drop=True)
     write_table(output_file, result)
-    return result.reset_index(drop=True)
+    report = brain_age_report(result, full[train], correction, volumes_file=volumes_file, columns=volume_columns,
+                              n_resamples=n_resamples)
+    report["split"] = split
+    write_json(Path(output_file).with_suffix(".json"), report)
+    log.info("brain age on %d controls of split %s:\n%s", len(result), split, format_brain_age_table(report))
+    return result
+
+
+def brain_age_report(result: pd.DataFrame, train: pd.DataFrame, correction: BiasCorrection | None, *,
+                     volumes_file: str | Path | None = "auto", columns: Sequence[str] = VOLUME_COLUMNS,
+                     n_resamples: int = 1000) -> dict:
+    """Metrics with bootstrap 95% intervals of the CNN and its baselines on the rows of ``result``."""
+    age = result["age"].to_numpy(float)
+
+    def entry(predicted: np.ndarray) -> dict:
+        mae = lambda a, b: float(np.mean(np.abs(b - a)))  # noqa: E731
+        mse = lambda a, b: float(np.mean((b - a) ** 2))  # noqa: E731
+        return {"metrics": regression_metrics(age, predicted),
+                "intervals_95": {"mae": bootstrap_interval(age, predicted, mae, n_resamples=n_resamples),
+                                 "mse": bootstrap_interval(age, predicted, mse, n_resamples=n_resamples)}}
+
+    report: dict = {"cnn": entry(result["predicted_age"].to_numpy(float)), "baselines": {}}
+    if correction is not None:
+        report["cnn_bias_corrected"] = {**entry(result["predicted_age_corrected"].to_numpy(float)),
+                                        "correction": {"slope": correction.slope, "intercept": correction.intercept}}
+    if len(train):
+        report["baselines"]["train_mean"] = entry(np.full(len(result), float(train["age"].mean())))
+        path = find_phantom_volumes(train) if volumes_file == "auto" else (volumes_file or None)
+        if path is not None and len(train) >= 3:
+            volumes = read_volume_table(path, columns)
+            keyed = result.assign(label=result["age"])
+            predicted = volume_regressor(attach_volumes(train, volumes, columns), attach_volumes(keyed, volumes, columns),
+                                         columns=columns)
+            report["baselines"]["volume_linear"] = {"volumes_file": str(path), "columns": list(columns),
+                                                    **entry(predicted)}
+    return report
+
+
+def format_brain_age_table(report: dict) -> str:
+    """The CNN, its bias-corrected version and the baselines as a text table (MAE with its interval, r)."""
+    rows = [("cnn", report["cnn"])]
+    if "cnn_bias_corrected" in report:
+        rows.append(("cnn, corrected", report["cnn_bias_corrected"]))
+    rows += list(report.get("baselines", {}).items())
+    lines = [f"  {'method':<16} {'MAE years [95% CI]':<24} {'r':>6} {'n':>4}"]
+    for name, entry in rows:
+        m, (low, high) = entry["metrics"], entry["intervals_95"]["mae"]
+        lines.append(f"  {name:<16} {m['mae']:>5.2f} [{low:.2f}, {high:.2f}]{'':<7} {m['r']:>6.3f} {m['n']:>4}")
+    return "\n".join(lines)
 
 
 def _input_size(net: torch.nn.Module) -> tuple[int, int, int]:

@@ -3,6 +3,7 @@ verify_metadata, verify_net_in_out, ckpt_export."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 
 from pipeline.brain_age import load_brain_age_model
 from pipeline.downstream import task_table
+from pipeline.evaluate.regression import BiasCorrection
 from pipeline.nets import BrainAgeCNN3D
 from tests.bundles.test_cyclegan_bundle import REPO, bundle
 
@@ -50,6 +52,23 @@ def test_inference_writes_test_predictions(trained, contrast_pair, tmp_path):
     assert sorted(pred["subject"]) == sorted(expected["subject"]) and (pred["split"] == "test").all()
     np.testing.assert_allclose(pred["gap"], pred["predicted_age"] - pred["age"])
     assert pred["predicted_age"].between(0, 150).all()
+    # bias correction fitted on the training split's predictions only
+    report = json.loads(out.with_suffix(".json").read_text())
+    every = tmp_path / "all.tsv"
+    bundle("run", "--config_file", INFER, "--bundle_root", str(trained), "--dataset_dir",
+           str(contrast_pair / "preprocessed"), "--output_file", str(every), "--split", "all", *NARROW)
+    every = pd.read_csv(every, sep="\t", dtype={"subject": str}, keep_default_na=False)
+    fitted = BiasCorrection.fit(every.loc[every["split"] == "train", "age"], every.loc[every["split"] == "train", "predicted_age"])
+    assert report["cnn_bias_corrected"]["correction"]["slope"] == pytest.approx(fitted.slope, rel=1e-4)
+    np.testing.assert_allclose(pred["gap_corrected"], fitted.corrected_gap(pred["age"], pred["predicted_age"]), atol=1e-3)
+    np.testing.assert_allclose(pred["predicted_age_corrected"], pred["age"] + pred["gap_corrected"], atol=1e-6)
+    # metrics and baselines on the same test controls
+    assert report["cnn"]["metrics"]["mae"] == pytest.approx(pred["gap"].abs().mean(), rel=1e-6)
+    train_mean = table.loc[table["split"] == "train", "age"].mean()
+    baselines = report["baselines"]
+    assert baselines["train_mean"]["metrics"]["mae"] == pytest.approx((expected["age"] - train_mean).abs().mean(), rel=1e-6)
+    assert baselines["volume_linear"]["metrics"]["n"] == len(expected)
+    assert baselines["volume_linear"]["volumes_file"].endswith("derivatives/phantom/truth.tsv")
 
 
 def test_verify_and_export(trained):

@@ -37,18 +37,18 @@ def bundle(*args: str, cwd: Path = REPO) -> str:
 
 @pytest.fixture(scope="module")
 def trained(contrast_pair, tmp_path_factory) -> Path:
-    """Two epochs of a narrow CycleGAN, dark -> bright."""
+    """Two epochs of two iterations of a narrow CycleGAN, dark -> bright."""
     root = tmp_path_factory.mktemp("bundle_run")
     bundle("run", "--config_file", TRAIN, "--bundle_root", str(root), "--dataset_dir", str(contrast_pair / "preprocessed"),
-           "--source_site", "dark", "--target_site", "bright", "--epochs", "2", "--batch_size", "4", *NARROW)
+           "--source_site", "dark", "--target_site", "bright", "--epochs", "2", "--batch_size", "4", "--epoch_length", "2",
+           *NARROW)
     return root
 
 
 def test_train_writes_checkpoints_and_resume_continues(trained, contrast_pair):
     models = trained / "models"
     assert (models / "model.pt").exists() and (models / "checkpoint_epoch=2.pt").exists()
-    data = site_pair_data(contrast_pair / "preprocessed", "dark", "bright")
-    per_epoch = -(-len(data.train_x) // 4)
+    per_epoch = 2  # --epoch_length
     state = torch.load(models / "checkpoint_epoch=2.pt", weights_only=True)
     assert {"g_xy", "g_yx", "d_x", "d_y", "g_optimizer", "d_optimizer", "g_scheduler", "d_scheduler", "trainer",
             "info"} <= set(state)
@@ -57,7 +57,7 @@ def test_train_writes_checkpoints_and_resume_continues(trained, contrast_pair):
 
     log = bundle("run", "--config_file", TRAIN, "--bundle_root", str(trained), "--dataset_dir",
                  str(contrast_pair / "preprocessed"), "--source_site", "dark", "--target_site", "bright",
-                 "--epochs", "3", "--batch_size", "4", *NARROW)
+                 "--epochs", "3", "--batch_size", "4", "--epoch_length", "2", *NARROW)
     assert "Epoch: 3/3" in log and "Epoch: 1/3" not in log and "Epoch: 2/3" not in log  # only the missing epoch
     state = torch.load(models / "checkpoint_epoch=3.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 3 * per_epoch and state["g_scheduler"]["last_epoch"] == 3
@@ -127,7 +127,7 @@ def test_learning_is_real(contrast_pair, tmp_path):
     against the same subject's real site-Y image is at least 15% below the identity's."""
     bundle("run", "--config_file", TRAIN, "--bundle_root", str(tmp_path), "--dataset_dir",
            str(contrast_pair / "preprocessed"), "--source_site", "dark", "--target_site", "bright",
-           "--epochs", "12", "--batch_size", "4", "--spatial_size", "[32,32,32]", "--net_kwargs#channels", "16",
+           "--epochs", "8", "--batch_size", "4", "--spatial_size", "[32,32,32]", "--net_kwargs#channels", "16",
            "--net_kwargs#n_residual", "2", "--disc_kwargs#channels", "16")
     net = load_generator(tmp_path / "models" / "model.pt", "to_target")
     pairs = site_pair_data(contrast_pair / "preprocessed", "dark", "bright").val_pairs

@@ -91,13 +91,15 @@ def brain_age_report(result: pd.DataFrame, train: pd.DataFrame, correction: Bias
                      n_resamples: int = 1000) -> dict:
     """Metrics with bootstrap 95% intervals of the CNN and its baselines on the rows of ``result``."""
     age = result["age"].to_numpy(float)
+    subjects = result["subject"].to_numpy()
 
     def entry(predicted: np.ndarray) -> dict:
         mae = lambda a, b: float(np.mean(np.abs(b - a)))  # noqa: E731
         mse = lambda a, b: float(np.mean((b - a) ** 2))  # noqa: E731
-        return {"metrics": regression_metrics(age, predicted),
-                "intervals_95": {"mae": bootstrap_interval(age, predicted, mae, n_resamples=n_resamples),
-                                 "mse": bootstrap_interval(age, predicted, mse, n_resamples=n_resamples)}}
+        kw = {"n_resamples": n_resamples, "groups": subjects}  # a bootstrap over subjects, not images
+        return {"metrics": {**regression_metrics(age, predicted), "n_subjects": int(len(set(subjects)))},
+                "intervals_95": {"mae": bootstrap_interval(age, predicted, mae, **kw),
+                                 "mse": bootstrap_interval(age, predicted, mse, **kw)}}
 
     report: dict = {"cnn": entry(result["predicted_age"].to_numpy(float)), "baselines": {}}
     if correction is not None:
@@ -122,10 +124,11 @@ def format_brain_age_table(report: dict) -> str:
     if "cnn_bias_corrected" in report:
         rows.append(("cnn, corrected", report["cnn_bias_corrected"]))
     rows += list(report.get("baselines", {}).items())
-    lines = [f"  {'method':<16} {'MAE years [95% CI]':<24} {'r':>6} {'n':>4}"]
+    lines = [f"  {'method':<16} {'MAE years [95% CI]':<24} {'r':>6}  images/subjects"]
     for name, entry in rows:
         m, (low, high) = entry["metrics"], entry["intervals_95"]["mae"]
-        lines.append(f"  {name:<16} {m['mae']:>5.2f} [{low:.2f}, {high:.2f}]{'':<7} {m['r']:>6.3f} {m['n']:>4}")
+        lines.append(f"  {name:<16} {m['mae']:>5.2f} [{low:.2f}, {high:.2f}]{'':<7} {m['r']:>6.3f}  "
+                     f"{m['n']}/{m.get('n_subjects', m['n'])}")
     return "\n".join(lines)
 
 

@@ -3,7 +3,8 @@ Grad-CAM maps (monai.visualize) for the 3D and the three-view model.
 
 Outputs in ``output_dir``: ``predictions.tsv`` (subject, session, site, diagnosis, label, one
 probability per class, predicted class), ``metrics.json`` (accuracy, precision, recall, F1, balanced
-accuracy, AUC, confusion matrix, each with a bootstrap 95% interval), and with ``gradcam=True``
+accuracy, AUC, confusion matrix, each with a 95% interval from a bootstrap over subjects: a traveling
+subject's images are drawn together), and with ``gradcam=True``
 ``gradcam/sub-*_gradcam.nii.gz`` (the map on the input image's grid and affine, i.e. in template
 space; for the three-view model each view's 2D map sits on the mid-plane that view saw, zero elsewhere),
 ``gradcam/sub-*_gradcam.png`` (mid-slice overlays) and ``gradcam/class-<NAME>_mean.nii.gz``
@@ -96,7 +97,9 @@ def predict_classes(network: torch.nn.Module, ckpt_path: str | Path, dataset_dir
     result["predicted"] = [names[i] for i in probabilities.argmax(axis=1)]
     write_table(out / "predictions.tsv", result)
     metrics = classification_metrics(result["label"], probabilities)
-    intervals = classification_intervals(result["label"], probabilities, n_resamples=n_resamples)
+    metrics["n_subjects"] = int(result["subject"].nunique())
+    intervals = classification_intervals(result["label"], probabilities, n_resamples=n_resamples,
+                                         groups=result["subject"])
     baselines = classification_baselines(full[full["split"] == "train"], table, len(names), volumes_file=volumes_file,
                                          columns=volume_columns, n_resamples=n_resamples)
     report = {"task": task, "classes": names, "model": model, "split": split, "metrics": metrics,
@@ -159,15 +162,18 @@ def classification_baselines(train: pd.DataFrame, evaluate: pd.DataFrame, n_clas
     y = evaluate["label"].to_numpy(int)
     majority = np.zeros((len(evaluate), n_classes))
     majority[:, int(train["label"].astype(int).mode().iloc[0])] = 1.0
-    results = {"majority_class": {"metrics": classification_metrics(y, majority)}}
+    n_subjects = int(evaluate["subject"].nunique())
+    results = {"majority_class": {"metrics": {**classification_metrics(y, majority), "n_subjects": n_subjects}}}
     path = find_phantom_volumes(train) if volumes_file == "auto" else (volumes_file or None)
     if path is not None:
         volumes = read_volume_table(path, columns)
         probabilities = volume_classifier(attach_volumes(train, volumes, columns), attach_volumes(evaluate, volumes, columns),
                                           n_classes=n_classes, columns=columns)
         results["volume_logistic"] = {
-            "volumes_file": str(path), "columns": list(columns), "metrics": classification_metrics(y, probabilities),
-            "intervals_95": classification_intervals(y, probabilities, n_resamples=n_resamples)}
+            "volumes_file": str(path), "columns": list(columns),
+            "metrics": {**classification_metrics(y, probabilities), "n_subjects": n_subjects},
+            "intervals_95": classification_intervals(y, probabilities, n_resamples=n_resamples,
+                                                     groups=evaluate["subject"])}
     return results
 
 
@@ -175,11 +181,11 @@ def format_metrics_table(report: dict) -> str:
     """The CNN and its baselines as a text table (balanced accuracy with its interval, AUC, F1)."""
     rows = [(report.get("model", "cnn"), report["metrics"], report.get("intervals_95", {}))]
     rows += [(name, b["metrics"], b.get("intervals_95", {})) for name, b in report.get("baselines", {}).items()]
-    lines = [f"  {'method':<16} {'bal. acc. [95% CI]':<24} {'AUC':>6} {'F1':>6} {'n':>4}"]
+    lines = [f"  {'method':<16} {'bal. acc. [95% CI]':<24} {'AUC':>6} {'F1':>6}  images/subjects"]
     for name, m, ci in rows:
         low, high = ci.get("balanced_accuracy", (float("nan"), float("nan")))
         lines.append(f"  {name:<16} {m['balanced_accuracy']:.3f} [{low:.2f}, {high:.2f}]{'':<6} {m['auc']:>6.3f} "
-                     f"{m['f1']:>6.3f} {m['n']:>4}")
+                     f"{m['f1']:>6.3f}  {m['n']}/{m.get('n_subjects', m['n'])}")
     return "\n".join(lines)
 
 

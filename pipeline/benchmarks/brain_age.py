@@ -100,9 +100,9 @@ def run_brain_age_benchmark(raw: str | Path, harmonized_to_source: str | Path, o
             pred["corrected_gap"] = correction.corrected_gap(pred["age"], pred["predicted_age"])
             predictions.append(pred)
             metrics = regression_metrics(pred["age"], pred["predicted_age"])
-            low, high = bootstrap_interval(pred["age"], pred["predicted_age"], _mae, n_resamples=n_resamples, seed=seed)
-            mse_low, mse_high = bootstrap_interval(pred["age"], pred["predicted_age"], _mse, n_resamples=n_resamples,
-                                                   seed=seed)
+            kw = {"n_resamples": n_resamples, "seed": seed, "groups": pred["subject"].to_numpy()}  # over subjects
+            low, high = bootstrap_interval(pred["age"], pred["predicted_age"], _mae, **kw)
+            mse_low, mse_high = bootstrap_interval(pred["age"], pred["predicted_age"], _mse, **kw)
             results.append({"condition": condition, "seed": seed, **metrics, "mae_ci_low": low, "mae_ci_high": high,
                             "mse_ci_low": mse_low, "mse_ci_high": mse_high,
                             "corrected_mae": float(np.mean(np.abs(pred["corrected_gap"]))),

@@ -12,6 +12,8 @@ from typing import Sequence
 import numpy as np
 from sklearn import metrics as skm
 
+from pipeline.evaluate.resampling import ClusterBootstrap
+
 
 __all__ = ["classification_metrics", "classification_intervals"]
 
@@ -47,8 +49,12 @@ def classification_metrics(y_true: Sequence[int], scores: np.ndarray) -> dict:
 
 
 def classification_intervals(y_true: Sequence[int], scores: np.ndarray, *, n_resamples: int = 1000,
-                             seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
+                             seed: int = 0, level: float = 0.95,
+                             groups: Sequence | None = None) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals (resampling subjects) of the scalar metrics.
+
+    ``groups``: the subject of each row; a resample then draws whole subjects, so several images of
+    one subject (traveling subjects) count once. Without it each row is a subject.
 
     One resample feeds all metrics at once (written out here rather than with scipy.stats.bootstrap,
     which would recompute every metric separately, six times slower).
@@ -60,8 +66,9 @@ def classification_intervals(y_true: Sequence[int], scores: np.ndarray, *, n_res
         return {name: (float("nan"), float("nan")) for name in names}
     rng = np.random.default_rng(seed)
     samples = {name: [] for name in names}
+    clusters = ClusterBootstrap(groups) if groups is not None else None
     for _ in range(n_resamples):
-        idx = rng.integers(0, len(y_true), len(y_true))
+        idx = clusters.sample(rng) if clusters else rng.integers(0, len(y_true), len(y_true))
         values = classification_metrics(y_true[idx], scores[idx])
         for name in names:
             samples[name].append(values[name])

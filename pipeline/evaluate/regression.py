@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from pipeline.evaluate.resampling import ClusterBootstrap
+
 __all__ = ["regression_metrics", "BiasCorrection", "bootstrap_interval"]
 
 
@@ -48,11 +50,21 @@ class BiasCorrection:
 
 
 def bootstrap_interval(y_true: np.ndarray, y_pred: np.ndarray, metric, *, n_resamples: int = 1000,
-                       seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``metric(y_true, y_pred)`` over subjects (scipy.stats.bootstrap, paired)."""
+                       seed: int = 0, level: float = 0.95, groups=None) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric(y_true, y_pred)`` over subjects (scipy.stats.bootstrap, paired).
+
+    ``groups``: the subject of each row; a resample then draws whole subjects (a cluster bootstrap,
+    written out here since scipy has none), so several images of one subject count once.
+    """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if len(y_true) < 3:
         return float("nan"), float("nan")
+    if groups is not None:
+        rng = np.random.default_rng(seed)
+        clusters = ClusterBootstrap(groups)
+        values = [metric(y_true[idx], y_pred[idx]) for idx in (clusters.sample(rng) for _ in range(n_resamples))]
+        tail = 100 * (1 - level) / 2
+        return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
     result = stats.bootstrap((y_true, y_pred), lambda a, b: metric(a, b), paired=True, vectorized=False,
                              n_resamples=n_resamples, confidence_level=level, method="percentile",
                              random_state=np.random.default_rng(seed))

@@ -3,12 +3,15 @@
 Stages so far: generate the phantom -> load and validate it as a cohort -> subject-level splits ->
 preprocess (N4, skull strip, rigid to MNI, 2 mm, 64^3) -> train a CycleGAN between two sites (the
 cyclegan_harmonization bundle, narrow at demo scale) -> harmonize the target site to the source
-(reference) site, "to source" as in 004 -> traveling-subject fidelity -> summary. Later stages (benchmarks, report) extend this run folder.
+(reference) site, "to source" as in 004 -> traveling-subject fidelity -> train the brain_age and
+ad_classification bundles (narrow, demo scale) and print their test metrics beside the baselines ->
+summary. Later stages (benchmarks, report) extend this run folder.
 Each stage writes files into the run folder and a re-run reuses what is complete.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -74,6 +77,84 @@ def preprocess_config_from_demo(section: dict[str, Any]) -> PreprocessConfig:
     return preprocess_config_from_dict({**base, **merged})
 
 
+DOWNSTREAM_KEYS = {"brain_age", "ad_classification"}
+DOWNSTREAM_BUNDLE_KEYS = {"epochs", "batch_size", "lr", "spatial_size", "net_kwargs", "model", "task", "seed"}
+
+
+def _train_once(name: str, run_dir: Path, overrides: dict[str, Any]) -> bool:
+    """Train bundle ``name`` into ``run_dir`` unless a finished run with the same overrides is there.
+
+    Returns True when it trained. ``demo_train.json`` (the overrides) is written after the model, so it
+    marks a complete run; a changed setting retrains.
+    """
+    marker = run_dir / "demo_train.json"
+    if (run_dir / "models" / "model.pt").exists() and marker.exists() and json.loads(marker.read_text()) == overrides:
+        return False
+    run_bundle(name, "train", **overrides)
+    write_json(marker, overrides)
+    return True
+
+
+def _too_small(out: Path, task: str) -> str:
+    """Why ``task`` cannot be trained and tested on the demo cohort ("" when it can)."""
+    from pipeline.downstream import task_table
+
+    table = task_table(out / "preprocessed", task, splits_file=out / "splits.tsv")
+    train, test = table[table["split"] == "train"], table[table["split"] == "test"]
+    if task == "brain_age" and (len(train) < 3 or len(test) < 1):
+        return f"{len(train)} training and {len(test)} test controls; need at least 3 and 1"
+    if task != "brain_age" and (train["label"].nunique() < 2 or len(test) < 1):
+        return f"training classes {sorted(train['diagnosis'].unique())} and {len(test)} test subjects; need two classes and a test subject"
+    return ""
+
+
+def _downstream_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float]) -> str:
+    """Train the brain_age and ad_classification bundles on the preprocessed cohort's train split (narrow,
+    demo scale), predict the test split and return their metrics beside the baselines as text."""
+    from pipeline.brain_age import format_brain_age_table
+    from pipeline.classify import format_metrics_table
+
+    text = ""
+    for name in ("brain_age", "ad_classification"):
+        if name not in cfg:
+            continue
+        section = dict(cfg.get(name) or {})
+        check_keys(section, DOWNSTREAM_BUNDLE_KEYS, f"downstream.{name}")
+        run_dir = out / name
+        reason = _too_small(out, "brain_age" if name == "brain_age" else section.get("task", "cn_ad"))
+        if reason:
+            log.warning("%s skipped: %s", name, reason)
+            text += f"\n{name}: skipped ({reason})"
+            continue
+        common: dict[str, Any] = {"dataset_dir": str(out / "preprocessed"), "splits_file": str(out / "splits.tsv")}
+        for key in ("spatial_size", "model", "task"):
+            if key in section:
+                common[key] = section[key]
+        for key, value in (section.get("net_kwargs") or {}).items():
+            common[f"net_kwargs#{key}"] = value
+        train = {**common, "bundle_root": str(run_dir), **{k: section[k] for k in ("epochs", "batch_size", "lr", "seed")
+                                                           if k in section}}
+        t = time.perf_counter()
+        trained = _train_once(name, run_dir, train)
+        seconds[f"{name}_train"] = time.perf_counter() - t
+        t = time.perf_counter()
+        infer = {**common, "bundle_root": str(run_dir), "split": "test"}
+        if name == "brain_age":
+            run_bundle(name, "inference", **infer, output_file=str(run_dir / "eval" / "predictions.tsv"))
+            report = json.loads((run_dir / "eval" / "predictions.json").read_text())
+            table = format_brain_age_table(report)
+            title = "brain age (controls, test split)"
+        else:
+            run_bundle(name, "inference", **infer, output_dir=str(run_dir / "eval"))
+            report = json.loads((run_dir / "eval" / "metrics.json").read_text())
+            table = format_metrics_table(report)
+            title = f"{report['task']} classification ({report['model']}, test split)"
+        seconds[f"{name}_inference"] = time.perf_counter() - t
+        state = f"trained in {seconds[f'{name}_train']:.0f} s" if trained else "reused"
+        text += f"\n{title}, {state}; baselines fitted on the train split:\n{table}"
+    return text
+
+
 HARMONIZATION_KEYS = {"source_site", "target_site", "epochs", "batch_size", "spatial_size", "net_kwargs", "disc_kwargs"}
 
 
@@ -124,9 +205,13 @@ def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, sites: tuple[st
 
 def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = None, progress: bool = True) -> DemoResult:
     """Run the demo chain into ``out`` (see the module docstring)."""
-    check_keys(config, {"phantom", "splits", "preprocess", "harmonization"}, "demo config")
+    check_keys(config, {"phantom", "splits", "preprocess", "harmonization", "downstream"}, "demo config")
     harmonization = dict(config.get("harmonization") or {})
     check_keys(harmonization, HARMONIZATION_KEYS, "harmonization")
+    downstream = dict(config.get("downstream") or {})
+    check_keys(downstream, DOWNSTREAM_KEYS, "downstream")
+    for name, section in downstream.items():
+        check_keys(dict(section or {}), DOWNSTREAM_BUNDLE_KEYS, f"downstream.{name}")
     splits_cfg = config.get("splits") or {}
     check_keys(splits_cfg, {"fractions", "stratify", "seed"}, "splits")
     spec = phantom_spec_from_config(config.get("phantom") or {})
@@ -157,6 +242,7 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
     fidelity_text = ""
     if harmonization:
         fidelity, fidelity_text = _harmonization_stage(out, harmonization, splits, spec.sites, seconds, workers, progress)
+    downstream_text = _downstream_stage(out, downstream, seconds) if downstream else ""
     summary = summarize(cohort.table)
     files = {
         "bids": phantom.root,
@@ -172,6 +258,9 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
         files["cyclegan"] = out / "cyclegan" / f"{harmonization['source_site']}-{harmonization['target_site']}" / "models" / "model.pt"
         files["harmonized"] = out / "harmonized" / "harmonized.tsv"
         files["fidelity"] = out / "harmonized" / "traveling_fidelity.tsv"
+    if downstream:
+        files["brain_age"] = out / "brain_age" / "eval" / "predictions.json"
+        files["ad_classification"] = out / "ad_classification" / "eval" / "metrics.json"
     split_counts = splits["split"].value_counts().to_dict()
     write_json(files["summary"], {
         "version": __version__, "phantom": {**vars(spec), "effects": vars(spec.effects)},
@@ -181,5 +270,5 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
     })
     text = format_summary(summary) + "\n\nsubjects per split: " + ", ".join(f"{k} {v}" for k, v in sorted(split_counts.items()))
     text += f"\npreprocessed: {len(preprocessed.ok)} of {len(preprocessed.table)} images ({seconds['preprocess']:.0f} s)"
-    text += fidelity_text
+    text += fidelity_text + downstream_text
     return DemoResult(out=out, cohort=cohort, summary_text=text, files=files, seconds=seconds)

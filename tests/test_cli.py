@@ -43,7 +43,8 @@ def test_demo_smoke(tmp_path):
     for one epoch, harmonizes, measures traveling-subject fidelity, summarises, says where."""
     out = tmp_path / "run"
     tiny = ["--set", "phantom.subjects_per_site=3", "--set", "phantom.traveling=1", "--set", "phantom.resolution=4",
-            "--set", "harmonization.epochs=1"]
+            "--set", "harmonization.epochs=1", "--set", "downstream.brain_age.epochs=1",
+            "--set", "downstream.ad_classification.epochs=1"]
     result = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *tiny], capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 0, result.stderr
@@ -68,6 +69,17 @@ def test_demo_smoke(tmp_path):
     assert sorted(harmonized.loc[harmonized["harmonized"], "site"]) == ["oasis"] * 4
     fidelity = pd.read_csv(out / "harmonized" / "traveling_fidelity.tsv", sep="\t")
     assert list(fidelity["subject"]) == ["trav01"] and 0 < fidelity.loc[0, "identity_mae"] < 0.2
+    # downstream bundles: trained on the train split, scored on the test split beside their baselines
+    report = json.loads((out / "brain_age" / "eval" / "predictions.json").read_text())
+    test_controls = cohort.merge(splits, on="subject").query("split == 'test' and diagnosis == 'CN'")
+    assert report["cnn"]["metrics"]["n"] == len(test_controls) and "train_mean" in report["baselines"]
+    assert "brain age (controls, test split)" in stdout and "volume_linear" in stdout
+    ad = cohort.merge(splits, on="subject").query("diagnosis in ['CN', 'AD']")
+    if ad.loc[ad["split"] == "train", "diagnosis"].nunique() == 2 and (ad["split"] == "test").any():
+        metrics = json.loads((out / "ad_classification" / "eval" / "metrics.json").read_text())
+        assert metrics["metrics"]["n"] == (ad["split"] == "test").sum() and "volume_logistic" in metrics["baselines"]
+    else:
+        assert "ad_classification: skipped (training classes" in stdout
     # a re-run reuses the phantom, the preprocessed images, the trained CycleGAN and the harmonized images
     model_mtime = (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").stat().st_mtime_ns
     again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *tiny], capture_output=True, text=True,
@@ -76,6 +88,7 @@ def test_demo_smoke(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "(reused" in log and "12 ok (12 resumed)" in log and "harmonize: 4 images (4 resumed)" in log
     assert (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").stat().st_mtime_ns == model_mtime
+    assert "brain age (controls, test split), reused" in again.stdout
 
 
 @pytest.mark.parametrize("override, message", [

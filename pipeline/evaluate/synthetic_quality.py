@@ -1,0 +1,116 @@
+"""Quality of synthetic images: fidelity to real ones, diversity, distribution distance, memorization.
+
+- Fidelity (001's metrics): SSIM and PSNR of each synthetic image to its nearest real training image
+  (nearest by SSIM), with MONAI's SSIMMetric and PSNRMetric.
+- Diversity: mean pairwise MS-SSIM among synthetic images beside the same among real images (MONAI
+  MultiScaleSSIMMetric; fewer scales on small volumes). Lower = more diverse; a collapsed generator is
+  near 1.
+- Distribution distance on the features of a pluggable 3D encoder (:class:`LayerFeatures`, default the
+  last pooling layer of our own trained classifier, since no pretrained medical weights can be
+  downloaded): FID (MONAI's ``get_fid_score``) and a Gaussian-kernel MMD^2 (biased estimator, median
+  bandwidth; written out here because MONAI's MMDMetric is the unbiased linear-kernel statistic, which is
+  not zero for identical sets and needs equal sample sizes).
+- Memorization: a synthetic image whose nearest-real SSIM exceeds the largest nearest-neighbour SSIM
+  between two different real training images is flagged as a likely copy.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from monai.metrics import MultiScaleSSIMMetric, PSNRMetric, SSIMMetric
+from monai.metrics.fid import get_fid_score
+
+__all__ = ["nearest_real", "real_nearest_neighbour_ssim", "pairwise_ms_ssim", "gaussian_mmd", "fid", "LayerFeatures",
+           "memorization_flags"]
+
+
+def _pairwise(metric: Callable, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """metric(a[i], b[j]) for all i, j: (len(a), len(b)); one batched call per row."""
+    out = np.empty((len(a), len(b)))
+    for i in range(len(a)):
+        out[i] = metric(a[i : i + 1].expand_as(b), b).reshape(-1).cpu().numpy()
+    return out
+
+
+def _ssim(spatial_dims: int = 3) -> SSIMMetric:
+    return SSIMMetric(spatial_dims=spatial_dims, data_range=1.0)
+
+
+def nearest_real(synthetic: torch.Tensor, real: torch.Tensor) -> dict[str, np.ndarray]:
+    """For each synthetic image (N, 1, *spatial), its nearest real image by SSIM: index, SSIM and PSNR."""
+    ssim = _pairwise(_ssim(synthetic.ndim - 2), synthetic, real)
+    index = ssim.argmax(axis=1)
+    psnr = PSNRMetric(max_val=1.0)(synthetic, real[index]).reshape(-1).cpu().numpy()
+    return {"index": index, "ssim": ssim[np.arange(len(synthetic)), index], "psnr": psnr}
+
+
+def real_nearest_neighbour_ssim(real: torch.Tensor) -> np.ndarray:
+    """For each real image, the SSIM to its nearest *other* real image (the memorization reference)."""
+    ssim = _pairwise(_ssim(real.ndim - 2), real, real)
+    np.fill_diagonal(ssim, -np.inf)
+    return ssim.max(axis=1)
+
+
+def memorization_flags(nearest_ssim: np.ndarray, real_nn_ssim: np.ndarray) -> np.ndarray:
+    """True where a synthetic image is closer to a real image than any two real images are to each other."""
+    return np.asarray(nearest_ssim) > float(np.max(real_nn_ssim))
+
+
+def pairwise_ms_ssim(images: torch.Tensor) -> float:
+    """Mean MS-SSIM over distinct pairs of a set (N >= 2); scales reduced to fit small volumes."""
+    size = min(images.shape[2:])
+    kernel = 11 if size >= 64 else 7
+    # MONAI needs every side > (kernel - 1) * 2^(levels - 1): keep the most scales (up to 5) that fit
+    levels = max([n for n in range(1, 6) if (kernel - 1) * 2 ** (n - 1) < size], default=1)
+    weights = np.array((0.0448, 0.2856, 0.3001, 0.2363, 0.1333)[:levels])
+    metric = MultiScaleSSIMMetric(spatial_dims=images.ndim - 2, data_range=1.0, kernel_size=kernel,
+                                  weights=tuple(weights / weights.sum()))
+    values = _pairwise(metric, images, images)
+    return float(values[~np.eye(len(images), dtype=bool)].mean())
+
+
+def gaussian_mmd(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> float:
+    """Biased MMD^2 between feature sets (n, d) and (m, d), Gaussian kernel; 0 for identical sets.
+
+    ``bandwidth``: the kernel's sigma; default the median pairwise distance of the pooled features.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    pooled = np.concatenate([x, y])
+    distances = np.sum((pooled[:, None] - pooled[None]) ** 2, axis=-1)
+    if bandwidth is None:
+        positive = distances[distances > 0]
+        bandwidth = float(np.sqrt(np.median(positive) / 2)) if positive.size else 1.0
+    kernel = np.exp(-distances / (2 * bandwidth ** 2))
+    n = len(x)
+    return float(kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean())
+
+
+def fid(x: np.ndarray, y: np.ndarray) -> float:
+    """Fréchet distance between feature sets (MONAI ``get_fid_score``)."""
+    return float(get_fid_score(torch.as_tensor(np.asarray(x, float)), torch.as_tensor(np.asarray(y, float))))
+
+
+class LayerFeatures:
+    """A pluggable encoder: the flattened output of one named layer of a network (a forward hook).
+
+    Example: ``LayerFeatures(classifier, "avgpool")`` for a MONAI ResNet, or
+    ``LayerFeatures(brain_age_net, "features")`` for :class:`~pipeline.nets.BrainAgeCNN3D`.
+    """
+
+    def __init__(self, network: torch.nn.Module, layer: str) -> None:
+        self.network = network.eval()
+        self.layer = dict(network.named_modules())[layer]
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, batch_size: int = 8) -> np.ndarray:
+        captured: list[torch.Tensor] = []
+        handle = self.layer.register_forward_hook(lambda _m, _i, out: captured.append(out.flatten(1).cpu()))
+        try:
+            for start in range(0, len(images), batch_size):
+                self.network(images[start : start + batch_size])
+        finally:
+            handle.remove()
+        return torch.cat(captured).double().numpy()

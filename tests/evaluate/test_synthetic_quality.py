@@ -1,0 +1,52 @@
+"""Synthetic-image quality metrics on cases with known answers: copies, identical sets, shifted sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.evaluate.synthetic_quality import (LayerFeatures, fid, gaussian_mmd, memorization_flags, nearest_real,
+                                                 pairwise_ms_ssim, real_nearest_neighbour_ssim)
+from pipeline.nets import build_classifier
+
+
+def _volumes(n: int, seed: int, size: int = 32) -> torch.Tensor:
+    """Smooth random blobs in [0, 1] (SSIM needs structure, not white noise)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 1, 4, 4, 4, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=(size,) * 3, mode="trilinear", align_corners=False)
+
+
+def test_a_copied_training_image_is_found_and_flagged_as_memorized():
+    real = _volumes(6, 0)
+    synthetic = torch.cat([real[2:3], _volumes(1, 9)])
+    nearest = nearest_real(synthetic, real)
+    assert nearest["index"][0] == 2 and nearest["ssim"][0] == pytest.approx(1.0, abs=1e-5)
+    assert nearest["psnr"][0] > 60 and nearest["psnr"][1] < 40
+    real_nn = real_nearest_neighbour_ssim(real)
+    assert real_nn.shape == (6,) and (real_nn < 0.999).all()  # never the image itself
+    assert memorization_flags(nearest["ssim"], real_nn).tolist() == [True, False]
+
+
+def test_ms_ssim_diversity_is_one_for_copies_and_lower_for_distinct_images():
+    copies = _volumes(1, 0).repeat(4, 1, 1, 1, 1)
+    assert pairwise_ms_ssim(copies) == pytest.approx(1.0, abs=1e-5)
+    assert pairwise_ms_ssim(_volumes(4, 1)) < 0.9
+    assert pairwise_ms_ssim(_volumes(3, 2, size=64)) < 0.9  # five scales fit at 64^3
+
+
+def test_mmd_and_fid_are_zero_for_identical_sets_and_grow_with_a_shift():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 5))
+    assert gaussian_mmd(x, x) == pytest.approx(0.0, abs=1e-12)
+    assert fid(x, x) == pytest.approx(0.0, abs=1e-6)
+    near, far = gaussian_mmd(x, x + 0.5), gaussian_mmd(x, x + 2.0)
+    assert 0 < near < far
+    assert fid(x, x + 2.0) == pytest.approx(5 * 2.0 ** 2, rel=1e-6)  # same covariance: |mean shift|^2
+
+
+def test_layer_features_of_a_monai_resnet():
+    net = build_classifier("resnet3d", 2, widths=(4, 8, 8, 16))
+    features = LayerFeatures(net, "avgpool")(_volumes(5, 3), batch_size=2)
+    assert features.shape == (5, 16) and np.isfinite(features).all()

@@ -184,6 +184,9 @@ def harmonize_cohort(table: pd.DataFrame, checkpoint: str | Path, out: str | Pat
         raise ValueError(f"table: missing column(s) {sorted(missing)}; expected the table of `mriharmony preprocess`")
     out = Path(out)
     info = read_harmonizer_info(checkpoint)
+    if info.get("domain_key", "site") != "site":
+        raise ValueError(f"{checkpoint} translates between {info['domain_key']} values ({info['source_site']} <-> "
+                         f"{info['target_site']}), not sites: it is a synthetic-image generator, not a harmonizer")
     input_site, output_site = info.input_site(direction), info.output_site(direction)
     sites = sites or [input_site]
     wrong = [s for s in sites if s != input_site]

@@ -58,7 +58,8 @@ class ResumeFromLatest:
     """
 
     def __init__(self, folder: str | Path, load_dict: dict[str, Any], enabled: bool = True,
-                 match_keys: tuple[str, ...] = ("source_site", "target_site", "net_kwargs", "spatial_size")):
+                 match_keys: tuple[str, ...] = ("source_site", "target_site", "domain_key", "net_kwargs",
+                                                "spatial_size")):
         self.folder, self.load_dict, self.enabled = Path(folder), load_dict, enabled
         self.match_keys = match_keys
         self.loaded: Path | None = None
@@ -71,7 +72,9 @@ class ResumeFromLatest:
             return
         saved = torch.load(path, map_location="cpu", weights_only=True).get("info", {})
         current = info.state_dict()
-        different = {k: (saved.get(k), current.get(k)) for k in self.match_keys if saved.get(k) != current.get(k)}
+        defaults = {"domain_key": "site"}  # checkpoints written before domain_key existed are site pairs
+        different = {k: (saved.get(k, defaults.get(k)), current.get(k, defaults.get(k))) for k in self.match_keys}
+        different = {k: v for k, v in different.items() if v[0] != v[1]}
         if different:
             detail = "; ".join(f"{k}: checkpoint {a!r}, this run {b!r}" for k, (a, b) in different.items())
             raise ValueError(f"{path} belongs to another run ({detail}); use another bundle_root / ckpt_dir, "

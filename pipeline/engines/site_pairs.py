@@ -9,6 +9,9 @@ Rules (honest evaluation, DESIGN.md):
   there are any: the pair (site-X image, same subject's site-Y image). Traveling subjects of the
   ``test`` split are kept for the final evaluation. Without traveling subjects, validation uses
   the site-X images of the ``val`` split (cycle-reconstruction error only).
+
+The two domains are sites by default; ``domain_key="diagnosis"`` makes them classes (the CN <-> AD
+translation of 000 for synthetic augmentation: no subject has both, so validation is cycle error only).
 """
 
 from __future__ import annotations
@@ -63,7 +66,8 @@ def _item(row: pd.Series, image_key: str) -> dict:
 
 
 def site_pair_data(dataset_dir: str | Path, source_site: str, target_site: str, *,
-                   splits_file: str | Path | None = None, image_key: str = "image_cube") -> SitePairData:
+                   splits_file: str | Path | None = None, image_key: str = "image_cube",
+                   domain_key: str = "site") -> SitePairData:
     """Build the training and validation items of a ``source_site`` -> ``target_site`` CycleGAN.
 
     Args:
@@ -72,12 +76,16 @@ def site_pair_data(dataset_dir: str | Path, source_site: str, target_site: str, 
         target_site: domain Y.
         splits_file: the subject-level split table (default: ``splits.tsv`` in or beside ``dataset_dir``).
         image_key: table column of the images (``image_cube``: the 64^3 images).
+        domain_key: the column whose values are the two domains (``site``, or ``diagnosis``).
     """
     table = read_preprocessed(dataset_dir)
+    if domain_key not in table.columns:
+        raise ValueError(f"domain_key {domain_key!r} is not a column of {dataset_dir}")
+    table = table.assign(site=table[domain_key].astype(str), acquisition_site=table["site"])
     sites = sorted(set(table["site"]))
     for name, site in (("source_site", source_site), ("target_site", target_site)):
         if site not in sites:
-            raise ValueError(f"{name} {site!r} is not a site of {dataset_dir} (sites: {sites})")
+            raise ValueError(f"{name} {site!r} is not a {domain_key} of {dataset_dir} ({domain_key} values: {sites})")
     if source_site == target_site:
         raise ValueError(f"source_site and target_site are both {source_site!r}")
     splits_path = find_splits_file(dataset_dir, splits_file)

@@ -1,4 +1,5 @@
-"""Synthetic augmentation: the per-class policy of 003 (generators and the experiment grid follow)."""
+"""Synthetic augmentation: the per-class policy of 003 and CN <-> AD translation (000); the class-conditional
+generator and the experiment grid follow."""
 
 from __future__ import annotations
 

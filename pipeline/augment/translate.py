@@ -1,0 +1,89 @@
+"""Synthetic images by class translation (000): each training image through the CN <-> AD CycleGAN.
+
+The checkpoint is a cyclegan_harmonization run with ``domain_key=diagnosis`` (source CN, target AD):
+G_X turns a CN image into a synthetic AD image, G_Y an AD image into a synthetic CN one. Only the
+``train`` split is translated (the generator itself was trained on training subjects only), so no
+validation or test anatomy can reach training. Every output carries its provenance in ``synthetic.tsv``
+and a JSON sidecar: generator, checkpoint SHA-256, source subject and image, class, seed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import torch
+
+from pipeline import __version__
+from pipeline.atomic import save_nifti, write_json, write_table
+from pipeline.cohort import attach_splits, read_splits
+from pipeline.engines.site_pairs import find_splits_file
+from pipeline.harmonize import file_sha256, load_generator, read_harmonizer_info
+from pipeline.preprocess.batch import read_preprocessed
+
+__all__ = ["translate_training_images", "read_synthetic"]
+
+GENERATOR = "translation"
+
+
+def _output(out: Path, subject: str, session: str, target: str) -> Path:
+    stem = f"sub-{subject}" + (f"_ses-{session}" if session else "")
+    return out / f"sub-{subject}" / f"{stem}_space-MNI152NLin2009aSym_res-64_desc-translatedto{target}_T1w.nii.gz"
+
+
+def translate_training_images(dataset_dir: str | Path, checkpoint: str | Path, out: str | Path, *,
+                              splits_file: str | Path | None = None, device: str = "cpu") -> pd.DataFrame:
+    """Translate every training image of the checkpoint's two classes to the other class.
+
+    Returns the synthetic table (also ``out/synthetic.tsv``): image, diagnosis (the new class),
+    generator, checkpoint_sha256, source_subject, source_image, source_diagnosis, seed (none: the
+    translation is deterministic, recorded as -1), site, age, sex. Re-runs skip finished images.
+    """
+    out = Path(out)
+    info = read_harmonizer_info(checkpoint)
+    if info.get("domain_key", "site") != "diagnosis":
+        raise ValueError(f"{checkpoint}: a class translator has domain_key 'diagnosis', this one maps "
+                         f"{info.get('domain_key', 'site')} {info['source_site']} <-> {info['target_site']}")
+    source, target = info["source_site"], info["target_site"]
+    sha = file_sha256(checkpoint)
+    table = attach_splits(read_preprocessed(dataset_dir), read_splits(find_splits_file(dataset_dir, splits_file)))
+    table = table[(table["split"] == "train") & table["diagnosis"].isin([source, target])]
+    generators = {source: load_generator(checkpoint, "to_target").to(device),
+                  target: load_generator(checkpoint, "to_source").to(device)}
+    trained = tuple(info.get("spatial_size") or ())
+    rows = []
+    for _, row in table.iterrows():
+        new_class = target if row["diagnosis"] == source else source
+        path = _output(out, row["subject"], row["session"], new_class)
+        sidecar = path.with_name(path.name.replace(".nii.gz", ".json"))
+        record = {"image": str(path), "diagnosis": new_class, "generator": GENERATOR, "checkpoint_sha256": sha,
+                  "source_subject": row["subject"], "source_image": row["image_cube"],
+                  "source_diagnosis": row["diagnosis"], "seed": -1, "site": row["site"], "age": row["age"],
+                  "sex": row["sex"]}
+        if not (path.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("CheckpointSHA256") == sha):
+            img = nib.load(row["image_cube"])
+            data = np.asarray(img.dataobj, dtype=np.float32)
+            if trained and data.shape != trained:
+                raise ValueError(f"{row['image_cube']}: image is {data.shape}, the translator was trained at {trained}")
+            mask = np.asarray(nib.load(row["mask_cube"]).dataobj) > 0
+            with torch.no_grad():
+                y = generators[row["diagnosis"]](torch.from_numpy(data)[None, None].to(device))[0, 0].cpu().numpy()
+            save_nifti(path, nib.Nifti1Image((y * mask).astype(np.float32), img.affine))
+            write_json(sidecar, {"Generator": GENERATOR, "Checkpoint": str(checkpoint), "CheckpointSHA256": sha,
+                                 "SourceSubject": row["subject"], "SourceImage": row["image_cube"],
+                                 "SourceDiagnosis": row["diagnosis"], "Diagnosis": new_class, "Version": __version__})
+        rows.append(record)
+    result = pd.DataFrame(rows)
+    write_table(out / "synthetic.tsv", result)
+    return result
+
+
+def read_synthetic(path: str | Path) -> pd.DataFrame:
+    """A synthetic table (``synthetic.tsv`` or its folder)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "synthetic.tsv"
+    return pd.read_csv(path, sep="\t", dtype={"source_subject": str}, keep_default_na=False)

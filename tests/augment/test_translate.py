@@ -1,0 +1,68 @@
+"""CN <-> AD translation (000) through the CycleGAN bundle with domain_key=diagnosis: training subjects
+only, classes swapped, outputs equal the generator's, provenance complete, re-runs resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from pipeline.augment import AugmentationPolicy, build_training_table
+from pipeline.augment.translate import read_synthetic, translate_training_images
+from pipeline.downstream import task_table
+from pipeline.harmonize import file_sha256, load_generator
+from tests.bundles.test_cyclegan_bundle import TRAIN, bundle
+
+
+@pytest.fixture(scope="module")
+def translator(ad_pair, tmp_path_factory):
+    root = tmp_path_factory.mktemp("translator")
+    bundle("run", "--config_file", TRAIN, "--bundle_root", str(root), "--dataset_dir", str(ad_pair / "preprocessed"),
+           "--domain_key", "diagnosis", "--source_site", "CN", "--target_site", "AD", "--epochs", "1",
+           "--epoch_length", "1", "--batch_size", "2", "--net_kwargs#channels", "4", "--net_kwargs#n_residual", "1",
+           "--disc_kwargs#channels", "4")
+    return root / "models" / "model.pt"
+
+
+def test_translates_training_images_only_with_provenance(ad_pair, translator, tmp_path):
+    out = tmp_path / "synthetic"
+    synthetic = translate_training_images(ad_pair / "preprocessed", translator, out)
+    table = task_table(ad_pair / "preprocessed", "cn_ad")
+    train = table[table["split"] == "train"]
+    assert sorted(synthetic["source_subject"]) == sorted(train["subject"])  # train split only, every image once
+    flipped = dict(zip(train["subject"], train["diagnosis"].map({"CN": "AD", "AD": "CN"})))
+    assert all(flipped[s] == d for s, d in zip(synthetic["source_subject"], synthetic["diagnosis"]))
+    assert (synthetic["checkpoint_sha256"] == file_sha256(translator)).all()
+    assert read_synthetic(out).equals(read_synthetic(out / "synthetic.tsv"))
+
+    row = synthetic[synthetic["diagnosis"] == "AD"].iloc[0]  # a CN image through G_X
+    source = train[train["subject"] == row["source_subject"]].iloc[0]
+    img, made = nib.load(source["image_cube"]), nib.load(row["image"])
+    np.testing.assert_allclose(made.affine, img.affine)
+    with torch.no_grad():
+        expected = load_generator(translator, "to_target")(torch.from_numpy(img.get_fdata(dtype=np.float32))[None, None])
+    mask = nib.load(source["mask_cube"]).get_fdata() > 0
+    np.testing.assert_allclose(made.get_fdata(), expected[0, 0].numpy() * mask, atol=1e-5)
+
+    mtime = Path(row["image"]).stat().st_mtime_ns
+    translate_training_images(ad_pair / "preprocessed", translator, out)
+    assert Path(row["image"]).stat().st_mtime_ns == mtime  # resumed, not rewritten
+
+    policy = AugmentationPolicy.from_dict({"AD": {"synthetic_fraction": 0.5, "generator": "translation"}})
+    mixed = build_training_table(train, synthetic, policy, seed=0)
+    n_ad = (train["diagnosis"] == "AD").sum()
+    assert mixed["synthetic"].sum() == round(0.5 * n_ad) and (mixed.loc[mixed["synthetic"], "diagnosis"] == "AD").all()
+
+
+def test_refuses_a_site_harmonizer(ad_pair, tmp_path):
+    from pipeline.nets import HarmonizationGenerator3D
+
+    kw = {"channels": 4, "n_residual": 1}
+    ckpt = tmp_path / "model.pt"
+    torch.save({"g_xy": HarmonizationGenerator3D(**kw).state_dict(), "g_yx": HarmonizationGenerator3D(**kw).state_dict(),
+                "info": {"source_site": "clinica", "target_site": "clinicb", "net_kwargs": kw}}, ckpt)
+    with pytest.raises(ValueError, match="a class translator has domain_key 'diagnosis', this one maps site"):
+        translate_training_images(ad_pair / "preprocessed", ckpt, tmp_path / "out")

@@ -122,10 +122,12 @@ def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
                                       bundle_overrides=overrides)
     print(f"\nbrain-age benchmark ({'held-out, 004 Table 3' if args.held_out else '004 Table 2'}), "
           f"{args.source_site} + {args.target_site} controls, {args.seeds} seed(s):")
-    print(f"  {'condition':<10} {'MAE mean':>9} {'SD':>6} {'MSE mean':>9} {'corrected MAE':>14}  {'mean-predictor MAE':>18}  n test")
+    print(f"  {'condition':<10} {'MAE mean':>9} {'SD':>6} {'MSE mean':>9} {'corrected MAE':>14}  {'mean-predictor MAE':>18}"
+          f"  {'volume-linear MAE':>17}  n test")
     for _, row in summary.iterrows():
         print(f"  {row['condition']:<10} {row['mae_mean']:9.2f} {row['mae_sd']:6.2f} {row['mse_mean']:9.1f} "
-              f"{row['corrected_mae_mean']:14.2f}  {row['mean_predictor_mae']:18.2f}  {row['n_test']}")
+              f"{row['corrected_mae_mean']:14.2f}  {row['mean_predictor_mae']:18.2f}  {row['volume_linear_mae']:17.2f}"
+              f"  {row['n_test']}")
     print(f"\nwritten: {Path(args.out) / 'summary.tsv'}, results.tsv, predictions.tsv, scatter_*.png")
     return 0
 

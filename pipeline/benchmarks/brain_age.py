@@ -8,7 +8,8 @@ subject (stratified by site, per seed), train one brain-age model per condition 
 - ``none`` (raw images), ``to_source`` (target-site images harmonized to the source site), and
 ``to_target`` if given (source-site images harmonized to the target) - and report the test MAE and
 MSE per condition with a bootstrap 95% interval and the mean and SD over seeds. A model that predicts
-the training mean age is reported beside as the floor every model must beat, and the MAE of the
+the training mean age is reported beside as the floor every model must beat, a linear regression on
+ventricle and hippocampal volume (the phantom's true volumes, when found) as the simple baseline, and the MAE of the
 brain-age gap after the usual linear bias correction (fitted on each model's training predictions
 only) beside, never instead of, the uncorrected MAE.
 
@@ -36,6 +37,7 @@ from pipeline.bundles import run_bundle
 from pipeline.cohort import read_splits, split_subjects, write_splits
 from pipeline.engines.site_pairs import find_splits_file
 from pipeline.evaluate.regression import BiasCorrection, bootstrap_interval, regression_metrics
+from pipeline.evaluate.volume_baseline import attach_volumes, find_phantom_volumes, read_volume_table, volume_regressor
 from pipeline.preprocess.batch import read_preprocessed
 
 __all__ = ["run_brain_age_benchmark", "benchmark_splits"]
@@ -76,6 +78,8 @@ def run_brain_age_benchmark(raw: str | Path, harmonized_to_source: str | Path, o
     if harmonized_to_target is not None:
         conditions["to_target"] = Path(harmonized_to_target)
     results, predictions = [], []
+    truth = find_phantom_volumes(read_preprocessed(raw))  # the phantom's true volumes, for the volume baseline
+    volumes = read_volume_table(truth) if truth is not None else None
     for seed in range(seeds):
         splits_path = out / f"splits_seed{seed}.tsv"
         splits = benchmark_splits(raw, source_site, target_site, seed, held_out=held_out, cyclegan_splits=cyclegan_splits)
@@ -107,7 +111,8 @@ def run_brain_age_benchmark(raw: str | Path, harmonized_to_source: str | Path, o
                             "mse_ci_low": mse_low, "mse_ci_high": mse_high,
                             "corrected_mae": float(np.mean(np.abs(pred["corrected_gap"]))),
                             "bias_slope": correction.slope, "bias_intercept": correction.intercept,
-                            "mean_predictor_mae": _mae(pred["age"], np.full(len(pred), np.mean(train_ages)))})
+                            "mean_predictor_mae": _mae(pred["age"], np.full(len(pred), np.mean(train_ages))),
+                            "volume_linear_mae": _volume_mae(train, pred, volumes)})
     results_table = pd.DataFrame(results)
     all_predictions = pd.concat(predictions, ignore_index=True)
     summary = _summarise(results_table)
@@ -123,6 +128,15 @@ def run_brain_age_benchmark(raw: str | Path, harmonized_to_source: str | Path, o
     return summary
 
 
+def _volume_mae(train: pd.DataFrame, test: pd.DataFrame, volumes: pd.DataFrame | None) -> float:
+    """Test MAE of a linear regression on log ventricle and hippocampal volume fitted on the training
+    controls (NaN when the cohort has no volume table)."""
+    if volumes is None or len(train) < 3:
+        return float("nan")
+    fit, score = (attach_volumes(t.assign(label=t["age"]), volumes) for t in (train, test))
+    return _mae(score["age"], volume_regressor(fit, score))
+
+
 def _summarise(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for condition, part in results.groupby("condition", sort=False):
@@ -132,6 +146,7 @@ def _summarise(results: pd.DataFrame) -> pd.DataFrame:
                      "mae_ci_low_mean": part["mae_ci_low"].mean(), "mae_ci_high_mean": part["mae_ci_high"].mean(),
                      "r_mean": part["r"].mean(), "corrected_mae_mean": part["corrected_mae"].mean(),
                      "mean_predictor_mae": part["mean_predictor_mae"].mean(),
+                     "volume_linear_mae": part["volume_linear_mae"].mean(),
                      "n_test": int(part["n"].iloc[0])})
     return pd.DataFrame(rows)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.linear_model import LinearRegression
 
 from pipeline.cli import main
 from pipeline.harmonize import harmonize_cohort
@@ -51,6 +52,18 @@ def test_identity_harmonization_changes_nothing(contrast_pair, identity_harmoniz
     seed0 = pred[(pred["seed"] == 0) & (pred["condition"] == "none")]
     assert set(seed0["subject"]) == set(splits[0].loc[splits[0]["split"] == "test", "subject"])
     assert np.isfinite(seed0["corrected_gap"]).all() and np.isfinite(results["corrected_mae"]).all()
+    # the volume baseline: the same number for every condition of a seed, as fitted by hand here
+    volume = results.loc[results["seed"] == 0, "volume_linear_mae"].to_numpy()
+    assert volume[0] == pytest.approx(volume[1])
+    truth = pd.read_csv(contrast_pair / "bids" / "derivatives" / "phantom" / "truth.tsv", sep="\t",
+                        dtype={"subject": str, "session": str}, keep_default_na=False)
+    every = pd.read_csv(out / "none" / "seed0" / "predictions.tsv", sep="\t", dtype={"subject": str},
+                        keep_default_na=False).merge(truth[["subject", "session", "ventricles_ml", "hippocampus_ml"]],
+                                                     on=["subject", "session"])
+    fit = {name: part for name, part in every.groupby("split")}
+    model = LinearRegression().fit(np.log(fit["train"][["ventricles_ml", "hippocampus_ml"]]), fit["train"]["age"])
+    by_hand = np.abs(model.predict(np.log(fit["test"][["ventricles_ml", "hippocampus_ml"]])) - fit["test"]["age"]).mean()
+    assert volume[0] == pytest.approx(by_hand, rel=1e-6)
     summary = json.loads((out / "summary.json").read_text())
     assert {row["condition"] for row in summary["summary"]} == {"none", "to_source"}
     assert (out / "scatter_none.png").stat().st_size > 1000 and (out / "scatter_to_source.png").exists()

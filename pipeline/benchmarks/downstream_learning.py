@@ -76,6 +76,7 @@ def _score(task: str, held: pd.DataFrame, predicted: np.ndarray) -> dict[str, fl
 def run_learning_benchmark(task: str, out: str | Path, *, subjects: int = 20, effect_ad: float = 3.0,
                            effect_age: float = 1.0, resolution: float = 4.0, seeds: tuple[int, ...] = (0,),
                            spatial_size: int = 32, epochs: int | None = None, lr: float | None = None,
+                           batch_size: int = 4,
                            profiles: Path | None = None, sites: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One row per (method, seed, labels) with the held-out metrics; see the module docstring."""
     out = Path(out)
@@ -108,7 +109,7 @@ def run_learning_benchmark(task: str, out: str | Path, *, subjects: int = 20, ef
                 common["task"] = task
             t = time.perf_counter()
             run_bundle(bundle, "train", bundle_root=str(root), epochs=epochs or setting["epochs"], lr=lr or setting["lr"],
-                       batch_size=4, seed=seed, permute_labels=seed if labels == "permuted" else None, **common)
+                       batch_size=batch_size, seed=seed, permute_labels=seed if labels == "permuted" else None, **common)
             seconds = time.perf_counter() - t
             if task == "brain_age":
                 run_bundle(bundle, "inference", bundle_root=str(root), split="all", volumes_file=None,
@@ -129,7 +130,8 @@ def run_learning_benchmark(task: str, out: str | Path, *, subjects: int = 20, ef
     write_table(out / "learning.tsv", result)
     write_json(out / "learning.json", {
         "task": task, "subjects_per_site": subjects, "effects": {"ad": effect_ad, "age": effect_age},
-        "resolution_mm": resolution, "spatial_size": spatial_size, "n_train": len(train), "n_held_out": len(held),
+        "resolution_mm": resolution, "spatial_size": spatial_size, "batch_size": batch_size,
+        "n_train": len(train), "n_held_out": len(held),
         "prepare_seconds": prepare_seconds, "rows": rows})
     return result
 
@@ -146,11 +148,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--spatial-size", type=int, default=32)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--lr", type=float)
+    parser.add_argument("--batch-size", type=int, default=4)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     result = run_learning_benchmark(args.task, args.out, subjects=args.subjects, effect_ad=args.effect_ad,
                                     effect_age=args.effect_age, resolution=args.resolution, seeds=tuple(args.seeds),
-                                    spatial_size=args.spatial_size, epochs=args.epochs, lr=args.lr)
+                                    spatial_size=args.spatial_size, epochs=args.epochs, lr=args.lr,
+                                    batch_size=args.batch_size)
     metrics = [c for c in ("mae", "r", "balanced_accuracy", "auc") if c in result.columns]
     summary = result.groupby(["method", "labels"])[metrics + ["seconds"]].agg(["median", "min", "max"])
     print(summary.round(3).to_string())

@@ -14,14 +14,17 @@ from pipeline.augment import AugmentationPolicy, build_training_table
 from pipeline.augment.translate import read_synthetic, translate_training_images
 from pipeline.downstream import task_table
 from pipeline.harmonize import file_sha256, load_generator
-from tests.bundles.test_cyclegan_bundle import TRAIN, bundle
+from tests.bundles.test_cyclegan_bundle import REPO, TRAIN, bundle
+
+TRANSLATION = str(REPO / "bundles" / "synthetic_augmentation" / "configs" / "translation.yaml")
 
 
 @pytest.fixture(scope="module")
 def translator(ad_pair, tmp_path_factory):
     root = tmp_path_factory.mktemp("translator")
-    bundle("run", "--config_file", TRAIN, "--bundle_root", str(root), "--dataset_dir", str(ad_pair / "preprocessed"),
-           "--domain_key", "diagnosis", "--source_site", "CN", "--target_site", "AD", "--epochs", "1",
+    # the synthetic_augmentation bundle's override laid over the CycleGAN recipe (as its docs say)
+    bundle("run", "--config_file", f"['{TRAIN}','{TRANSLATION}']", "--bundle_root", str(root), "--dataset_dir",
+           str(ad_pair / "preprocessed"), "--epochs", "1",
            "--epoch_length", "1", "--batch_size", "2", "--net_kwargs#channels", "4", "--net_kwargs#n_residual", "1",
            "--disc_kwargs#channels", "4")
     return root / "models" / "model.pt"
@@ -29,6 +32,7 @@ def translator(ad_pair, tmp_path_factory):
 
 def test_translates_training_images_only_with_provenance(ad_pair, translator, tmp_path):
     out = tmp_path / "synthetic"
+    assert torch.load(translator, weights_only=True)["info"]["domain_key"] == "diagnosis"
     synthetic = translate_training_images(ad_pair / "preprocessed", translator, out)
     table = task_table(ad_pair / "preprocessed", "cn_ad")
     train = table[table["split"] == "train"]

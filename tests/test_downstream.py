@@ -1,0 +1,47 @@
+"""Task tables and items: labels per task (including CN / MCI / AD), controls only for brain age, splits
+from the split table, permuted labels keep the class counts."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from pipeline.downstream import task_items, task_table
+
+
+@pytest.fixture
+def folder(tmp_path):
+    diagnoses = ["CN", "MCI", "AD", "CN", "AD", "SMC", "CN", "MCI"]
+    rows = [{"subject": f"s{i}", "session": "", "site": "a" if i < 4 else "b", "status": "ok", "age": 60 + i,
+             "diagnosis": d, "image_cube": f"/data/s{i}.nii.gz"} for i, d in enumerate(diagnoses)]
+    pd.DataFrame(rows).to_csv(tmp_path / "preprocessed.tsv", sep="\t", index=False)
+    splits = ["train", "train", "train", "train", "train", "val", "test", "test"]
+    pd.DataFrame({"subject": [f"s{i}" for i in range(8)], "split": splits}).to_csv(tmp_path / "splits.tsv", sep="\t",
+                                                                                    index=False)
+    return tmp_path
+
+
+def test_labels_per_task(folder):
+    three = task_table(folder, "cn_mci_ad")
+    assert dict(zip(three["subject"], three["label"])) == {"s0": 0, "s1": 1, "s2": 2, "s3": 0, "s4": 2, "s6": 0, "s7": 1}
+    two = task_table(folder, "cn_ad")
+    assert set(two["diagnosis"]) == {"CN", "AD"} and set(two["label"]) == {0, 1}
+    ages = task_table(folder, "brain_age")
+    assert list(ages["subject"]) == ["s0", "s3", "s6"] and list(ages["label"]) == [60, 63, 66]
+    assert list(task_table(folder, "cn_ad", sites=["b"])["subject"]) == ["s4", "s6"]
+    with pytest.raises(ValueError, match=r"sites \['c'\] are not in"):
+        task_table(folder, "cn_ad", sites=["c"])
+    with pytest.raises(ValueError, match="task must be one of"):
+        task_table(folder, "sex")
+
+
+def test_items_of_a_split_and_permuted_labels(folder):
+    train = task_items(folder, "cn_mci_ad", "train")
+    assert [i["subject"] for i in train] == ["s0", "s1", "s2", "s3", "s4"]
+    assert [i["label"] for i in train] == [0, 1, 2, 0, 2] and train[0]["image"] == "/data/s0.nii.gz"
+    permuted = task_items(folder, "cn_mci_ad", "train", permute_labels=1)
+    assert Counter(i["label"] for i in permuted) == Counter(i["label"] for i in train)
+    assert [i["label"] for i in permuted] != [i["label"] for i in train]
+    assert [i["subject"] for i in task_items(folder, "cn_mci_ad", "test")] == ["s6", "s7"]

@@ -1,4 +1,7 @@
-"""Evaluation of harmonization (traveling-subject fidelity so far; issue 7 adds the rest)."""
+"""Evaluation: traveling-subject fidelity (harmonization), regression and classification metrics with
+subject-level bootstrap intervals (``regression``, ``classification``, ``resampling``), the volume
+baseline beside every CNN (``volume_baseline``) and synthetic-image quality (``synthetic_quality``).
+Site probe, t-SNE and the harmonization baselines come with issue 7."""
 
 from __future__ import annotations
 

@@ -12,19 +12,25 @@
   not zero for identical sets and needs equal sample sizes).
 - Memorization: a synthetic image whose nearest-real SSIM exceeds the largest nearest-neighbour SSIM
   between two different real training images is flagged as a likely copy.
+
+:func:`quality_report` gathers all of them per generator and class from a synthetic.tsv and the real
+training images.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+import nibabel as nib
 import numpy as np
+import pandas as pd
 import torch
+import torch.nn.functional as F
 from monai.metrics import MultiScaleSSIMMetric, PSNRMetric, SSIMMetric
 from monai.metrics.fid import get_fid_score
 
 __all__ = ["nearest_real", "real_nearest_neighbour_ssim", "pairwise_ms_ssim", "gaussian_mmd", "fid", "LayerFeatures",
-           "memorization_flags"]
+           "memorization_flags", "quality_report"]
 
 
 def _pairwise(metric: Callable, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
@@ -114,3 +120,42 @@ class LayerFeatures:
         finally:
             handle.remove()
         return torch.cat(captured).double().numpy()
+
+
+def _load(paths: list[str], size: int) -> torch.Tensor:
+    volumes = []
+    for path in paths:
+        x = torch.from_numpy(np.asarray(nib.load(path).dataobj, dtype=np.float32))[None, None]
+        volumes.append(F.interpolate(x, size=(size,) * 3, mode="area") if x.shape[2:] != (size,) * 3 else x)
+    return torch.cat(volumes)
+
+
+def quality_report(synthetic: pd.DataFrame, real: pd.DataFrame, *, encoder: Callable | None = None,
+                   size: int = 32) -> pd.DataFrame:
+    """One row per (generator, class): fidelity, diversity, distances and memorization of its images.
+
+    Args:
+        synthetic: rows with ``image``, ``diagnosis``, ``generator`` (a synthetic.tsv).
+        real: the real *training* rows with ``image`` and ``diagnosis`` (what the generator saw).
+        encoder: images -> features (N, F) for FID and MMD, e.g. :class:`LayerFeatures`; None skips them.
+        size: the cube side images are compared at (area resize).
+    """
+    rows = []
+    for (generator, name), part in synthetic.groupby(["generator", "diagnosis"], sort=True):
+        reference = real[real["diagnosis"] == name]
+        if len(reference) < 2 or len(part) < 2:
+            continue
+        fake, true = _load(list(part["image"]), size), _load(list(reference["image"]), size)
+        nearest = nearest_real(fake, true)
+        real_nn = real_nearest_neighbour_ssim(true)
+        flags = memorization_flags(nearest["ssim"], real_nn)
+        row = {"generator": generator, "diagnosis": name, "n_synthetic": len(part), "n_real": len(reference),
+               "nearest_ssim_mean": float(nearest["ssim"].mean()), "nearest_psnr_mean": float(nearest["psnr"].mean()),
+               "ms_ssim_synthetic": pairwise_ms_ssim(fake), "ms_ssim_real": pairwise_ms_ssim(true),
+               "real_nn_ssim_max": float(real_nn.max()), "memorized": int(flags.sum()),
+               "memorized_fraction": float(flags.mean())}
+        if encoder is not None:
+            a, b = encoder(fake), encoder(true)
+            row.update({"fid": fid(a, b), "mmd": gaussian_mmd(a, b)})
+        rows.append(row)
+    return pd.DataFrame(rows)

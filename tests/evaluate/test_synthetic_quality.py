@@ -50,3 +50,30 @@ def test_layer_features_of_a_monai_resnet():
     net = build_classifier("resnet3d", 2, widths=(4, 8, 8, 16))
     features = LayerFeatures(net, "avgpool")(_volumes(5, 3), batch_size=2)
     assert features.shape == (5, 16) and np.isfinite(features).all()
+
+
+def test_quality_report_flags_a_generator_that_copies_training_images(tmp_path):
+    import nibabel as nib
+    import pandas as pd
+
+    from pipeline.evaluate.synthetic_quality import quality_report
+
+    def save(volume: torch.Tensor, name: str) -> str:
+        path = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(volume[0].numpy(), np.eye(4)), path)
+        return str(path)
+
+    real_images = _volumes(5, 0, size=16)
+    real = pd.DataFrame({"image": [save(v, f"real{i}") for i, v in enumerate(real_images)], "diagnosis": "AD"})
+    copies = [save(real_images[i], f"copy{i}") for i in (0, 3)]
+    novel = [save(v, f"novel{i}") for i, v in enumerate(_volumes(3, 7, size=16))]
+    synthetic = pd.DataFrame({"image": copies + novel, "diagnosis": "AD",
+                              "generator": ["copier"] * 2 + ["novel"] * 3})
+    net = build_classifier("resnet3d", 2, widths=(4, 8, 8, 16))
+    report = quality_report(synthetic, real, encoder=LayerFeatures(net, "avgpool"), size=16).set_index("generator")
+    assert report.loc["copier", "memorized"] == 2 and report.loc["copier", "nearest_ssim_mean"] == pytest.approx(1.0)
+    # independent draws from the real images' distribution: not copies (one may still beat the small
+    # real-real reference by chance, which is why the report gives a fraction, not a verdict)
+    assert report.loc["novel", "memorized_fraction"] < 1 and report.loc["novel", "nearest_ssim_mean"] < 0.99
+    assert report.loc["novel", "n_real"] == 5 and report.loc["copier", "memorized_fraction"] == 1
+    assert report.loc["copier", "mmd"] < report.loc["novel", "mmd"]

@@ -17,7 +17,7 @@ from pipeline.cohort import attach_splits, read_splits
 from pipeline.engines.site_pairs import find_splits_file
 from pipeline.preprocess.batch import read_preprocessed
 
-__all__ = ["TASKS", "task_table", "task_items", "CLASS_NAMES"]
+__all__ = ["TASKS", "task_table", "task_items", "mixed_training_items", "CLASS_NAMES"]
 
 TASKS = ("brain_age", "cn_ad", "cn_mci_ad")
 CLASS_NAMES = {"cn_ad": ["CN", "AD"], "cn_mci_ad": ["CN", "MCI", "AD"]}
@@ -61,3 +61,34 @@ def task_items(dataset_dir: str | Path, task: str, split: str, *, permute_labels
     dtype = float if task == "brain_age" else int
     return [{"image": r["image"], "label": dtype(r["label"]), "subject": r["subject"], "session": r["session"],
              "site": r["site"], "age": float(r["age"])} for _, r in part.iterrows()]
+
+
+def mixed_training_items(table_file: str | Path, dataset_dir: str | Path, task: str, **kwargs) -> list[dict]:
+    """Training items from a mixed real + synthetic table (``pipeline.augment.build_training_table``).
+
+    Checked against the split table before anything trains: every real row must be a ``train``-split
+    subject of ``dataset_dir``, every synthetic row (``synthetic`` true) must come from a training
+    subject or none (conditional GAN), and classes must be those of ``task``.
+    """
+    if task == "brain_age":
+        raise ValueError("mixed (synthetic) training tables are for the classification tasks")
+    table = pd.read_csv(table_file, sep="\t", dtype={"subject": str, "source_subject": str}, keep_default_na=False)
+    missing = {"image", "diagnosis", "subject", "synthetic"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{table_file}: missing column(s) {sorted(missing)}; expected a table from build_training_table")
+    names = CLASS_NAMES[task]
+    unknown = sorted(set(table["diagnosis"]) - set(names))
+    if unknown:
+        raise ValueError(f"{table_file}: diagnosis {unknown} is not a class of task {task} ({names})")
+    reference = task_table(dataset_dir, task, **kwargs)
+    train_subjects = set(reference.loc[reference["split"] == "train", "subject"])
+    synthetic = table["synthetic"].astype(str).str.lower().isin(["true", "1"])
+    outside = sorted(set(table.loc[~synthetic, "subject"]) - train_subjects)
+    if outside:
+        raise ValueError(f"{table_file}: real rows of non-training subject(s) {outside[:5]}; only the train split may train")
+    sources = set(table.loc[synthetic, "source_subject"]) - {""} if "source_subject" in table else set()
+    leaked = sorted(sources - train_subjects)
+    if leaked:
+        raise ValueError(f"{table_file}: synthetic rows made from non-training subject(s) {leaked[:5]}")
+    return [{"image": r["image"], "label": names.index(r["diagnosis"]), "subject": r["subject"],
+             "synthetic": bool(s)} for (_, r), s in zip(table.iterrows(), synthetic)]

@@ -45,3 +45,25 @@ def test_items_of_a_split_and_permuted_labels(folder):
     assert Counter(i["label"] for i in permuted) == Counter(i["label"] for i in train)
     assert [i["label"] for i in permuted] != [i["label"] for i in train]
     assert [i["subject"] for i in task_items(folder, "cn_mci_ad", "test")] == ["s6", "s7"]
+
+
+def test_mixed_training_items_are_checked_against_the_splits(folder):
+    from pipeline.downstream import mixed_training_items
+
+    real = [{"image": f"/data/s{i}.nii.gz", "diagnosis": d, "subject": f"s{i}", "synthetic": False, "source_subject": ""}
+            for i, d in ((0, "CN"), (2, "AD"), (3, "CN"), (4, "AD"))]
+    fake = {"image": "/syn/a.nii.gz", "diagnosis": "AD", "subject": "synthetic-translation-0", "synthetic": True,
+            "source_subject": "s0"}
+
+    def write(rows, name="mixed.tsv"):
+        pd.DataFrame(rows).to_csv(folder / name, sep="\t", index=False)
+        return folder / name
+
+    items = mixed_training_items(write(real + [fake]), folder, "cn_ad")
+    assert [i["label"] for i in items] == [0, 1, 0, 1, 1] and [i["synthetic"] for i in items] == [False] * 4 + [True]
+    with pytest.raises(ValueError, match=r"real rows of non-training subject\(s\) \['s6'\]"):
+        mixed_training_items(write(real + [{**real[0], "subject": "s6"}]), folder, "cn_ad")
+    with pytest.raises(ValueError, match=r"synthetic rows made from non-training subject\(s\) \['s7'\]"):
+        mixed_training_items(write(real + [{**fake, "source_subject": "s7"}]), folder, "cn_ad")
+    with pytest.raises(ValueError, match=r"diagnosis \['MCI'\] is not a class of task cn_ad"):
+        mixed_training_items(write(real + [{**fake, "diagnosis": "MCI"}]), folder, "cn_ad")

@@ -34,26 +34,13 @@ def contrast_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     preprocessed with the phantom's true brain masks (skull stripping is tested elsewhere); returns
     the run folder holding ``preprocessed/`` and ``splits.tsv``.
     """
+    from pipeline.benchmarks.downstream_learning import prepare_phantom
     from pipeline.phantom import Effects
-    from pipeline.cohort import load_cohort, split_subjects, write_splits
-    from pipeline.preprocess.batch import run_preprocess
-    from pipeline.preprocess.config import preprocess_config_from_dict
 
     run = tmp_path_factory.mktemp("contrast_pair")
     spec = PhantomSpec(sites=("dark", "bright"), subjects_per_site=20, traveling=6, resolution=4.0, seed=0,
                        profiles=str(CONTRAST_SITES), effects=Effects(age=3.0))
-    root = generate_phantom(run / "bids", spec, progress=False).root
-    cohort = load_cohort(root)
-    write_splits(split_subjects(cohort.table, (0.7, 0.15, 0.15), seed=0), run / "splits.tsv")
-    truth = root / "derivatives" / "phantom"
-    cohort.table["mask"] = [
-        str(truth / f"sub-{r.subject}" / f"ses-{r.session}" / "anat" / f"sub-{r.subject}_ses-{r.session}_desc-brain_mask.nii.gz")
-        if r.session else str(truth / f"sub-{r.subject}" / "anat" / f"sub-{r.subject}_desc-brain_mask.nii.gz")
-        for r in cohort.table.itertuples()
-    ]
-    config = preprocess_config_from_dict({"skullstrip": {"method": "given"}, "output": {"qc_png": False}})
-    result = run_preprocess(cohort, run / "preprocessed", config, workers=2, progress=False)
-    assert len(result.failures) == 0, result.failures
+    prepare_phantom(run, spec, fractions=(0.7, 0.15, 0.15), workers=2)
     return run
 
 
@@ -68,21 +55,11 @@ def ad_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subjects each, 4 mm, AD effect x3 (exaggerated, for the learning test), splits 60/20/20, true brain
     masks; returns the run folder holding ``bids/``, ``preprocessed/`` and ``splits.tsv``.
     """
-    from pipeline.cohort import load_cohort, split_subjects, write_splits
+    from pipeline.benchmarks.downstream_learning import prepare_phantom
     from pipeline.phantom import Effects
-    from pipeline.preprocess.batch import run_preprocess
-    from pipeline.preprocess.config import preprocess_config_from_dict
 
     run = tmp_path_factory.mktemp("ad_pair")
     spec = PhantomSpec(sites=("clinica", "clinicb"), subjects_per_site=20, traveling=0, resolution=4.0, seed=1,
                        profiles=str(AD_SITES), effects=Effects(ad=3.0))
-    root = generate_phantom(run / "bids", spec, progress=False).root
-    cohort = load_cohort(root)
-    write_splits(split_subjects(cohort.table, (0.6, 0.2, 0.2), seed=0), run / "splits.tsv")
-    truth = root / "derivatives" / "phantom"
-    cohort.table["mask"] = [str(truth / f"sub-{r.subject}" / "anat" / f"sub-{r.subject}_desc-brain_mask.nii.gz")
-                            for r in cohort.table.itertuples()]
-    config = preprocess_config_from_dict({"skullstrip": {"method": "given"}, "output": {"qc_png": False}})
-    result = run_preprocess(cohort, run / "preprocessed", config, workers=2, progress=False)
-    assert len(result.failures) == 0, result.failures
+    prepare_phantom(run, spec, fractions=(0.6, 0.2, 0.2), workers=2)
     return run

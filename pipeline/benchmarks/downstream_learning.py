@@ -32,6 +32,7 @@ from pipeline.evaluate.classification import classification_metrics
 from pipeline.evaluate.regression import regression_metrics
 from pipeline.evaluate.volume_baseline import attach_volumes, find_phantom_volumes, read_volume_table, volume_classifier, \
     volume_regressor
+from pipeline.phantom import Effects, PhantomSpec
 
 __all__ = ["prepare_phantom", "run_learning_benchmark", "main"]
 
@@ -43,25 +44,29 @@ DEFAULTS = {"cn_ad": {"profiles": TEST_DATA / "ad_sites.yaml", "sites": ("clinic
 log = logging.getLogger("mriharmony.benchmark")
 
 
-def prepare_phantom(out: Path, *, profiles: Path, sites: tuple[str, ...], subjects: int, effect_ad: float,
-                    effect_age: float, resolution: float, seed: int) -> Path:
-    """Generate, split (60/20/20 by subject) and preprocess (true masks) a phantom; returns ``preprocessed/``."""
+def prepare_phantom(out: Path, spec, *, fractions: tuple[float, ...] = (0.6, 0.2, 0.2), workers: int | None = None,
+                    ) -> Path:
+    """Generate the phantom ``spec`` into ``out/bids``, split it by subject (``out/splits.tsv``, kept if present)
+    and preprocess it with its true brain masks (skull stripping is not what is measured); returns
+    ``out/preprocessed``. Also the tests' shared cohorts."""
     from pipeline.cohort import load_cohort, split_subjects, write_splits
-    from pipeline.phantom import Effects, PhantomSpec, generate_phantom
+    from pipeline.phantom import generate_phantom
     from pipeline.preprocess.batch import run_preprocess
     from pipeline.preprocess.config import preprocess_config_from_dict
 
-    spec = PhantomSpec(sites=sites, subjects_per_site=subjects, traveling=0, resolution=resolution, seed=seed,
-                       profiles=str(profiles), effects=Effects(ad=effect_ad, age=effect_age))
     root = generate_phantom(out / "bids", spec, progress=False).root
     cohort = load_cohort(root)
     if not (out / "splits.tsv").exists():
-        write_splits(split_subjects(cohort.table, (0.6, 0.2, 0.2), seed=0), out / "splits.tsv")
+        write_splits(split_subjects(cohort.table, fractions, seed=0), out / "splits.tsv")
     truth = root / "derivatives" / "phantom"
-    cohort.table["mask"] = [str(truth / f"sub-{r.subject}" / "anat" / f"sub-{r.subject}_desc-brain_mask.nii.gz")
-                            for r in cohort.table.itertuples()]
+    cohort.table["mask"] = [
+        str(truth / f"sub-{r.subject}" / (f"ses-{r.session}" if r.session else "") / "anat"
+            / (f"sub-{r.subject}" + (f"_ses-{r.session}" if r.session else "") + "_desc-brain_mask.nii.gz"))
+        for r in cohort.table.itertuples()]
     config = preprocess_config_from_dict({"skullstrip": {"method": "given"}, "output": {"qc_png": False}})
-    run_preprocess(cohort, out / "preprocessed", config, progress=False)
+    result = run_preprocess(cohort, out / "preprocessed", config, workers=workers, progress=False)
+    if len(result.failures):
+        raise RuntimeError(f"{out}: {len(result.failures)} phantom image(s) failed preprocessing: {result.failures}")
     return out / "preprocessed"
 
 
@@ -82,8 +87,10 @@ def run_learning_benchmark(task: str, out: str | Path, *, subjects: int = 20, ef
     out = Path(out)
     setting = DEFAULTS[task]
     t = time.perf_counter()
-    data = prepare_phantom(out, profiles=Path(profiles or setting["profiles"]), sites=tuple(sites or setting["sites"]),
-                           subjects=subjects, effect_ad=effect_ad, effect_age=effect_age, resolution=resolution, seed=1)
+    spec = PhantomSpec(sites=tuple(sites or setting["sites"]), subjects_per_site=subjects, traveling=0,
+                       resolution=resolution, seed=1, profiles=str(profiles or setting["profiles"]),
+                       effects=Effects(ad=effect_ad, age=effect_age))
+    data = prepare_phantom(out, spec)
     prepare_seconds = time.perf_counter() - t
     table = task_table(data, task)
     volumes = read_volume_table(find_phantom_volumes(table))

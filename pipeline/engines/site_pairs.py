@@ -81,7 +81,7 @@ def site_pair_data(dataset_dir: str | Path, source_site: str, target_site: str, 
     table = read_preprocessed(dataset_dir)
     if domain_key not in table.columns:
         raise ValueError(f"domain_key {domain_key!r} is not a column of {dataset_dir}")
-    table = table.assign(site=table[domain_key].astype(str), acquisition_site=table["site"])
+    table = table.assign(site=table[domain_key].astype(str))  # the domains play the role of sites below
     sites = sorted(set(table["site"]))
     for name, site in (("source_site", source_site), ("target_site", target_site)):
         if site not in sites:

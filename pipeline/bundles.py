@@ -5,11 +5,12 @@ The demo and the benchmark commands use this, so they exercise the same configs 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-__all__ = ["BUNDLES_DIR", "bundle_dir", "run_bundle", "load_bundle_weights"]
+__all__ = ["BUNDLES_DIR", "bundle_dir", "run_bundle", "train_bundle_once", "load_bundle_weights"]
 
 BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
 
@@ -22,22 +23,26 @@ def bundle_dir(name: str) -> Path:
     return path
 
 
-def run_bundle(name: str, config: str, **overrides: Any) -> None:
+def run_bundle(name: str, config: str, *, overlays: Sequence[tuple[str, str]] = (), **overrides: Any) -> None:
     """``python -m monai.bundle run --config_file bundles/NAME/configs/CONFIG.yaml --key value ...``.
 
     Args:
         name: bundle folder name (e.g. ``cyclegan_harmonization``).
         config: config file stem (``train``, ``inference``).
+        overlays: (bundle, stem) config files laid over it in order, the model-zoo override pattern
+            (``--config_file "['a.yaml','b.yaml']"``), e.g. ``[("synthetic_augmentation", "translation")]``.
         overrides: config overrides; nested keys as ``"net_kwargs#channels"``. Pass ``bundle_root``
             to write outside the repository.
     """
     from monai.bundle import run
 
     root = bundle_dir(name)
+    files = [str(root / "configs" / f"{config}.yaml")]
+    files += [str(bundle_dir(other) / "configs" / f"{stem}.yaml") for other, stem in overlays]
     root_logger = logging.getLogger()
     handlers, level = list(root_logger.handlers), root_logger.level
     try:  # the bundle's logging.conf replaces the root handlers; the caller's (e.g. the demo log file) come back after
-        run(config_file=str(root / "configs" / f"{config}.yaml"), meta_file=str(root / "configs" / "metadata.json"),
+        run(config_file=files if overlays else files[0], meta_file=str(root / "configs" / "metadata.json"),
             logging_file=str(root / "configs" / "logging.conf"), **overrides)
     finally:
         for handler in list(root_logger.handlers):
@@ -45,6 +50,29 @@ def run_bundle(name: str, config: str, **overrides: Any) -> None:
         for handler in handlers:
             root_logger.addHandler(handler)
         root_logger.setLevel(level)
+
+
+def train_bundle_once(name: str, run_dir: str | Path, overrides: dict[str, Any], *, config: str = "train",
+                      overlays: Sequence[tuple[str, str]] = (), model_file: str = "models/model.pt",
+                      inputs: dict[str, str] | None = None) -> bool:
+    """Train bundle ``name`` into ``run_dir`` unless a finished run with the same settings is there.
+
+    Returns True when it trained. ``train_settings.json`` (config, overlays, overrides, and ``inputs``: e.g.
+    hashes of input files whose content may change under the same path) is written after the model, so it
+    marks a complete run; a changed setting retrains. ``bundle_root`` is set to ``run_dir``.
+    """
+    run_dir = Path(run_dir)
+    settings = json.loads(json.dumps({"config": config, "overlays": [list(o) for o in overlays],
+                                      "overrides": {**overrides, "bundle_root": str(run_dir)},
+                                      "inputs": dict(inputs or {})}))
+    marker = run_dir / "train_settings.json"
+    if (run_dir / model_file).exists() and marker.exists() and json.loads(marker.read_text()) == settings:
+        return False
+    run_bundle(name, config, overlays=overlays, **settings["overrides"])
+    from pipeline.atomic import write_json
+
+    write_json(marker, settings)
+    return True
 
 
 def load_bundle_weights(network, ckpt_path: str | Path, bundle: str):

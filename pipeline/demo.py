@@ -21,7 +21,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.atomic import write_json, write_table
 from pipeline.cohort import Cohort, format_summary, load_cohort, split_subjects, summarize, write_cohort, write_splits
-from pipeline.bundles import run_bundle
+from pipeline.bundles import run_bundle, train_bundle_once
 from pipeline.config import CONFIG_DIR, ConfigError, check_keys, load_config
 from pipeline.evaluate import traveling_fidelity
 from pipeline.harmonize import harmonize_cohort
@@ -81,20 +81,6 @@ DOWNSTREAM_KEYS = {"brain_age", "ad_classification"}
 DOWNSTREAM_BUNDLE_KEYS = {"epochs", "batch_size", "lr", "spatial_size", "net_kwargs", "model", "task", "seed"}
 
 
-def _train_once(name: str, run_dir: Path, overrides: dict[str, Any]) -> bool:
-    """Train bundle ``name`` into ``run_dir`` unless a finished run with the same overrides is there.
-
-    Returns True when it trained. ``demo_train.json`` (the overrides) is written after the model, so it
-    marks a complete run; a changed setting retrains.
-    """
-    marker = run_dir / "demo_train.json"
-    if (run_dir / "models" / "model.pt").exists() and marker.exists() and json.loads(marker.read_text()) == overrides:
-        return False
-    run_bundle(name, "train", **overrides)
-    write_json(marker, overrides)
-    return True
-
-
 def _too_small(out: Path, task: str) -> str:
     """Why ``task`` cannot be trained and tested on the demo cohort ("" when it can)."""
     from pipeline.downstream import task_table
@@ -132,10 +118,10 @@ def _downstream_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float])
                 common[key] = section[key]
         for key, value in (section.get("net_kwargs") or {}).items():
             common[f"net_kwargs#{key}"] = value
-        train = {**common, "bundle_root": str(run_dir), **{k: section[k] for k in ("epochs", "batch_size", "lr", "seed")
+        train = {**common, **{k: section[k] for k in ("epochs", "batch_size", "lr", "seed")
                                                            if k in section}}
         t = time.perf_counter()
-        trained = _train_once(name, run_dir, train)
+        trained = train_bundle_once(name, run_dir, train)
         seconds[f"{name}_train"] = time.perf_counter() - t
         t = time.perf_counter()
         infer = {**common, "bundle_root": str(run_dir), "split": "test"}

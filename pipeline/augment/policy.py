@@ -3,7 +3,9 @@
 For each class i with N_i real training subjects, the training table gets round(X_i * N_i) real
 subjects (all their images; a random sample without replacement) and round(Y_i * N_i) synthetic images
 of that class from the class's generator (Y_i is relative to the full real count, as in 003's "100% real
-/ 20% synthetic"). Classes the policy does not name keep all their real subjects and get no synthetic
+/ 20% synthetic"). X_i = 0 is synthetic-only training. The matched-count control is real oversampling:
+round(O_i * N_i) extra copies of the kept real images (drawn with replacement), as many extra rows as a
+synthetic arm adds, with nothing new in them. Classes the policy does not name keep all their real subjects and get no synthetic
 image, which is 003's selective augmentation. Validation and test tables stay real-only:
 :func:`check_synthetic_only_in_training` refuses a synthetic row anywhere else, and a translated image
 whose source subject is not a training subject is refused too (it would carry a held-out subject's
@@ -27,19 +29,27 @@ SYNTHETIC_COLUMNS = ("image", "diagnosis", "generator", "checkpoint_sha256", "so
 
 @dataclass(frozen=True)
 class ClassPolicy:
-    """X_i (``real_fraction``), Y_i (``synthetic_fraction``) and the generator name for one class."""
+    """X_i (``real_fraction``), Y_i (``synthetic_fraction``), the generator name and O_i
+    (``oversample_fraction``, extra copies of real images) for one class."""
 
     real_fraction: float = 1.0
     synthetic_fraction: float = 0.0
     generator: str | None = None
+    oversample_fraction: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.real_fraction <= 1.0:
-            raise ValueError(f"real_fraction (X_i) must be in (0, 1], got {self.real_fraction}")
+        if not 0.0 <= self.real_fraction <= 1.0:
+            raise ValueError(f"real_fraction (X_i) must be in [0, 1], got {self.real_fraction}")
         if self.synthetic_fraction < 0.0:
             raise ValueError(f"synthetic_fraction (Y_i) must be >= 0, got {self.synthetic_fraction}")
+        if self.oversample_fraction < 0.0:
+            raise ValueError(f"oversample_fraction must be >= 0, got {self.oversample_fraction}")
         if self.synthetic_fraction > 0 and not self.generator:
             raise ValueError("synthetic_fraction > 0 needs a generator name")
+        if self.real_fraction == 0 and self.synthetic_fraction == 0:
+            raise ValueError("real_fraction 0 and synthetic_fraction 0 leave the class without training images")
+        if self.real_fraction == 0 and self.oversample_fraction > 0:
+            raise ValueError("oversample_fraction needs real images (real_fraction > 0)")
 
 
 @dataclass(frozen=True)
@@ -55,10 +65,10 @@ class AugmentationPolicy:
         for name, entry in (spec or {}).items():
             if not isinstance(entry, Mapping):
                 raise ValueError(f"{where}.{name}: expected a mapping with real_fraction, synthetic_fraction, generator")
-            unknown = set(entry) - {"real_fraction", "synthetic_fraction", "generator"}
+            unknown = set(entry) - {"real_fraction", "synthetic_fraction", "generator", "oversample_fraction"}
             if unknown:
                 raise ValueError(f"{where}.{name}: unknown key(s) {sorted(unknown)}; allowed: generator, "
-                                 "real_fraction, synthetic_fraction")
+                                 "oversample_fraction, real_fraction, synthetic_fraction")
             try:
                 classes[str(name)] = ClassPolicy(**entry)
             except (TypeError, ValueError) as error:
@@ -95,7 +105,11 @@ def build_training_table(real: pd.DataFrame, synthetic: pd.DataFrame | None, pol
         rows = real[real["diagnosis"] == name]
         subjects = np.array(sorted(set(rows["subject"])))
         keep = rng.choice(subjects, size=int(round(rule.real_fraction * len(subjects))), replace=False)
-        parts.append(rows[rows["subject"].isin(keep)].assign(synthetic=False))
+        kept = rows[rows["subject"].isin(keep)]
+        parts.append(kept.assign(synthetic=False))
+        copies = int(round(rule.oversample_fraction * len(subjects)))
+        if copies:
+            parts.append(kept.iloc[np.sort(rng.choice(len(kept), size=copies, replace=True))].assign(synthetic=False))
         wanted = int(round(rule.synthetic_fraction * len(subjects)))
         if wanted:
             parts.append(_synthetic_rows(synthetic, name, rule.generator, wanted, set(real["subject"]), rng))

@@ -31,6 +31,23 @@ def test_exact_counts_per_class_and_selective_augmentation():
     assert set(synthetic["image"]) <= set(_synthetic("AD", 12)["image"]) and synthetic["image"].is_unique
 
 
+def test_oversampling_adds_copies_of_kept_real_images_only():
+    policy = AugmentationPolicy.from_dict({"AD": {"real_fraction": 0.5, "oversample_fraction": 0.7}})
+    table = build_training_table(_real(), None, policy, seed=2)
+    ad = table[table["diagnosis"] == "AD"]
+    assert len(ad) == 5 + 7 and not ad["synthetic"].any()  # 7 extra rows for 10 AD subjects
+    assert ad["subject"].nunique() == 5  # copies of the 5 kept subjects, nobody new
+    assert (table["diagnosis"] == "CN").sum() == 20
+
+
+def test_synthetic_only_training_has_no_real_row_of_the_class():
+    policy = AugmentationPolicy.from_dict({name: {"real_fraction": 0, "synthetic_fraction": 1.0, "generator": "gan"}
+                                           for name in ("CN", "AD")})
+    pool = pd.concat([_synthetic("CN", 20, "gan"), _synthetic("AD", 10, "gan")])
+    table = build_training_table(_real(), pool, policy, seed=0)
+    assert table["synthetic"].all() and table.groupby("diagnosis").size().to_dict() == {"AD": 10, "CN": 20}
+
+
 def test_a_new_seed_samples_other_real_subjects_with_the_same_counts():
     policy = AugmentationPolicy({"CN": ClassPolicy(real_fraction=0.5)})
     a, b = (build_training_table(_real(), None, policy, seed=s) for s in (0, 1))
@@ -40,8 +57,10 @@ def test_a_new_seed_samples_other_real_subjects_with_the_same_counts():
 
 
 def test_refusals_name_what_is_wrong():
-    with pytest.raises(ValueError, match=r"policy.AD: real_fraction \(X_i\) must be in \(0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"policy.AD: real_fraction \(X_i\) must be in \[0, 1\], got 1.5"):
         AugmentationPolicy.from_dict({"AD": {"real_fraction": 1.5}})
+    with pytest.raises(ValueError, match="policy.CN: real_fraction 0 and synthetic_fraction 0 leave the class without"):
+        AugmentationPolicy.from_dict({"CN": {"real_fraction": 0}})
     with pytest.raises(ValueError, match=r"policy.AD: unknown key\(s\) \['y'\]"):
         AugmentationPolicy.from_dict({"AD": {"y": 0.2}})
     policy = AugmentationPolicy({"AD": ClassPolicy(synthetic_fraction=0.5, generator="translation")})

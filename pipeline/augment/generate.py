@@ -20,6 +20,7 @@ import torch
 
 from pipeline import __version__
 from pipeline.atomic import save_nifti, write_json, write_table
+from pipeline.augment.geometry import resized_affine
 from pipeline.harmonize import file_sha256
 from pipeline.nets.conditional_gan import ConditionalGenerator3D
 
@@ -70,9 +71,7 @@ def generate_conditional(checkpoint: str | Path, out: str | Path, counts: Mappin
     sha = file_sha256(checkpoint)
     reference = nib.load(str(reference_image))
     size = net.spatial_size
-    affine = reference.affine.copy()
-    affine[:3, :3] *= reference.shape[0] / size  # same field of view on a size^3 grid
-    affine[:3, 3] = reference.affine[:3, 3] + reference.affine[:3, :3] @ np.full(3, (reference.shape[0] / size - 1) / 2)
+    affine = resized_affine(reference.affine, reference.shape[0], size)  # same field of view on a size^3 grid
     rows, index = [], 0
     for name in names:
         for _ in range(int(counts.get(name, 0))):

@@ -16,9 +16,11 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
+from monai.transforms import Resize
 
 from pipeline import __version__
 from pipeline.atomic import save_nifti, write_json, write_table
+from pipeline.augment.geometry import resized_affine
 from pipeline.cohort import attach_splits, read_splits
 from pipeline.engines.site_pairs import find_splits_file
 from pipeline.harmonize import file_sha256, load_generator, read_harmonizer_info
@@ -65,13 +67,20 @@ def translate_training_images(dataset_dir: str | Path, checkpoint: str | Path, o
                   "sex": row["sex"]}
         if not (path.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("CheckpointSHA256") == sha):
             img = nib.load(row["image_cube"])
-            data = np.asarray(img.dataobj, dtype=np.float32)
-            if trained and data.shape != trained:
-                raise ValueError(f"{row['image_cube']}: image is {data.shape}, the translator was trained at {trained}")
-            mask = np.asarray(nib.load(row["mask_cube"]).dataobj) > 0
+            x = torch.from_numpy(np.asarray(img.dataobj, dtype=np.float32))[None, None]
+            mask = torch.from_numpy((np.asarray(nib.load(row["mask_cube"]).dataobj) > 0).astype(np.float32))[None, None]
+            affine = img.affine
+            if trained and tuple(x.shape[2:]) != trained:  # e.g. a 32^3 translator: as in training, area resize
+                if len(set(x.shape[2:])) != 1 or len(set(trained)) != 1:
+                    raise ValueError(f"{row['image_cube']}: image is {tuple(x.shape[2:])}, the translator was trained "
+                                     f"at {trained}; only cubes can be resized")
+                resize = Resize(trained, mode="area")
+                x, mask = resize(x[0])[None], resize(mask[0])[None]
+                affine = resized_affine(img.affine, img.shape[0], trained[0])
             with torch.no_grad():
-                y = generators[row["diagnosis"]](torch.from_numpy(data)[None, None].to(device))[0, 0].cpu().numpy()
-            save_nifti(path, nib.Nifti1Image((y * mask).astype(np.float32), img.affine))
+                y = generators[row["diagnosis"]](torch.as_tensor(x).to(device))[0, 0].cpu().numpy()
+            keep = np.asarray(mask[0, 0]) >= 0.5
+            save_nifti(path, nib.Nifti1Image((y * keep).astype(np.float32), affine))
             write_json(sidecar, {"Generator": GENERATOR, "Checkpoint": str(checkpoint), "CheckpointSHA256": sha,
                                  "SourceSubject": row["subject"], "SourceImage": row["image_cube"],
                                  "SourceDiagnosis": row["diagnosis"], "Diagnosis": new_class, "Version": __version__})

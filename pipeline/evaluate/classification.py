@@ -62,7 +62,7 @@ def classification_intervals(y_true: Sequence[int], scores: np.ndarray, *, n_res
     y_true = np.asarray(y_true, int)
     scores = np.asarray(scores, float)
     names = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc")
-    if len(y_true) < 3:
+    if len(y_true) < 3 or n_resamples < 1:  # n_resamples 0: no intervals wanted
         return {name: (float("nan"), float("nan")) for name in names}
     rng = np.random.default_rng(seed)
     samples = {name: [] for name in names}

@@ -132,6 +132,24 @@ def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_augment_grid(args: argparse.Namespace) -> int:
+    from pipeline.augment.grid import format_grid_table, run_augment_grid
+    from pipeline.config import apply_overrides, load_config
+
+    config = apply_overrides(load_config(args.config), args.set or [])
+    _setup_logging(Path(args.out) / "logs" / "augment_grid.log")
+    result = run_augment_grid(config, args.out)
+    print(f"\naugmentation grid, {result['runs']['repeat'].nunique()} repeat(s), real test subjects; median (min-max) "
+          "over repeats, then the paired difference to 'none' [95% interval]:")
+    print(format_grid_table(result["summary"]))
+    if not result["quality"].empty:
+        columns = ["repeat", "generator", "diagnosis", "n_synthetic", "nearest_ssim_mean", "ms_ssim_synthetic",
+                   "ms_ssim_real", "memorized_fraction"] + [c for c in ("fid", "mmd") if c in result["quality"]]
+        print("\nsynthetic image quality:\n" + result["quality"][columns].round(3).to_string(index=False))
+    print(f"\nwritten: {Path(args.out) / 'summary.tsv'}, runs.tsv, quality.tsv, grid.json")
+    return 0
+
+
 def _cmd_cohort(args: argparse.Namespace) -> int:
     from pipeline.cohort import format_summary, load_cohort, summarize, write_cohort
 
@@ -169,6 +187,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from pipeline import __version__
+    from pipeline.config import CONFIG_DIR
     from pipeline.demo import DEFAULT_CONFIG
 
     parser = argparse.ArgumentParser(prog="mriharmony", description=(
@@ -274,6 +293,19 @@ def build_parser() -> argparse.ArgumentParser:
                                                                        "(e.g. epochs=10, spatial_size=[32,32,32])")
     b.add_argument("--out", required=True, help="folder to write")
     b.set_defaults(func=_cmd_benchmark_brain_age)
+
+    p = sub.add_parser("augment-grid", help="classifier over augmentation policies (none, classical, oversampling, "
+                                            "synthetic), repeated, with paired differences",
+                       description="The augmentation experiment grid of configs/augment_grid.yaml (see "
+                                   "pipeline/augment/grid.py): per repeat a new subject split, generators retrained "
+                                   "on its training subjects, the ad_classification bundle per arm, real test "
+                                   "subjects only.")
+    p.add_argument("--config", default=str(CONFIG_DIR / "augment_grid.yaml"),
+                   help="grid YAML (default: configs/augment_grid.yaml)")
+    p.add_argument("--out", required=True, help="grid folder to write (re-runs resume)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set repeats=5 --set dataset_dir=DERIV (repeatable)")
+    p.set_defaults(func=_cmd_augment_grid)
 
     p = sub.add_parser("cohort", help="validate a BIDS folder or manifest and summarise it",
                        description="Load a cohort (BIDS folder with participants.tsv, or a manifest CSV/TSV), report "

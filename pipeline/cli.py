@@ -142,6 +142,8 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
     print(f"\naugmentation grid, {result['runs']['repeat'].nunique()} repeat(s), real test subjects; median (min-max) "
           "over repeats, then the paired difference to 'none' [95% interval]:")
     print(format_grid_table(result["summary"]))
+    for item in result["skipped"]:
+        print(f"skipped: repeat {item['repeat']} {item['run']}: {item['reason']}")
     if not result["quality"].empty:
         columns = ["repeat", "generator", "diagnosis", "n_synthetic", "nearest_ssim_mean", "ms_ssim_synthetic",
                    "ms_ssim_real", "memorized_fraction"] + [c for c in ("fid", "mmd") if c in result["quality"]]

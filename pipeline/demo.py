@@ -141,6 +141,43 @@ def _downstream_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float])
     return text
 
 
+def _augmentation_config(section: dict[str, Any] | None, splits_cfg: dict[str, Any], out: Path):
+    """The demo's ``augmentation`` section as a checked grid config on the demo's preprocessed cohort
+    (its split settings by default, so repeat 0 is the demo's own split); None when absent."""
+    from pipeline.augment.grid import GridConfig
+
+    if not section:
+        return None
+    split = {"fractions": splits_cfg.get("fractions", (0.7, 0.15, 0.15)), "seed": int(splits_cfg.get("seed", 0)),
+             "stratify": splits_cfg.get("stratify", ("site", "diagnosis", "age"))}
+    return GridConfig.from_dict({"split": split, **section, "dataset_dir": str(out / "preprocessed")}, "augmentation")
+
+
+def _augmentation_stage(out: Path, config, seconds: dict[str, float]) -> str:
+    """The augmentation grid at demo scale (generators, synthetic images, classifier per arm) as text."""
+    from pipeline.augment.grid import format_grid_table, run_augment_grid
+
+    reason = _too_small(out, config.task)
+    if reason:
+        log.warning("augmentation grid skipped: %s", reason)
+        return f"\naugmentation grid: skipped ({reason})"
+    t = time.perf_counter()
+    result = run_augment_grid(config, out / "augment_grid")
+    seconds["augmentation_grid"] = time.perf_counter() - t
+    summary = result["summary"]
+    text = (f"\naugmentation grid ({config.repeats} repeat(s), {int(summary['repeats'].max())} run(s) per arm, "
+            f"{seconds['augmentation_grid']:.0f} s; test subjects only; median (min-max), paired difference to none "
+            f"[95% interval]):\n{format_grid_table(summary)}")
+    for item in result["skipped"]:
+        text += f"\nskipped: {item['run']}: {item['reason']}"
+    quality = result["quality"]
+    if not quality.empty:
+        text += "\nsynthetic images (nearest-real SSIM, memorized fraction): " + "; ".join(
+            f"{r.generator} {r.diagnosis} {r.nearest_ssim_mean:.2f}, {r.memorized_fraction:.2f}"
+            for r in quality.itertuples())
+    return text
+
+
 HARMONIZATION_KEYS = {"source_site", "target_site", "epochs", "batch_size", "spatial_size", "net_kwargs", "disc_kwargs"}
 
 
@@ -191,7 +228,7 @@ def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, sites: tuple[st
 
 def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = None, progress: bool = True) -> DemoResult:
     """Run the demo chain into ``out`` (see the module docstring)."""
-    check_keys(config, {"phantom", "splits", "preprocess", "harmonization", "downstream"}, "demo config")
+    check_keys(config, {"phantom", "splits", "preprocess", "harmonization", "downstream", "augmentation"}, "demo config")
     harmonization = dict(config.get("harmonization") or {})
     check_keys(harmonization, HARMONIZATION_KEYS, "harmonization")
     downstream = dict(config.get("downstream") or {})
@@ -200,6 +237,7 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
         check_keys(dict(section or {}), DOWNSTREAM_BUNDLE_KEYS, f"downstream.{name}")
     splits_cfg = config.get("splits") or {}
     check_keys(splits_cfg, {"fractions", "stratify", "seed"}, "splits")
+    augmentation = _augmentation_config(config.get("augmentation"), splits_cfg, Path(out))
     spec = phantom_spec_from_config(config.get("phantom") or {})
     preprocess_cfg = preprocess_config_from_demo(config.get("preprocess") or {})
 
@@ -229,6 +267,7 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
     if harmonization:
         fidelity, fidelity_text = _harmonization_stage(out, harmonization, splits, spec.sites, seconds, workers, progress)
     downstream_text = _downstream_stage(out, downstream, seconds) if downstream else ""
+    augmentation_text = _augmentation_stage(out, augmentation, seconds) if augmentation else ""
     summary = summarize(cohort.table)
     files = {
         "bids": phantom.root,
@@ -247,6 +286,8 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
     if downstream:
         files["brain_age"] = out / "brain_age" / "eval" / "predictions.json"
         files["ad_classification"] = out / "ad_classification" / "eval" / "metrics.json"
+    if augmentation:
+        files["augment"] = out / "augment_grid" / "summary.tsv"
     split_counts = splits["split"].value_counts().to_dict()
     write_json(files["summary"], {
         "version": __version__, "phantom": {**vars(spec), "effects": vars(spec.effects)},
@@ -256,5 +297,5 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
     })
     text = format_summary(summary) + "\n\nsubjects per split: " + ", ".join(f"{k} {v}" for k, v in sorted(split_counts.items()))
     text += f"\npreprocessed: {len(preprocessed.ok)} of {len(preprocessed.table)} images ({seconds['preprocess']:.0f} s)"
-    text += fidelity_text + downstream_text
+    text += fidelity_text + downstream_text + augmentation_text
     return DemoResult(out=out, cohort=cohort, summary_text=text, files=files, seconds=seconds)

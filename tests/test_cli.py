@@ -14,7 +14,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.cohort import check_no_leakage
 
-COMMANDS = ["demo", "phantom", "preprocess", "harmonize", "slices", "benchmark", "cohort", "split"]
+COMMANDS = ["demo", "phantom", "preprocess", "harmonize", "slices", "benchmark", "augment-grid", "cohort", "split"]
 
 
 def _exe() -> list[str]:
@@ -44,7 +44,9 @@ def test_demo_smoke(tmp_path):
     out = tmp_path / "run"
     tiny = ["--set", "phantom.subjects_per_site=3", "--set", "phantom.traveling=1", "--set", "phantom.resolution=4",
             "--set", "harmonization.epochs=1", "--set", "downstream.brain_age.epochs=1",
-            "--set", "downstream.ad_classification.epochs=1"]
+            "--set", "downstream.ad_classification.epochs=1", "--set", "augmentation.classifier.epochs=1",
+            "--set", "augmentation.generators.translation.epochs=1",
+            "--set", "augmentation.generators.conditional.epochs=1", "--set", "augmentation.bootstrap=20"]
     result = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *tiny], capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 0, result.stderr
@@ -78,8 +80,15 @@ def test_demo_smoke(tmp_path):
     if ad.loc[ad["split"] == "train", "diagnosis"].nunique() == 2 and (ad["split"] == "test").any():
         metrics = json.loads((out / "ad_classification" / "eval" / "metrics.json").read_text())
         assert metrics["metrics"]["n"] == (ad["split"] == "test").sum() and "volume_logistic" in metrics["baselines"]
+        grid = pd.read_csv(out / "augment_grid" / "summary.tsv", sep="\t")
+        assert {"none", "classical", "oversampling", "translation_AD", "conditional_AD", "synthetic_only",
+                "class_prior"} <= set(grid["arm"]) and "augmentation grid (1 repeat(s)" in stdout
+        grid_splits = pd.read_csv(out / "augment_grid" / "repeat-0" / "splits.tsv", sep="\t")
+        assert grid_splits.sort_values("subject").reset_index(drop=True).equals(
+            splits.sort_values("subject").reset_index(drop=True))  # repeat 0 is the demo's own split
     else:
         assert "ad_classification: skipped (training classes" in stdout
+        assert "augmentation grid: skipped (training classes" in stdout
     # a re-run reuses the phantom, the preprocessed images, the trained CycleGAN and the harmonized images
     model_mtime = (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").stat().st_mtime_ns
     again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *tiny], capture_output=True, text=True,

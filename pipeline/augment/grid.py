@@ -25,7 +25,9 @@ Outputs: ``runs.tsv`` (one row per repeat x arm x X x Y), ``summary.tsv`` (per a
 and max over repeats of balanced accuracy, AUC, macro F1 and cross-entropy; the paired difference to
 ``none`` at the same X with a two-level bootstrap 95% interval, see
 :mod:`pipeline.evaluate.paired_difference`), ``quality.tsv`` and ``grid.json``. Re-runs resume: a
-trained model with identical settings is reused.
+trained model with identical settings is reused. A run asking for more synthetic images than exist
+(translations of class C number the training images of the other class) is skipped with the reason in
+``grid.json``, never silently capped.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import pandas as pd
 
 from pipeline import __version__
 from pipeline.atomic import write_json, write_table
-from pipeline.augment.policy import SYNTHETIC_COLUMNS, AugmentationPolicy, build_training_table
+from pipeline.augment.policy import SYNTHETIC_COLUMNS, AugmentationPolicy, TooFewSyntheticImages, build_training_table
 from pipeline.bundles import run_bundle, train_bundle_once
 from pipeline.config import ConfigError, check_keys
 from pipeline.downstream import CLASS_NAMES, task_table
@@ -337,7 +339,7 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
     runs = expand_runs(config)
     names = CLASS_NAMES[config.task]
     started = time.perf_counter()
-    rows, samples, quality, timings = [], {}, [], {}
+    rows, samples, quality, timings, skipped = [], {}, [], {}, []
     for repeat in range(config.repeats):
         folder = out / f"repeat-{repeat}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -354,7 +356,12 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
         groups = truth["subject"].to_numpy()
         scored: dict[str, np.ndarray] = {}
         for run in runs:
-            mixed = build_training_table(train, pool, run.policy(names), seed=repeat)
+            try:
+                mixed = build_training_table(train, pool, run.policy(names), seed=repeat)
+            except TooFewSyntheticImages as error:  # e.g. Y = 1 translations of the larger class: not enough sources
+                log.warning("repeat %d, %s skipped: %s", repeat, run.name, error)
+                skipped.append({"repeat": repeat, "run": run.name, "reason": str(error)})
+                continue
             predictions, train_seconds, _ = _train_and_predict(config, run, folder / run.name, splits, mixed, repeat)
             predictions = truth.merge(predictions.drop(columns=["label"]), on=["subject", "session"], how="left")
             if predictions[f"prob_{names[0]}"].isna().any():
@@ -397,9 +404,9 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
         "generators": config.generators, "bootstrap": config.bootstrap,
         "arms": [{"name": a.name, "augment": a.augment, "extra": a.extra, "classes": list(a.classes or []),
                   "real": a.real} for a in config.arms],
-        "summary": summary.to_dict(orient="records"), "quality": quality_table.to_dict(orient="records"),
+        "summary": summary.to_dict(orient="records"), "skipped": skipped, "quality": quality_table.to_dict(orient="records"),
         "seconds": {"total": time.perf_counter() - started, **timings}})
-    return {"runs": runs_table, "summary": summary, "quality": quality_table}
+    return {"runs": runs_table, "summary": summary, "quality": quality_table, "skipped": skipped}
 
 
 def _summarize(runs_table: pd.DataFrame, runs: list[GridRun], samples: dict, config: GridConfig) -> pd.DataFrame:

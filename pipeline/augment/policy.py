@@ -20,11 +20,15 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["ClassPolicy", "AugmentationPolicy", "build_training_table", "check_synthetic_only_in_training",
+__all__ = ["ClassPolicy", "AugmentationPolicy", "TooFewSyntheticImages", "build_training_table", "check_synthetic_only_in_training",
            "SYNTHETIC_COLUMNS"]
 
 #: Provenance every synthetic row carries.
 SYNTHETIC_COLUMNS = ("image", "diagnosis", "generator", "checkpoint_sha256", "source_subject", "seed")
+
+
+class TooFewSyntheticImages(ValueError):
+    """The policy asks a generator for more images of a class than exist (e.g. translations of a smaller class)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ def _synthetic_rows(synthetic: pd.DataFrame | None, name: str, generator: str, w
         raise ValueError(f"class {name}, generator {generator}: synthetic images translated from non-training "
                          f"subject(s) {leaked[:5]}; generators may only see training subjects")
     if len(pool) < wanted:
-        raise ValueError(f"class {name}: the policy asks for {wanted} synthetic images from generator {generator!r}, "
+        raise TooFewSyntheticImages(f"class {name}: the policy asks for {wanted} synthetic images from generator {generator!r}, "
                          f"only {len(pool)} exist")
     chosen = pool.iloc[np.sort(rng.choice(len(pool), size=wanted, replace=False))].copy()
     if "subject" not in chosen.columns:  # one pseudo-subject per synthetic image

@@ -24,7 +24,7 @@ def translator(ad_pair, tmp_path_factory):
     root = tmp_path_factory.mktemp("translator")
     # the synthetic_augmentation bundle's override laid over the CycleGAN recipe (as its docs say)
     bundle("run", "--config_file", f"['{TRAIN}','{TRANSLATION}']", "--bundle_root", str(root), "--dataset_dir",
-           str(ad_pair / "preprocessed"), "--epochs", "1",
+           str(ad_pair / "preprocessed"), "--epochs", "2",
            "--epoch_length", "1", "--batch_size", "2", "--net_kwargs#channels", "4", "--net_kwargs#n_residual", "1",
            "--disc_kwargs#channels", "4")
     return root / "models" / "model.pt"
@@ -59,6 +59,15 @@ def test_translates_training_images_only_with_provenance(ad_pair, translator, tm
     mixed = build_training_table(train, synthetic, policy, seed=0)
     n_ad = (train["diagnosis"] == "AD").sum()
     assert mixed["synthetic"].sum() == round(0.5 * n_ad) and (mixed.loc[mixed["synthetic"], "diagnosis"] == "AD").all()
+
+
+def test_without_traveling_subjects_the_final_epoch_is_the_model(translator):
+    """Cycle error is lowest for the near-identity start, so it must not choose the translator."""
+    models = translator.parent
+    final = torch.load(models / "checkpoint_epoch=2.pt", weights_only=True)["g_xy"]
+    chosen = torch.load(translator, weights_only=True)["g_xy"]
+    assert all(torch.equal(final[k], chosen[k]) for k in final)
+    assert (models / "best_cycle_mae.pt").exists()
 
 
 def test_refuses_a_site_harmonizer(ad_pair, tmp_path):

@@ -4,8 +4,9 @@ Stages so far: generate the phantom -> load and validate it as a cohort -> subje
 preprocess (N4, skull strip, rigid to MNI, 2 mm, 64^3) -> train a CycleGAN between two sites (the
 cyclegan_harmonization bundle, narrow at demo scale) -> harmonize the target site to the source
 (reference) site, "to source" as in 004 -> traveling-subject fidelity -> train the brain_age and
-ad_classification bundles (narrow, demo scale) and print their test metrics beside the baselines ->
-summary. Later stages (benchmarks, report) extend this run folder.
+ad_classification bundles (narrow, demo scale) and print their test metrics beside the baselines -> the
+augmentation grid at demo scale (one repeat on the demo split: generators, synthetic images, the
+classifier per arm) -> summary. Later stages (evaluation, report) extend this run folder.
 Each stage writes files into the run folder and a re-run reuses what is complete.
 """
 

@@ -1,10 +1,10 @@
-"""Synthetic augmentation: the per-class policy of 003 and CN <-> AD translation (000); the class-conditional
-generator and the experiment grid follow."""
+"""Synthetic augmentation: the per-class policy of 003 (``policy``), CN <-> AD translation of 000
+(``translate``), the class-conditional generator's images (``generate``) and the experiment grid (``grid``)."""
 
 from __future__ import annotations
 
-from pipeline.augment.policy import (SYNTHETIC_COLUMNS, AugmentationPolicy, ClassPolicy, build_training_table,
-                                     check_synthetic_only_in_training)
+from pipeline.augment.policy import (SYNTHETIC_COLUMNS, AugmentationPolicy, ClassPolicy, TooFewSyntheticImages,
+                                     build_training_table, check_synthetic_only_in_training)
 
 __all__ = ["AugmentationPolicy", "ClassPolicy", "build_training_table", "check_synthetic_only_in_training",
-           "SYNTHETIC_COLUMNS"]
+           "SYNTHETIC_COLUMNS", "TooFewSyntheticImages"]

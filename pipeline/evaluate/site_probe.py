@@ -25,7 +25,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.evaluate.classification import classification_intervals, classification_metrics
+from pipeline.evaluate.paired_difference import bootstrap_metric_samples, weighted_classification_metrics
 
 __all__ = ["downsampled_volumes", "site_probe", "PROBES"]
 
@@ -105,9 +105,10 @@ def site_probe(table: pd.DataFrame, *, probe: str = "linear", image_key: str = "
     for fold, (train, test) in enumerate(splitter.split(x, y, groups)):
         fit = _linear_fold if probe == "linear" else _cnn_fold
         probabilities[test] = fit(x[train], y[train], x[test], len(sites), seed + fold)
-    metrics = classification_metrics(y, probabilities)
-    interval = classification_intervals(y, probabilities, n_resamples=n_resamples, groups=groups, seed=seed)
-    return {"probe": probe, "balanced_accuracy": metrics["balanced_accuracy"],
-            "interval_95": list(interval["balanced_accuracy"]), "chance": 1.0 / len(sites), "sites": sites,
+    accuracy = weighted_classification_metrics(y, probabilities)["balanced_accuracy"]
+    samples = bootstrap_metric_samples(y, probabilities, groups, n_resamples=n_resamples, seed=seed)["balanced_accuracy"]
+    interval = [float(np.nanpercentile(samples, 2.5)), float(np.nanpercentile(samples, 97.5))]
+    return {"probe": probe, "balanced_accuracy": accuracy,
+            "interval_95": interval, "chance": 1.0 / len(sites), "sites": sites,
             "n_images": int(len(table)), "n_subjects": int(len(set(groups))), "folds": n_folds,
             "predictions": probabilities.tolist()}

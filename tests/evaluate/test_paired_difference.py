@@ -26,6 +26,27 @@ def test_weights_are_subject_multiplicities():
     assert set(weighted) == set(GRID_METRICS)
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_every_metric_equals_scikit_learn_with_sample_weights(n_classes):
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(n_classes)
+    y = rng.integers(0, n_classes, 60)
+    probabilities = rng.dirichlet(np.ones(n_classes), size=60)
+    probabilities[:6, :] = probabilities[0]  # ties
+    weights = rng.integers(0, 4, 60).astype(float)
+    ours = weighted_classification_metrics(y, probabilities, weights)
+    labels = list(range(n_classes))
+    predicted = probabilities.argmax(1)
+    auc = (skm.roc_auc_score(y, probabilities[:, 1], sample_weight=weights) if n_classes == 2 else
+           skm.roc_auc_score(y, probabilities, multi_class="ovr", labels=labels, sample_weight=weights))
+    assert ours["auc"] == pytest.approx(auc)
+    assert ours["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, predicted, sample_weight=weights))
+    assert ours["f1"] == pytest.approx(skm.f1_score(y, predicted, labels=labels, average="macro", sample_weight=weights,
+                                                    zero_division=0))
+    assert ours["cross_entropy"] == pytest.approx(skm.log_loss(y, probabilities, labels=labels, sample_weight=weights))
+
+
 def test_identical_arms_differ_by_exactly_zero_and_a_known_gap_is_exact():
     groups = np.arange(len(Y))
     a = bootstrap_metric_samples(Y, RIGHT, groups, n_resamples=200, seed=3)

@@ -132,6 +132,28 @@ def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_harmonization(args: argparse.Namespace) -> int:
+    from pipeline.evaluate.harmonization import evaluate_harmonization
+
+    _setup_logging(Path(args.out) / "logs" / "evaluate.log")
+    report = evaluate_harmonization(args.raw, args.harmonized, args.out,
+                                    baselines=[b for b in args.baselines.split(",") if b], split=args.split,
+                                    splits_file=args.splits_file, probes=[p for p in args.probes.split(",") if p],
+                                    n_resamples=args.resamples, seed=args.seed)
+    print(f"\nharmonization {report['target_site']} -> {report['reference_site']}, split {report['split']}: "
+          f"{report['n_images']} images of {report['n_subjects']} subjects")
+    print("site probe, balanced accuracy [95% interval] (chance 0.5 for two sites):")
+    for row in report["site_probe"]:
+        print(f"  {row['condition']:<10} {row['probe']:<9} {row['balanced_accuracy']:.3f} "
+              f"[{row['low']:.3f}, {row['high']:.3f}]")
+    if report["traveling"]:
+        print("traveling subjects against their real reference-site image (mean):")
+        for row in report["traveling"]:
+            print(f"  {row['condition']:<10} MAE {row['mae']:.4f}  PSNR {row['psnr']:.1f} dB  SSIM {row['ssim']:.3f}")
+    print(f"\nwritten: {Path(args.out)}/site_probe.tsv, tsne.png, traveling.tsv, biological.tsv, evaluation.json")
+    return 0
+
+
 def _cmd_augment_grid(args: argparse.Namespace) -> int:
     from pipeline.augment.grid import format_grid_table, run_augment_grid
     from pipeline.config import apply_overrides, load_config
@@ -295,6 +317,26 @@ def build_parser() -> argparse.ArgumentParser:
                                                                        "(e.g. epochs=10, spatial_size=[32,32,32])")
     b.add_argument("--out", required=True, help="folder to write")
     b.set_defaults(func=_cmd_benchmark_brain_age)
+
+    p = sub.add_parser("evaluate", help="evaluate harmonization: site probe, t-SNE, traveling subjects, biology, "
+                                        "beside identity / histogram / z-score / ComBat",
+                       description="Evaluations of a run folder.")
+    evaluate = p.add_subparsers(dest="evaluation", required=True, metavar="EVALUATION")
+    e = evaluate.add_parser("harmonization", help="the harmonized site against the reference site, with baselines",
+                            description="Site probe (linear 8^3, CNN 16^3, regional features), t-SNE, traveling-"
+                                        "subject fidelity and age / AD / site effects on regional T1 measures, for "
+                                        "the CycleGAN and the baselines, on the subjects of one split.")
+    e.add_argument("--raw", required=True, help="preprocessing folder (with splits.tsv in or beside it)")
+    e.add_argument("--harmonized", required=True, help="output folder of `mriharmony harmonize`")
+    e.add_argument("--out", required=True, help="folder to write")
+    e.add_argument("--baselines", default="identity,histogram,zscore,combat",
+                   help="comma-separated baselines (default: %(default)s)")
+    e.add_argument("--split", default="test", help="subjects to evaluate: test, val, train or all (default: %(default)s)")
+    e.add_argument("--splits-file", default=None, help="split table (default: splits.tsv in or beside --raw)")
+    e.add_argument("--probes", default="linear,cnn", help="image-level site probes (default: %(default)s)")
+    e.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
+    e.add_argument("--seed", type=int, default=0, help="folds, CNN and t-SNE seed (default: %(default)s)")
+    e.set_defaults(func=_cmd_evaluate_harmonization)
 
     p = sub.add_parser("augment-grid", help="classifier over augmentation policies (none, classical, oversampling, "
                                             "synthetic), repeated, with paired differences",

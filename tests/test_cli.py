@@ -14,7 +14,8 @@ import pytest
 from pipeline.cli import main
 from pipeline.cohort import check_no_leakage
 
-COMMANDS = ["demo", "phantom", "preprocess", "harmonize", "slices", "benchmark", "augment-grid", "cohort", "split"]
+COMMANDS = ["demo", "phantom", "preprocess", "harmonize", "slices", "benchmark", "evaluate", "augment-grid", "cohort",
+            "split"]
 
 
 def _exe() -> list[str]:

@@ -60,4 +60,4 @@ def biological_effects(features: pd.DataFrame, columns: Sequence[str], *, condit
             eta = float(table.loc["C(site)", "sum_sq"] / (table.loc["C(site)", "sum_sq"] + table.loc["Residual", "sum_sq"]))
             rows.append({**base, "effect": "site", "estimate": eta, "low": float("nan"), "high": float("nan"),
                          "n": int(full.nobs), "unit": "partial eta^2"})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["condition", "measure", "effect", "estimate", "low", "high", "n", "unit"])

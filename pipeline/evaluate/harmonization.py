@@ -1,0 +1,184 @@
+"""Harmonization evaluation: ``mriharmony evaluate harmonization --raw DERIV --harmonized HARM --out EVAL``.
+
+For the harmonized (target) site against the reference site (the harmonizer's output site), on the
+subjects of one split (``test`` by default; ``all`` includes subjects the harmonizer was trained on, which
+flatters it), every condition is scored the same way:
+
+- ``identity``: the preprocessed images unchanged; ``cyclegan``: the harmonized images of HARM;
+  ``histogram`` and ``zscore``: the baselines of :mod:`pipeline.evaluate.intensity_baselines`, fitted on
+  the reference site's training images; ``combat``: ComBat on the regional features
+  (:mod:`pipeline.evaluate.combat`), fitted on the training rows of both sites (features only, so it
+  enters the feature-level probe and the biological-signal check, not the image-level ones).
+- Site probe (:mod:`pipeline.evaluate.site_probe`): linear on 8^3 volumes, MONAI CNN on 16^3 volumes,
+  and linear on the regional features; subject-level cross-validation, bootstrap intervals.
+- t-SNE of the 8^3 volumes (:mod:`pipeline.evaluate.tsne`), one panel per image condition.
+- Traveling subjects (present at both sites in the split): MAE / PSNR / SSIM of the target-site image
+  under each condition against the same subject's real reference-site image.
+- Biological signal (:mod:`pipeline.evaluate.biological_signal`): age slope, AD effect and site effect
+  of the regional T1 measures per condition.
+
+Writes ``site_probe.tsv``, ``tsne.tsv`` and ``tsne.png``, ``traveling.tsv``, ``features.tsv``,
+``biological.tsv`` and ``evaluation.json`` (everything, with the settings) into EVAL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import torch
+
+from pipeline import __version__
+from pipeline.atomic import write_json, write_table
+from pipeline.cohort import attach_splits, read_splits
+from pipeline.engines.site_pairs import find_splits_file
+from pipeline.evaluate.biological_signal import biological_effects
+from pipeline.evaluate.combat import ComBat
+from pipeline.evaluate.intensity_baselines import fit_intensity_baseline
+from pipeline.evaluate.regional_features import REGIONS, regional_means
+from pipeline.evaluate.site_probe import site_probe
+from pipeline.evaluate.traveling import image_fidelity
+from pipeline.evaluate.tsne import tsne_figure, tsne_table
+from pipeline.preprocess.batch import read_preprocessed
+
+__all__ = ["evaluate_harmonization", "BASELINE_NAMES"]
+
+BASELINE_NAMES = ("identity", "histogram", "zscore", "combat")
+FEATURES = [f"{r}_mean" for r in REGIONS]
+log = logging.getLogger("mriharmony.evaluate")
+
+
+def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
+    img = nib.load(str(path))
+    return np.asarray(img.dataobj, dtype=np.float32), img.affine
+
+
+def _pool(arrays: list[np.ndarray], size: int) -> np.ndarray:
+    return np.stack([torch.nn.functional.adaptive_avg_pool3d(torch.from_numpy(a)[None, None], size)[0, 0].numpy()
+                     for a in arrays])
+
+
+def _tables(raw_dir: Path, harmonized_dir: Path, splits_file) -> tuple[pd.DataFrame, str, str]:
+    description = harmonized_dir / "dataset_description.json"
+    if not description.exists():
+        raise FileNotFoundError(f"{description} does not exist (expected the output folder of `mriharmony harmonize`)")
+    info = json.loads(description.read_text())
+    target, reference = info["InputSite"], info["OutputSite"]
+    raw = attach_splits(read_preprocessed(raw_dir), read_splits(find_splits_file(raw_dir, splits_file)))
+    from pipeline.harmonize import read_harmonized
+
+    harmonized = read_harmonized(harmonized_dir)
+    harmonized = harmonized[harmonized["harmonized"].astype(str).str.lower() == "true"]
+    raw = raw[raw["site"].isin([target, reference])].copy()
+    raw["harmonized_image"] = raw.merge(harmonized[["subject", "session", "site", "image_cube"]].rename(
+        columns={"image_cube": "harmonized_image"}), on=["subject", "session", "site"], how="left")["harmonized_image"].to_numpy()
+    return raw.reset_index(drop=True), target, reference
+
+
+def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path, out: str | Path, *,
+                           baselines: Sequence[str] = BASELINE_NAMES, split: str = "test",
+                           splits_file: str | Path | None = None, probes: Sequence[str] = ("linear", "cnn"),
+                           n_resamples: int = 1000, seed: int = 0) -> dict:
+    """Evaluate one harmonization run (see the module docstring); returns what evaluation.json holds."""
+    unknown = sorted(set(baselines) - set(BASELINE_NAMES))
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; allowed: {list(BASELINE_NAMES)}")
+    started = time.perf_counter()
+    out = Path(out)
+    table, target, reference = _tables(Path(raw_dir), Path(harmonized_dir), splits_file)
+    rows = (table if split == "all" else table[table["split"] == split]).reset_index(drop=True)
+    missing = rows.loc[(rows["site"] == target) & rows["harmonized_image"].isna(), "subject"]
+    if len(missing):
+        raise ValueError(f"{harmonized_dir}: no harmonized image for {target} subject(s) {sorted(missing)[:5]} of split {split}")
+    if rows["site"].nunique() < 2:
+        raise ValueError(f"split {split!r} has images of {sorted(set(rows['site']))} only; need {target} and {reference}")
+    is_target = (rows["site"] == target).to_numpy()
+    raw_images = [_load(p) for p in rows["image_cube"]]
+    masks = [np.asarray(nib.load(p).dataobj) > 0 for p in rows["mask_cube"]]
+    conditions: dict[str, list[np.ndarray]] = {"identity": [a for a, _ in raw_images]}
+    conditions["cyclegan"] = [(_load(h)[0] if t else a) for (a, _), h, t in
+                              zip(raw_images, rows["harmonized_image"], is_target)]
+    reference_train = table[(table["site"] == reference) & (table["split"] == "train")]
+    for name in ("histogram", "zscore"):
+        if name in baselines:
+            fitted = fit_intensity_baseline(name, ((_load(i)[0], np.asarray(nib.load(m).dataobj) > 0)
+                                                   for i, m in zip(reference_train["image_cube"], reference_train["mask_cube"])))
+            conditions[name] = [fitted(a, m) if t else a for (a, _), m, t in zip(raw_images, masks, is_target)]
+    affines = [affine for _, affine in raw_images]
+    features = {name: pd.DataFrame([regional_means(a, aff) for a, aff in zip(arrays, affines)])
+                for name, arrays in conditions.items()}
+    if "combat" in baselines:
+        features["combat"] = _combat(table, rows, features["identity"])
+    demographics = rows[[c for c in ("subject", "session", "site", "age", "sex", "diagnosis") if c in rows.columns]]
+
+    probe_rows, tsne_tables, travel_rows, effect_rows = [], {}, [], []
+    for name, arrays in conditions.items():
+        for probe in probes:
+            volumes = _pool(arrays, 8 if probe == "linear" else 16)
+            result = site_probe(rows, probe=probe, volumes=volumes, n_resamples=n_resamples, seed=seed)
+            probe_rows.append(_probe_row(name, probe, result))
+        tsne_tables[name] = tsne_table(_pool(arrays, 8), rows, condition=name, seed=seed)
+        travel_rows += _traveling(name, arrays, rows, target, reference)
+    for name, table_features in features.items():
+        result = site_probe(rows, probe="linear", volumes=table_features[FEATURES].to_numpy(np.float32),
+                            n_resamples=n_resamples, seed=seed)
+        probe_rows.append(_probe_row(name, "features", result))
+        effect_rows.append(biological_effects(pd.concat([demographics, table_features[FEATURES]], axis=1), FEATURES,
+                                              condition=name))
+    probe_table = pd.DataFrame(probe_rows)
+    tsne = pd.concat(tsne_tables.values(), ignore_index=True)
+    travel = pd.DataFrame(travel_rows, columns=["condition", "subject", "mae", "psnr", "ssim"])
+    effects = pd.concat(effect_rows, ignore_index=True)
+    feature_table = pd.concat([pd.concat([demographics, f[FEATURES]], axis=1).assign(condition=n)
+                               for n, f in features.items()], ignore_index=True)
+    write_table(out / "site_probe.tsv", probe_table)
+    write_table(out / "tsne.tsv", tsne)
+    tsne_figure(tsne_tables, out / "tsne.png", title=f"t-SNE of 8^3 volumes, {target} and {reference}, {split} split")
+    write_table(out / "traveling.tsv", travel)
+    write_table(out / "features.tsv", feature_table)
+    write_table(out / "biological.tsv", effects)
+    report = {"version": __version__, "raw": str(raw_dir), "harmonized": str(harmonized_dir), "target_site": target,
+              "reference_site": reference, "split": split, "n_images": int(len(rows)),
+              "n_subjects": int(rows["subject"].nunique()), "conditions": list(features), "probes": list(probes),
+              "seed": seed, "site_probe": probe_table.to_dict(orient="records"),
+              "traveling": travel.groupby("condition")[["mae", "psnr", "ssim"]].mean().reset_index().to_dict(orient="records")
+              if len(travel) else [], "biological": effects.to_dict(orient="records"),
+              "seconds": time.perf_counter() - started}
+    write_json(out / "evaluation.json", report)
+    return report
+
+
+def _probe_row(condition: str, probe: str, result: dict) -> dict:
+    return {"condition": condition, "probe": probe, "balanced_accuracy": result["balanced_accuracy"],
+            "low": result["interval_95"][0], "high": result["interval_95"][1], "chance": result["chance"],
+            "n_images": result["n_images"], "n_subjects": result["n_subjects"], "folds": result["folds"]}
+
+
+def _combat(table: pd.DataFrame, rows: pd.DataFrame, evaluated: pd.DataFrame) -> pd.DataFrame:
+    """ComBat fitted on the training rows' raw features (age protected; diagnosis too when training has
+    several and every evaluated diagnosis among them), applied to the evaluated rows."""
+    train = table[table["split"] == "train"].reset_index(drop=True)
+    train_features = pd.DataFrame([regional_means(*_load(p)) for p in train["image_cube"]])
+    levels = set(train["diagnosis"])
+    categorical = ["diagnosis"] if len(levels) > 1 and set(rows["diagnosis"]) <= levels else []
+    combat = ComBat(continuous=["age"], categorical=categorical).fit(train_features[FEATURES].to_numpy(),
+                                                                      train["site"], train)
+    return pd.DataFrame(combat.transform(evaluated[FEATURES].to_numpy(), rows["site"], rows), columns=FEATURES)
+
+
+def _traveling(condition: str, arrays: list[np.ndarray], rows: pd.DataFrame, target: str, reference: str) -> list[dict]:
+    out = []
+    for subject, part in rows.groupby("subject"):
+        if set(part["site"]) >= {target, reference}:
+            i = part.index[part["site"] == target][0]
+            j = part.index[part["site"] == reference][0]
+            x = torch.from_numpy(arrays[i])[None, None]
+            y = torch.from_numpy(arrays[j])[None, None]
+            out.append({"condition": condition, "subject": subject, **image_fidelity(x, y)})
+    return out

@@ -1,0 +1,94 @@
+"""`mriharmony evaluate harmonization` on the dark / bright phantom: the raw sites are found by the probe,
+the baselines change what they should, the harmonized images are the ones read, every table is complete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline.cli import main
+from pipeline.evaluate.traveling import image_fidelity
+from pipeline.harmonize import harmonize_cohort, read_harmonized
+from pipeline.nets import HarmonizationGenerator3D
+from pipeline.preprocess.batch import read_preprocessed
+
+
+@pytest.fixture(scope="module")
+def evaluation(contrast_pair, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("evaluation")
+    kw = {"channels": 4, "n_residual": 1}
+    torch.manual_seed(0)
+    g_yx = HarmonizationGenerator3D(**kw)
+    with torch.no_grad():  # a generator that visibly changes images (a fresh one starts as the identity)
+        for p in g_yx.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    ckpt = folder / "model.pt"
+    torch.save({"g_xy": HarmonizationGenerator3D(**kw).state_dict(), "g_yx": g_yx.state_dict(),
+                "info": {"source_site": "dark", "target_site": "bright", "net_kwargs": kw}}, ckpt)
+    harmonize_cohort(read_preprocessed(contrast_pair / "preprocessed"), ckpt, folder / "harm", direction="to_source",
+                     workers=0, progress=False)
+    code = main(["evaluate", "harmonization", "--raw", str(contrast_pair / "preprocessed"), "--harmonized",
+                 str(folder / "harm"), "--out", str(folder / "eval"), "--split", "all", "--probes", "linear",
+                 "--resamples", "100"])
+    assert code == 0
+    return folder
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype={"subject": str}, keep_default_na=False)
+
+
+def test_probe_finds_raw_sites_and_combat_removes_them_from_features(evaluation):
+    probe = _read(evaluation / "eval" / "site_probe.tsv").set_index(["condition", "probe"])
+    assert set(probe.index) == {(c, p) for c in ("identity", "cyclegan", "histogram", "zscore") for p in
+                                ("linear", "features")} | {("combat", "features")}
+    assert probe.loc[("identity", "linear"), "balanced_accuracy"] >= 0.9
+    assert probe.loc[("identity", "features"), "balanced_accuracy"] >= 0.9
+    assert probe.loc[("combat", "features"), "balanced_accuracy"] < 0.7
+    assert (probe["chance"] == 0.5).all()
+
+
+def test_traveling_fidelity_reads_the_harmonized_images(evaluation, contrast_pair):
+    travel = _read(evaluation / "eval" / "traveling.tsv")
+    means = travel.groupby("condition")["mae"].mean()
+    assert means["histogram"] < 0.7 * means["identity"]  # matching the dark site's histogram helps
+    harmonized = read_harmonized(evaluation / "harm")
+    raw = read_preprocessed(contrast_pair / "preprocessed")
+    subject = travel["subject"].iloc[0]
+    made = harmonized[(harmonized["subject"] == subject) & (harmonized["site"] == "bright")]["image_cube"].iloc[0]
+    real = raw[(raw["subject"] == subject) & (raw["site"] == "dark")]["image_cube"].iloc[0]
+    load = lambda p: torch.from_numpy(np.asarray(nib.load(p).dataobj, np.float32))[None, None]  # noqa: E731
+    expected = image_fidelity(load(made), load(real))["mae"]
+    row = travel[(travel["condition"] == "cyclegan") & (travel["subject"] == subject)].iloc[0]
+    assert row["mae"] == pytest.approx(expected, rel=1e-5)
+    assert row["mae"] != pytest.approx(travel[(travel["condition"] == "identity") & (travel["subject"] == subject)]["mae"].iloc[0])
+
+
+def test_tsne_biology_and_report(evaluation, contrast_pair):
+    raw = read_preprocessed(contrast_pair / "preprocessed")
+    tsne = _read(evaluation / "eval" / "tsne.tsv")
+    for condition, part in tsne.groupby("condition"):
+        assert sorted(zip(part["subject"], part["site"])) == sorted(zip(raw["subject"], raw["site"])), condition
+    assert (evaluation / "eval" / "tsne.png").read_bytes()[:4] == b"\x89PNG"
+    effects = pd.read_csv(evaluation / "eval" / "biological.tsv", sep="\t").set_index(["condition", "measure", "effect"])
+    assert effects.loc[("identity", "ventricles_mean", "age"), "high"] < 0  # older: darker ventricle region
+    assert (effects.loc[("histogram", "ventricles_mean", "site"), "estimate"]
+            < 0.5 * effects.loc[("identity", "ventricles_mean", "site"), "estimate"])
+    report = json.loads((evaluation / "eval" / "evaluation.json").read_text())
+    assert report["target_site"] == "bright" and report["reference_site"] == "dark" and report["split"] == "all"
+    assert report["n_images"] == len(raw)
+
+
+def test_bad_input_is_named(contrast_pair, tmp_path):
+    with pytest.raises(FileNotFoundError, match="dataset_description.json does not exist"):
+        from pipeline.evaluate.harmonization import evaluate_harmonization
+
+        evaluate_harmonization(contrast_pair / "preprocessed", tmp_path, tmp_path / "out")
+    with pytest.raises(ValueError, match=r"unknown baseline\(s\) \['ants'\]"):
+        evaluate_harmonization(contrast_pair / "preprocessed", tmp_path, tmp_path / "out", baselines=["ants"])

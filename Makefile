@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test install
+.PHONY: demo test test-slow install
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -19,4 +19,8 @@ demo: install
 	$(BIN)/mriharmony demo $(ARGS)
 
 test: install
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+# the learning measurements (real training until a metric must move; several minutes each); CI runs them too
+test-slow: install
+	$(BIN)/python -m pytest -m slow $(ARGS)

@@ -99,6 +99,7 @@ def _heldout_mae(root: Path, contrast_pair: Path, tmp_path: Path, name: str) -> 
 LEARN_NET = ["--spatial_size", "[32,32,32]", "--net_kwargs#channels", "[8,16,16,32,32]", "--net_kwargs#hidden", "32"]
 
 
+@pytest.mark.slow
 def test_learning_is_real_and_shuffled_labels_stay_at_chance(contrast_pair, tmp_path):
     """Half a minute of CPU training on about 40 controls (age effect x3, ages 40-90): the held-out MAE is
     well below the predict-the-training-mean MAE; the same run on permuted ages is not."""

@@ -122,6 +122,7 @@ def _resized(path: str) -> torch.Tensor:
     return F.interpolate(image, size=(32, 32, 32), mode="area")
 
 
+@pytest.mark.slow
 def test_learning_is_real(contrast_pair, tmp_path):
     """A few minutes of CPU training at 32^3: the best checkpoint's traveling-subject error of G_X(x)
     against the same subject's real site-Y image is at least 15% below the identity's."""

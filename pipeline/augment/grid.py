@@ -56,7 +56,7 @@ __all__ = ["GridArm", "GridRun", "GridConfig", "expand_runs", "run_augment_grid"
 log = logging.getLogger("mriharmony.augment")
 
 GRID_KEYS = {"dataset_dir", "task", "repeats", "split", "real_fractions", "synthetic_fractions", "arms",
-             "classifier", "generators", "bootstrap", "volumes_file", "quality_size"}
+             "classifier", "generators", "bootstrap", "volumes_file", "quality_size", "quality_encoder"}
 ARM_KEYS = {"augment", "extra", "classes", "real"}
 EXTRAS = ("real", "translation", "conditional")
 CLASSIFIER_KEYS = {"model", "epochs", "lr", "batch_size", "spatial_size", "net_kwargs"}
@@ -124,6 +124,7 @@ class GridConfig:
     bootstrap: int = 1000
     volumes_file: str | None = "auto"
     quality_size: int = 32
+    quality_encoder: str | None = None  # an ad_classification model.pt (same classifier settings); None: the none arm's
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any], where: str = "augment_grid") -> "GridConfig":
@@ -174,6 +175,10 @@ class GridConfig:
         check_keys(split, {"fractions", "seed", "stratify"}, f"{where}.split")
         if len(split["fractions"]) != 3:
             raise ConfigError(f"{where}.split.fractions: expected train, val, test fractions, got {split['fractions']}")
+        encoder = cfg.get("quality_encoder") or None
+        if encoder and not Path(encoder).exists():
+            raise ConfigError(f"{where}.quality_encoder: {encoder} does not exist (expected an ad_classification "
+                              "models/model.pt trained with the same classifier settings)")
         repeats = int(cfg.get("repeats", 3))
         if repeats < 1:
             raise ConfigError(f"{where}.repeats: expected at least 1, got {repeats}")
@@ -181,7 +186,7 @@ class GridConfig:
                    real_fractions=fractions["real_fractions"], synthetic_fractions=fractions["synthetic_fractions"],
                    arms=tuple(arms), classifier=classifier, generators=generators,
                    bootstrap=int(cfg.get("bootstrap", 1000)), volumes_file=cfg.get("volumes_file", "auto"),
-                   quality_size=int(cfg.get("quality_size", 32)))
+                   quality_size=int(cfg.get("quality_size", 32)), quality_encoder=encoder)
 
 
 def expand_runs(config: GridConfig) -> list[GridRun]:
@@ -312,21 +317,22 @@ def _baseline_probabilities(config: GridConfig, table: pd.DataFrame, n_classes: 
 
 
 def _quality(pool: pd.DataFrame, train: pd.DataFrame, encoder_run: Path, config: GridConfig) -> pd.DataFrame:
-    """Synthetic-quality report; FID / MMD on the reference classifier's pooled features (resnet3d only)."""
+    """Synthetic-quality report; FID / MMD on pooled features (resnet3d only) of the reference arm's classifier, or
+    of a local ``quality_encoder`` weights file (nothing is downloaded)."""
     from pipeline.evaluate.synthetic_quality import LayerFeatures, quality_report
 
     if pool.empty:
         return pd.DataFrame()
     encoder = None
     overrides = _classifier_overrides(config)
-    if overrides.get("model", "resnet3d") == "resnet3d" and (encoder_run / "models" / "model.pt").exists():
+    weights = Path(config.quality_encoder) if config.quality_encoder else encoder_run / "models" / "model.pt"
+    if overrides.get("model", "resnet3d") == "resnet3d" and weights.exists():
         from pipeline.bundles import load_bundle_weights
         from pipeline.nets import build_classifier
 
         kwargs = {k.split("#", 1)[1]: v for k, v in overrides.items() if k.startswith("net_kwargs#")}
         net = build_classifier("resnet3d", len(CLASS_NAMES[config.task]), **kwargs)
-        encoder = LayerFeatures(load_bundle_weights(net, encoder_run / "models" / "model.pt", "ad_classification"),
-                                "avgpool")
+        encoder = LayerFeatures(load_bundle_weights(net, weights, "ad_classification"), "avgpool")
     return quality_report(pool, train[["image", "diagnosis"]], encoder=encoder, size=config.quality_size)
 
 

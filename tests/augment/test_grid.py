@@ -126,10 +126,18 @@ def test_a_rerun_resumes_without_training(grid, ad_pair, tmp_path):
     marker = grid / "repeat-0" / "conditional_X1_Y0.5" / "train_settings.json"
     model = grid / "repeat-0" / "conditional_X1_Y0.5" / "models" / "model.pt"
     before = (marker.stat().st_mtime_ns, model.stat().st_mtime_ns)
+    quality = _read(grid / "quality.tsv")
     config = tmp_path / "grid.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "dataset_dir": str(ad_pair / "preprocessed")}))
+    encoder = grid / "repeat-0" / "none_X1_Y0" / "models" / "model.pt"  # a local weights file for FID / MMD
+    config.write_text(yaml.safe_dump({**TINY, "dataset_dir": str(ad_pair / "preprocessed"),
+                                      "quality_encoder": str(encoder)}))
     assert main(["augment-grid", "--config", str(config), "--out", str(grid)]) == 0
     assert (marker.stat().st_mtime_ns, model.stat().st_mtime_ns) == before
+    again = _read(grid / "quality.tsv")  # the same encoder as the default (the none arm's classifier)
+    np.testing.assert_allclose(again["fid"], quality["fid"], rtol=1e-6)
+    config.write_text(yaml.safe_dump({**TINY, "dataset_dir": str(ad_pair / "preprocessed"),
+                                      "quality_encoder": str(tmp_path / "missing.pt")}))
+    assert main(["augment-grid", "--config", str(config), "--out", str(grid)]) == 2  # named error, exit code 2
 
 
 def test_config_errors_name_the_key():

@@ -32,7 +32,6 @@ trained model with identical settings is reused. A run asking for more synthetic
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from pipeline.config import ConfigError, check_keys
 from pipeline.downstream import CLASS_NAMES, task_table
 from pipeline.evaluate.paired_difference import (GRID_METRICS, bootstrap_metric_samples, two_level_interval,
                                                  weighted_classification_metrics)
+from pipeline.harmonize import file_sha256
 
 __all__ = ["GridArm", "GridRun", "GridConfig", "expand_runs", "run_augment_grid", "format_grid_table"]
 
@@ -203,11 +203,7 @@ def expand_runs(config: GridConfig) -> list[GridRun]:
     return runs
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _nested(prefix: str, section: Mapping[str, Any], keys: tuple[str, ...] = ("net_kwargs", "disc_kwargs")) -> dict:
+def _nested(section: Mapping[str, Any], keys: tuple[str, ...] = ("net_kwargs", "disc_kwargs")) -> dict:
     """Bundle overrides from a config section; nested mappings become ``key#sub`` overrides."""
     out = {}
     for key, value in section.items():
@@ -244,14 +240,14 @@ def _generators(config: GridConfig, runs: list[GridRun], folder: Path, splits: P
 
     needed = {r.arm.extra for r in runs} & {"translation", "conditional"}
     common = {"dataset_dir": str(config.dataset_dir), "splits_file": str(splits), "seed": repeat}
-    inputs = {"splits_sha256": _sha(splits)}
+    inputs = {"splits_sha256": file_sha256(splits)}
     pools = []
     if "translation" in needed:
         t = time.perf_counter()
         names = CLASS_NAMES[config.task]
         if len(names) != 2:
             raise ConfigError(f"arms with extra: translation need a two-class task (cn_ad), not {config.task}")
-        section = _nested("translation", config.generators.get("translation", {}))
+        section = _nested(config.generators.get("translation", {}))
         train_bundle_once("cyclegan_harmonization", folder / "translation",
                           {**common, "resume": False, "source_site": names[0], "target_site": names[1], **section},
                           overlays=[("synthetic_augmentation", "translation")], inputs=inputs)
@@ -260,7 +256,7 @@ def _generators(config: GridConfig, runs: list[GridRun], folder: Path, splits: P
         seconds["translation"] = time.perf_counter() - t
     if "conditional" in needed:
         t = time.perf_counter()
-        section = _nested("conditional", config.generators.get("conditional", {}))
+        section = _nested(config.generators.get("conditional", {}))
         train_bundle_once("synthetic_augmentation", folder / "conditional", {**common, "task": config.task, **section},
                           config="train_conditional", model_file="models/conditional.pt", inputs=inputs)
         counts: dict[str, int] = {}
@@ -278,26 +274,27 @@ def _generators(config: GridConfig, runs: list[GridRun], folder: Path, splits: P
 
 def _classifier_overrides(config: GridConfig) -> dict[str, Any]:
     section = {"lr": 3e-4, "epochs": 30, "batch_size": 4, **config.classifier}
-    return {"task": config.task, **_nested("classifier", section)}
+    return {"task": config.task, **_nested(section)}
 
 
 def _train_and_predict(config: GridConfig, run: GridRun, folder: Path, splits: Path, mixed: pd.DataFrame,
-                       repeat: int) -> tuple[pd.DataFrame, float, bool]:
+                       repeat: int) -> tuple[pd.DataFrame, float]:
     """Train the classifier of one run on its mixed table and predict the repeat's test subjects."""
     write_table(folder / "mixed.tsv", mixed)
     common = {"dataset_dir": str(config.dataset_dir), "splits_file": str(splits), **_classifier_overrides(config)}
     train = {**common, "train_table": str(folder / "mixed.tsv"), "augment": run.arm.augment, "seed": repeat}
     t = time.perf_counter()
     trained = train_bundle_once("ad_classification", folder, train,  # new table or split content retrains
-                                inputs={"mixed_sha256": _sha(folder / "mixed.tsv"), "splits_sha256": _sha(splits)})
+                                inputs={"mixed_sha256": file_sha256(folder / "mixed.tsv"), "splits_sha256": file_sha256(splits)})
     seconds = time.perf_counter() - t
+    log.info("%s: %s (%.0f s)", folder.name, "trained" if trained else "reused", seconds)
     predictions = folder / "eval" / "predictions.tsv"
     if trained or not predictions.exists():
         infer = {k: v for k, v in common.items() if k not in ("lr", "epochs", "batch_size")}
         run_bundle("ad_classification", "inference", bundle_root=str(folder), split="test", volumes_file=None,
                    n_resamples=0, output_dir=str(folder / "eval"), **infer)
     table = pd.read_csv(predictions, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False)
-    return table, seconds, trained
+    return table, seconds
 
 
 def _baseline_probabilities(config: GridConfig, table: pd.DataFrame, n_classes: int) -> dict[str, np.ndarray]:
@@ -345,7 +342,7 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
     runs = expand_runs(config)
     names = CLASS_NAMES[config.task]
     started = time.perf_counter()
-    rows, samples, quality, timings, skipped = [], {}, [], {}, []
+    rows, samples, points, quality, timings, skipped = [], {}, {}, [], {}, []
     for repeat in range(config.repeats):
         folder = out / f"repeat-{repeat}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -368,7 +365,7 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
                 log.warning("repeat %d, %s skipped: %s", repeat, run.name, error)
                 skipped.append({"repeat": repeat, "run": run.name, "reason": str(error)})
                 continue
-            predictions, train_seconds, _ = _train_and_predict(config, run, folder / run.name, splits, mixed, repeat)
+            predictions, train_seconds = _train_and_predict(config, run, folder / run.name, splits, mixed, repeat)
             predictions = truth.merge(predictions.drop(columns=["label"]), on=["subject", "session"], how="left")
             if predictions[f"prob_{names[0]}"].isna().any():
                 raise RuntimeError(f"{folder / run.name}: predictions miss test subjects")
@@ -390,6 +387,7 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
                          "n_test_subjects": int(truth["subject"].nunique()), "train_seconds": 0.0,
                          **weighted_classification_metrics(truth["label"], probabilities)})
         for name, probabilities in scored.items():
+            points[(repeat, name)] = weighted_classification_metrics(truth["label"], probabilities)
             samples[(repeat, name)] = bootstrap_metric_samples(truth["label"], probabilities, groups,
                                                                n_resamples=config.bootstrap, seed=repeat)
         reference = next(r for r in runs if r.arm.name == REFERENCE and r.real_fraction == max(config.real_fractions))
@@ -398,7 +396,7 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
             quality.append(report.assign(repeat=repeat))
         timings[f"repeat-{repeat}"] = seconds
     runs_table = pd.DataFrame(rows)
-    summary = _summarize(runs_table, runs, samples, config)
+    summary = _summarize(runs_table, runs, points, samples, config)
     quality_table = pd.concat(quality, ignore_index=True) if quality else pd.DataFrame()
     write_table(out / "runs.tsv", runs_table)
     write_table(out / "summary.tsv", summary)
@@ -415,7 +413,8 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
     return {"runs": runs_table, "summary": summary, "quality": quality_table, "skipped": skipped}
 
 
-def _summarize(runs_table: pd.DataFrame, runs: list[GridRun], samples: dict, config: GridConfig) -> pd.DataFrame:
+def _summarize(runs_table: pd.DataFrame, runs: list[GridRun], points: dict, samples: dict, config: GridConfig,
+               ) -> pd.DataFrame:
     """Median / min / max over repeats per arm x X x Y, and the paired difference to ``none``."""
     keys = ["arm", "real_fraction", "synthetic_fraction"]
     reference_of = {(r.arm.name, r.real_fraction, r.synthetic_fraction):
@@ -438,20 +437,13 @@ def _summarize(runs_table: pd.DataFrame, runs: list[GridRun], samples: dict, con
             if run_name == reference:
                 row.update({f"{metric}_diff": 0.0, f"{metric}_diff_low": 0.0, f"{metric}_diff_high": 0.0})
                 continue
-            point = [float(part.loc[part["repeat"] == r, metric].iloc[0])
-                     - float(runs_table.loc[(runs_table["repeat"] == r) & (runs_table["arm"] == REFERENCE)
-                                            & (runs_table["real_fraction"] == _x_of(reference)), metric].iloc[0])
-                     for r in sorted(part["repeat"])]
+            point = [points[(r, run_name)][metric] - points[(r, reference)][metric] for r in sorted(part["repeat"])]
             inner = [samples[(r, run_name)][metric] - samples[(r, reference)][metric] for r in sorted(part["repeat"])]
             low, high = two_level_interval(inner, n_resamples=config.bootstrap, seed=0)
             row.update({f"{metric}_diff": float(np.mean(point)), f"{metric}_diff_low": low, f"{metric}_diff_high": high})
         row["compared_with"] = reference
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _x_of(run_name: str) -> float:
-    return float(run_name.split("_X", 1)[1].split("_Y", 1)[0])
 
 
 def format_grid_table(summary: pd.DataFrame, metrics: tuple[str, ...] = ("balanced_accuracy", "auc",

@@ -119,11 +119,14 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path, out:
 
     probe_rows, tsne_tables, travel_rows, effect_rows = [], {}, [], []
     for name, arrays in conditions.items():
+        pooled = {8: _pool(arrays, 8)}  # the linear probe's and t-SNE's input
         for probe in probes:
-            volumes = _pool(arrays, 8 if probe == "linear" else 16)
-            result = site_probe(rows, probe=probe, volumes=volumes, n_resamples=n_resamples, seed=seed)
+            size = 8 if probe == "linear" else 16
+            if size not in pooled:
+                pooled[size] = _pool(arrays, size)
+            result = site_probe(rows, probe=probe, volumes=pooled[size], n_resamples=n_resamples, seed=seed)
             probe_rows.append(_probe_row(name, probe, result))
-        tsne_tables[name] = tsne_table(_pool(arrays, 8), rows, condition=name, seed=seed)
+        tsne_tables[name] = tsne_table(pooled[8], rows, condition=name, seed=seed)
         travel_rows += _traveling(name, arrays, rows, target, reference)
     for name, table_features in features.items():
         result = site_probe(rows, probe="linear", volumes=table_features[FEATURES].to_numpy(np.float32),

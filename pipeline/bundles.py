@@ -10,6 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
+from pipeline.atomic import write_json
+
 __all__ = ["BUNDLES_DIR", "bundle_dir", "run_bundle", "train_bundle_once", "load_bundle_weights"]
 
 BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
@@ -69,8 +71,6 @@ def train_bundle_once(name: str, run_dir: str | Path, overrides: dict[str, Any],
     if (run_dir / model_file).exists() and marker.exists() and json.loads(marker.read_text()) == settings:
         return False
     run_bundle(name, config, overlays=overlays, **settings["overrides"])
-    from pipeline.atomic import write_json
-
     write_json(marker, settings)
     return True
 

@@ -29,7 +29,6 @@ def task_table(dataset_dir: str | Path, task: str, *, splits_file: str | Path | 
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     table = read_preprocessed(dataset_dir)
-    table = attach_splits(table, read_splits(find_splits_file(dataset_dir, splits_file)))
     if sites:
         unknown = sorted(set(sites) - set(table["site"]))
         if unknown:
@@ -43,6 +42,9 @@ def task_table(dataset_dir: str | Path, task: str, *, splits_file: str | Path | 
         names = CLASS_NAMES[task]
         table = table[table["diagnosis"].isin(names)].copy()
         table["label"] = table["diagnosis"].map({name: i for i, name in enumerate(names)})
+    # after the site and task filters: a split table need only cover the subjects the task uses
+    # (the brain-age benchmark splits only two sites' controls)
+    table = attach_splits(table, read_splits(find_splits_file(dataset_dir, splits_file)))
     table["image"] = table[image_key]
     return table.reset_index(drop=True)
 

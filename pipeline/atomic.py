@@ -17,7 +17,16 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-__all__ = ["atomic_path", "write_text", "write_json", "write_table", "save_nifti"]
+__all__ = ["atomic_path", "write_text", "write_json", "write_yaml", "write_table", "save_nifti"]
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 
 
 @contextmanager
@@ -38,6 +47,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual umask mode
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -66,6 +76,13 @@ def _json_default(obj: Any) -> Any:
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as indented JSON atomically (numpy scalars and arrays allowed)."""
     return write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def write_yaml(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as YAML atomically (key order kept)."""
+    import yaml
+
+    return write_text(path, yaml.safe_dump(json.loads(json.dumps(data, default=_json_default)), sort_keys=False))
 
 
 def write_table(path: str | os.PathLike, table: pd.DataFrame) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.atomic import atomic_path, write_json, write_table
+from pipeline.atomic import atomic_path, write_json, write_table, write_text
 
 
 def test_failed_write_keeps_previous_file(tmp_path):
@@ -25,3 +25,13 @@ def test_json_numpy_values(tmp_path):
 
     path = write_json(tmp_path / "x.json", {"n": np.int64(3), "f": np.float32(0.5), "a": np.arange(2)})
     assert path.read_text() == '{\n  "n": 3,\n  "f": 0.5,\n  "a": [\n    0,\n    1\n  ]\n}\n'
+
+
+def test_written_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    """Outputs on shared clusters / Docker volumes must be readable by the group like any other file."""
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = write_text(tmp_path / "a.txt", "x")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

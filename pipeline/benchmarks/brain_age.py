@@ -33,14 +33,15 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import atomic_path, write_json, write_table
-from pipeline.bundles import run_bundle
+from pipeline.bundles import run_bundle, train_bundle_once
 from pipeline.cohort import read_splits, split_subjects, write_splits
 from pipeline.engines.site_pairs import find_splits_file
 from pipeline.evaluate.regression import BiasCorrection, bootstrap_interval, regression_metrics
 from pipeline.evaluate.volume_baseline import attach_volumes, find_phantom_volumes, read_volume_table, volume_regressor
+from pipeline.harmonize import file_sha256
 from pipeline.preprocess.batch import read_preprocessed
 
-__all__ = ["run_brain_age_benchmark", "benchmark_splits"]
+__all__ = ["run_brain_age_benchmark", "benchmark_splits", "format_benchmark_table"]
 
 log = logging.getLogger("mriharmony.benchmark")
 
@@ -91,7 +92,8 @@ def run_brain_age_benchmark(raw: str | Path, harmonized_to_source: str | Path, o
             overrides = {"bundle_root": str(run_root), "dataset_dir": str(folder), "splits_file": str(splits_path),
                          "sites": [source_site, target_site], "seed": seed, **(bundle_overrides or {})}
             log.info("brain-age benchmark: %s, seed %d", condition, seed)
-            run_bundle("brain_age", "train", **overrides)
+            # a re-run reuses a finished model trained with the same settings on the same split
+            train_bundle_once("brain_age", run_root, overrides, inputs={"splits": file_sha256(splits_path)})
             inference = {k: v for k, v in overrides.items() if k in ("bundle_root", "dataset_dir", "splits_file", "sites")
                          or k.startswith(("net_kwargs", "spatial_size"))}
             run_bundle("brain_age", "inference", output_file=str(run_root / "predictions.tsv"), split="all", **inference)
@@ -126,6 +128,17 @@ def run_brain_age_benchmark(raw: str | Path, harmonized_to_source: str | Path, o
     for condition in conditions:
         _scatter(all_predictions[all_predictions["condition"] == condition], out / f"scatter_{condition}.png", condition)
     return summary
+
+
+def format_benchmark_table(summary: pd.DataFrame) -> str:
+    """The per-condition summary as a text table (004 Table 2 / 3 layout plus the baselines)."""
+    lines = [f"  {'condition':<10} {'MAE mean':>9} {'SD':>6} {'MSE mean':>9} {'corrected MAE':>14}  "
+             f"{'mean-predictor MAE':>18}  {'volume-linear MAE':>17}  n test"]
+    for _, row in summary.iterrows():
+        lines.append(f"  {row['condition']:<10} {row['mae_mean']:9.2f} {row['mae_sd']:6.2f} {row['mse_mean']:9.1f} "
+                     f"{row['corrected_mae_mean']:14.2f}  {row['mean_predictor_mae']:18.2f}  "
+                     f"{row['volume_linear_mae']:17.2f}  {row['n_test']}")
+    return "\n".join(lines)
 
 
 def _volume_mae(train: pd.DataFrame, test: pd.DataFrame, volumes: pd.DataFrame | None) -> float:

@@ -47,7 +47,7 @@ from pipeline.evaluate.traveling import image_fidelity
 from pipeline.evaluate.tsne import tsne_figure, tsne_table
 from pipeline.preprocess.batch import read_preprocessed
 
-__all__ = ["evaluate_harmonization", "BASELINE_NAMES"]
+__all__ = ["evaluate_harmonization", "format_evaluation", "BASELINE_NAMES"]
 
 BASELINE_NAMES = ("identity", "histogram", "zscore", "combat")
 FEATURES = [f"{r}_mean" for r in REGIONS]
@@ -155,6 +155,20 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path, out:
               "seconds": time.perf_counter() - started}
     write_json(out / "evaluation.json", report)
     return report
+
+
+def format_evaluation(report: dict) -> str:
+    """evaluation.json as text: the site-probe table and the traveling-subject means."""
+    lines = [f"harmonization {report['target_site']} -> {report['reference_site']}, split {report['split']}: "
+             f"{report['n_images']} images of {report['n_subjects']} subjects",
+             "site probe, balanced accuracy [95% interval] (chance 0.5 for two sites):"]
+    lines += [f"  {row['condition']:<10} {row['probe']:<9} {row['balanced_accuracy']:.3f} [{row['low']:.3f}, {row['high']:.3f}]"
+              for row in report["site_probe"]]
+    if report["traveling"]:
+        lines.append("traveling subjects against their real reference-site image (mean):")
+        lines += [f"  {row['condition']:<10} MAE {row['mae']:.4f}  PSNR {row['psnr']:.1f} dB  SSIM {row['ssim']:.3f}"
+                  for row in report["traveling"]]
+    return "\n".join(lines)
 
 
 def _probe_row(condition: str, probe: str, result: dict) -> dict:

@@ -1,0 +1,128 @@
+"""``mriharmony report RUN_DIR``: one self-contained HTML page and a JSON with the same numbers.
+
+    mriharmony report RUN_DIR [--out RUN_DIR/report]
+
+Writes ``report.html`` (figures embedded as data URIs, inline CSS, a Content-Security-Policy that
+forbids any network or file access) and ``report.json`` (every table's raw records, the summary, what
+was missing), atomically. Sections: preprocessing QC, harmonization evaluation, brain-age benchmark,
+AD classification, synthetic augmentation, configuration / seeds / versions / timings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from pipeline import __version__
+from pipeline.atomic import write_json, write_text
+from pipeline.report.collect import Section, collect_sections
+
+__all__ = ["ReportResult", "build_report", "format_cell", "summary_rows"]
+
+TEMPLATE = Path(__file__).with_name("template.html.j2")
+
+
+@dataclass
+class ReportResult:
+    html: Path
+    json: Path
+    sections: list[Section]
+    summary: list[tuple[str, str]]
+
+    @property
+    def summary_text(self) -> str:
+        width = max((len(k) for k, _ in self.summary), default=0)
+        lines = [f"report: {self.html}", *(f"  {k:<{width}}  {v}" for k, v in self.summary)]
+        return "\n".join(lines)
+
+
+def format_cell(value: Any) -> str:
+    """How a table value reads on the page: 3 decimals below 10, fewer above, n/a for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.2f}" if abs(value) >= 10 else f"{value:.3f}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_cell(v) for v in value) + "]"
+    return str(value)
+
+
+def _table(sections: dict[str, Section], section: str, title_start: str) -> list[dict[str, Any]]:
+    for table in sections[section].tables:
+        if table.title.startswith(title_start):
+            return table.records
+    return []
+
+
+def summary_rows(sections: list[Section]) -> list[tuple[str, str]]:
+    """The headline numbers of each section, one line each (the demo prints these)."""
+    by_id = {s.id: s for s in sections}
+    rows: list[tuple[str, str]] = []
+    per_site = _table(by_id, "preprocessing", "Images per site")
+    if per_site:
+        ok, total = sum(r["ok"] for r in per_site), sum(r["images"] for r in per_site)
+        rows.append(("preprocessed images", f"{ok} of {total} ({total - ok} failed)"))
+    probes = _table(by_id, "harmonization", "Site probe")
+    for probe in dict.fromkeys(r["probe"] for r in probes):
+        values = ", ".join(f"{r['condition']} {format_cell(r['balanced_accuracy'])}" for r in probes if r["probe"] == probe)
+        rows.append((f"site probe ({probe}), chance 0.5", values))
+    traveling = _table(by_id, "harmonization", "Traveling subjects against")
+    if traveling:
+        rows.append(("traveling-subject MAE", ", ".join(f"{r['condition']} {format_cell(r['mae'])}" for r in traveling)))
+    for table in (2, 3):
+        records = _table(by_id, "brain-age", f"004 Table {table}")
+        if records:
+            text = ", ".join(f"{r['condition']} {r['mae_mean']:.2f} (SD {format_cell(r['mae_sd'])})" for r in records)
+            rows.append((f"brain-age MAE, 004 Table {table} (years)",
+                         f"{text}; mean predictor {records[0]['mean_predictor_mae']:.2f}"))
+    metrics = _table(by_id, "ad-classification", "Test metrics")
+    if metrics:
+        rows.append(("AD classification balanced accuracy", ", ".join(
+            f"{r['model']} {format_cell(r['balanced_accuracy'])}" for r in metrics)))
+    grid = _table(by_id, "augmentation", "Augmentation grid")
+    if grid:
+        rows.append(("augmentation: balanced accuracy, difference to none", ", ".join(
+            f"{r['arm']} {format_cell(r['balanced_accuracy_median'])}"
+            + ("" if r["arm"] == "none" else f" ({r['balanced_accuracy_diff']:+.2f})") for r in grid)))
+    timings = _table(by_id, "provenance", "Wall time per stage")
+    if timings:
+        rows.append(("wall time", f"{timings[-1]['seconds'] / 60:.1f} min"))
+    return rows
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["cell"] = format_cell
+    return env
+
+
+def build_report(run: str | Path, out: str | Path | None = None) -> ReportResult:
+    """Write ``report.html`` and ``report.json`` for the run folder ``run`` (default into ``run/report``)."""
+    run = Path(run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such run folder (expected the --out folder of `mriharmony demo`)")
+    sections = collect_sections(run)
+    if not any(s.present for s in sections if s.id != "provenance"):
+        raise ValueError(f"{run}: nothing to report: none of {', '.join(m for s in sections for m in s.missing)} exists")
+    out = Path(out) if out is not None else run / "report"
+    summary = summary_rows(sections)
+    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    html = _environment().get_template(TEMPLATE.name).render(run=str(run.resolve()), version=__version__,
+                                                             generated=generated, sections=sections, summary=summary)
+    html_path = write_text(out / "report.html", html)
+    json_path = write_json(out / "report.json", {
+        "run": str(run.resolve()), "version": __version__, "generated": generated, "summary": dict(summary),
+        "sections": {s.id: {"title": s.title, "present": s.present, "intro": s.intro, "missing": s.missing,
+                            "tables": {t.title: t.records for t in s.tables}, "notes": s.notes,
+                            "figures": [f.title for f in s.figures]} for s in sections}})
+    return ReportResult(html=html_path, json=json_path, sections=sections, summary=summary)

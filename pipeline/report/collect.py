@@ -1,0 +1,354 @@
+"""Gather what a run folder holds into report sections: tables (raw numbers), figures and notes.
+
+The run folder layout is the demo's (``mriharmony demo --out RUN``); each part may be absent, and a
+section then says which file it looked for. Numbers are copied from the files the stages wrote, never
+recomputed, so the page and ``report.json`` show exactly what the run measured.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from pipeline.report import figures as fig
+
+__all__ = ["Table", "Figure", "Section", "collect_sections", "software_versions", "SECTION_IDS"]
+
+SECTION_IDS = ("preprocessing", "harmonization", "brain-age", "ad-classification", "augmentation", "provenance")
+PACKAGES = ("mriharmony", "torch", "monai", "numpy", "scipy", "scikit-learn", "SimpleITK", "antspyx", "deepbet",
+            "nibabel", "pandas", "dask", "statsmodels", "matplotlib")
+
+
+@dataclass
+class Table:
+    """A table: ``columns`` are (key, header) pairs over ``records`` (raw values, formatted only in HTML)."""
+
+    title: str
+    columns: list[tuple[str, str]]
+    records: list[dict[str, Any]]
+    note: str = ""
+
+
+@dataclass
+class Figure:
+    title: str
+    uri: str  # a data: URI
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    intro: str = ""
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # files looked for and not found
+
+    @property
+    def present(self) -> bool:
+        return bool(self.tables or self.figures)
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _read_tsv(path: Path) -> pd.DataFrame | None:
+    """A table the run wrote (None when absent; empty when the stage had no rows)."""
+    if not path.exists():
+        return None
+    if not path.read_text().strip():
+        return pd.DataFrame()
+    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["n/a", "NaN", "nan", ""],
+                       dtype={"subject": str, "session": str})
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(table.to_json(orient="records"))  # NaN -> null, numpy -> Python
+
+
+def _image_figure(path: Path, title: str, caption: str = "") -> Figure:
+    return Figure(title, fig.data_uri(path.read_bytes()), caption)
+
+
+def _look(section: Section, path: Path) -> bool:
+    if not path.exists():
+        section.missing.append(str(path))
+        return False
+    return True
+
+
+def preprocessing_section(run: Path) -> Section:
+    """Images processed and failed per site, mask volumes, registration similarity, the QC mosaic."""
+    section = Section("preprocessing", "Preprocessing QC",
+                      "N4 bias correction, skull strip, rigid (6-DOF) registration to MNI152, 2 mm box, 64^3, [0, 1].")
+    path = run / "preprocessed" / "preprocessed.tsv"
+    if not _look(section, path):
+        return section
+    table = _read_tsv(path)
+    ok = table[table["status"] == "ok"]
+    rows = []
+    for site, part in table.groupby("site"):
+        good = part[part["status"] == "ok"]
+        rows.append({"site": site, "images": len(part), "ok": len(good), "failed": int((part["status"] == "failed").sum()),
+                     "mask_ml_median": good["mask_volume_ml"].median(), "mask_ml_min": good["mask_volume_ml"].min(),
+                     "mask_ml_max": good["mask_volume_ml"].max(),
+                     "registration_similarity_median": good["registration_similarity"].median(),
+                     "seconds_median": good["seconds"].median()})
+    section.tables.append(Table("Images per site", [
+        ("site", "site"), ("images", "images"), ("ok", "ok"), ("failed", "failed"), ("mask_ml_median", "mask ml (median)"),
+        ("mask_ml_min", "min"), ("mask_ml_max", "max"), ("registration_similarity_median", "registration similarity"),
+        ("seconds_median", "s per image")], rows,
+        "Mask volume: the skull-strip mask in native space. Registration similarity: Pearson correlation of the "
+        "rigidly registered brain with the template inside the template's brain mask (1 = perfect)."))
+    failures = _read_tsv(run / "preprocessed" / "failures.tsv")
+    if failures is not None and len(failures):
+        section.tables.append(Table("Failures (the cohort went on without them)",
+                                    [(c, c) for c in ("subject", "session", "site", "step", "reason")], _records(failures)))
+    else:
+        section.notes.append("No image failed.")
+    if len(ok):
+        section.figures.append(Figure("Mask volume per site", fig.data_uri(fig.site_strip_plot(ok, "mask_volume_ml", "brain mask (ml)"))))
+        section.figures.append(Figure("Registration similarity per site", fig.data_uri(
+            fig.site_strip_plot(ok, "registration_similarity", "registration similarity"))))
+        pictures = [(f"{r.subject} ({r.site})", r.qc) for r in ok.groupby("site").head(3).itertuples()
+                    if isinstance(r.qc, str) and Path(r.qc).exists()]
+        if pictures:
+            section.figures.append(Figure("QC mosaic", fig.data_uri(fig.qc_mosaic(pictures)),
+                                          "The first three images of each site in the 2 mm MNI box: brain mask (red) and template brain (cyan, dashed)."))
+    return section
+
+
+def harmonization_section(run: Path) -> Section:
+    """Traveling-subject fidelity and the evaluation (site probes, t-SNE, biological signal)."""
+    section = Section("harmonization", "Harmonization evaluation")
+    evaluation = _read_json(run / "evaluation" / "evaluation.json")
+    if _look(section, run / "evaluation" / "evaluation.json"):
+        section.intro = (f"{evaluation['target_site']} harmonized to {evaluation['reference_site']} (the reference site) by the "
+                         f"CycleGAN, beside the baselines {', '.join(c for c in evaluation['conditions'] if c != 'cyclegan')}; "
+                         f"{evaluation['split']} split: {evaluation['n_images']} images of {evaluation['n_subjects']} subjects.")
+        section.tables.append(Table("Site probe: balanced accuracy of predicting the site (chance 0.5; lower is better)", [
+            ("condition", "condition"), ("probe", "probe"), ("balanced_accuracy", "balanced accuracy"), ("low", "95% low"),
+            ("high", "95% high"), ("n_subjects", "subjects"), ("folds", "folds")], evaluation["site_probe"],
+            "linear: logistic regression on 8^3 volumes; cnn: a small 3D CNN on 16^3; features: regional mean T1 "
+            "(ComBat acts on these). Subject-level cross-validation; intervals: bootstrap over subjects."))
+        if evaluation["traveling"]:
+            section.tables.append(Table("Traveling subjects against their real reference-site image (mean)", [
+                ("condition", "condition"), ("mae", "MAE"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM")], evaluation["traveling"]))
+        if evaluation["biological"]:
+            section.tables.append(Table("Biological signal kept (regional mean T1; OLS with site as a fixed effect)", [
+                ("condition", "condition"), ("measure", "measure"), ("effect", "effect"), ("estimate", "estimate"),
+                ("low", "95% low"), ("high", "95% high"), ("n", "n"), ("unit", "unit")], evaluation["biological"]))
+        else:
+            section.notes.append("Biological signal: too few subjects in this split to fit age and diagnosis effects.")
+        if (run / "evaluation" / "tsne.png").exists():
+            section.figures.append(_image_figure(run / "evaluation" / "tsne.png", "t-SNE of 8^3 volumes (004 Figure 2)",
+                                                 "One point per image, coloured by site, per condition."))
+    fidelity = _read_tsv(run / "harmonized" / "traveling_fidelity.tsv")
+    if fidelity is not None and len(fidelity):
+        section.tables.append(Table("Traveling subjects, per subject (harmonized vs unchanged)", [
+            ("subject", "subject"), ("split", "split"), ("harmonized_mae", "MAE"), ("identity_mae", "MAE unchanged"),
+            ("harmonized_ssim", "SSIM"), ("identity_ssim", "SSIM unchanged"), ("harmonized_psnr", "PSNR"),
+            ("identity_psnr", "PSNR unchanged")], _records(fidelity),
+            "Train / val traveling subjects chose the CycleGAN checkpoint: only test rows are held out."))
+    return section
+
+
+BENCHMARK_COLUMNS = [("condition", "condition"), ("seeds", "seeds"), ("mae_mean", "MAE mean"), ("mae_sd", "MAE SD"),
+                     ("mae_ci_low_mean", "95% low"), ("mae_ci_high_mean", "95% high"), ("mse_mean", "MSE mean"),
+                     ("mse_sd", "MSE SD"), ("corrected_mae_mean", "bias-corrected MAE"),
+                     ("mean_predictor_mae", "mean-predictor MAE"), ("volume_linear_mae", "volume-linear MAE"),
+                     ("n_test", "n test")]
+
+
+def brain_age_section(run: Path) -> Section:
+    """004 Table 2 and Table 3, their scatter plots, and the brain_age bundle on the demo split."""
+    section = Section("brain-age", "Brain-age benchmark (004)",
+                      "Controls of the reference and target sites pooled; one brain-age model per condition on the same "
+                      "split: none (raw), to_source (target harmonized to the reference), to_target (reference "
+                      "harmonized to the target). Years; lower is better.")
+    for table, what in ((2, "Table 2: 70:30 subject split per seed"),
+                        (3, "Table 3: tested on controls the CycleGAN never trained on")):
+        folder = run / "benchmark" / f"table{table}"
+        summary = _read_json(folder / "summary.json")
+        if not _look(section, folder / "summary.json"):
+            continue
+        section.tables.append(Table(f"004 {what} ({summary['source_site']} + {summary['target_site']}, "
+                                    f"{summary['seeds']} seed(s))", BENCHMARK_COLUMNS, summary["summary"],
+                                    "Mean over seeds; 95% low / high: the seeds' mean bootstrap interval over test subjects."))
+        predictions = _read_tsv(folder / "predictions.tsv")
+        for condition, part in predictions.groupby("condition", sort=False):
+            mae = float(np.mean(np.abs(part["age"] - part["predicted_age"])))
+            section.figures.append(Figure(f"Table {table}, {condition}", fig.data_uri(
+                fig.scatter_figure(part, f"Table {table} {condition}: MAE {mae:.1f} y")), "Test predictions of every seed."))
+    report = _read_json(run / "brain_age" / "eval" / "predictions.json")
+    if _look(section, run / "brain_age" / "eval" / "predictions.json"):
+        rows = [{"model": "cnn", **report["cnn"]["metrics"], "low": report["cnn"]["intervals_95"]["mae"][0],
+                 "high": report["cnn"]["intervals_95"]["mae"][1]}]
+        if "cnn_bias_corrected" in report:
+            part = report["cnn_bias_corrected"]
+            rows.append({"model": "cnn, bias-corrected", **part["metrics"], "low": part["intervals_95"]["mae"][0],
+                         "high": part["intervals_95"]["mae"][1]})
+        for name, part in report["baselines"].items():
+            intervals = part.get("intervals_95", {}).get("mae", [None, None])
+            rows.append({"model": name, **part["metrics"], "low": intervals[0], "high": intervals[1]})
+        section.tables.append(Table("brain_age bundle on the run's test split (controls of every site)", [
+            ("model", "model"), ("mae", "MAE"), ("low", "95% low"), ("high", "95% high"), ("mse", "MSE"), ("r", "r"),
+            ("n", "images"), ("n_subjects", "subjects")], rows))
+        predictions = _read_tsv(run / "brain_age" / "eval" / "predictions.tsv")
+        if predictions is not None and len(predictions):
+            section.figures.append(Figure("brain_age bundle, test split", fig.data_uri(
+                fig.scatter_figure(predictions, "brain_age bundle, test split"))))
+    return section
+
+
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "auc", "f1", "precision", "recall")
+
+
+def ad_classification_section(run: Path) -> Section:
+    """The ad_classification bundle's test metrics beside its baselines, confusion matrices, Grad-CAM means."""
+    section = Section("ad-classification", "AD classification")
+    folder = run / "ad_classification" / "eval"
+    report = _read_json(folder / "metrics.json")
+    if not _look(section, folder / "metrics.json"):
+        return section
+    section.intro = (f"Task {report['task']} ({' / '.join(report['classes'])}), model {report['model']}, "
+                     f"split {report['split']}: {report['metrics']['n']} images of {report['metrics']['n_subjects']} subjects; "
+                     "baselines fitted on the training split.")
+    models = {"cnn": (report["metrics"], report.get("intervals_95", {}))}
+    models.update({name: (part["metrics"], part.get("intervals_95", {})) for name, part in report["baselines"].items()})
+    rows = []
+    for name, (metrics, intervals) in models.items():
+        row: dict[str, Any] = {"model": name, "n": metrics["n"]}
+        for metric in CLASSIFICATION_METRICS:
+            row[metric] = metrics.get(metric)
+            row[f"{metric}_interval"] = intervals.get(metric)
+        rows.append(row)
+    columns = [("model", "model")]
+    for metric in ("balanced_accuracy", "auc", "f1", "accuracy"):
+        columns += [(metric, metric.replace("_", " ")), (f"{metric}_interval", "95% interval")]
+    section.tables.append(Table("Test metrics", columns + [("n", "images")], rows,
+                                "Intervals: bootstrap over test subjects."))
+    section.figures.append(Figure("Confusion matrices", fig.data_uri(fig.confusion_figure(
+        {name: metrics["confusion_matrix"] for name, (metrics, _) in models.items()}, report["classes"]))))
+    maps = {name: folder / "gradcam" / f"class-{name}_mean.nii.gz" for name in report["classes"]}
+    maps = {name: path for name, path in maps.items() if path.exists()}
+    if maps:
+        section.figures.append(Figure("Grad-CAM, mean over test subjects of each true class", fig.data_uri(
+            fig.gradcam_figure(maps, _mean_test_image(run, folder))), "monai.visualize.GradCAM on the last residual stage, over the "
+            "mean test image."))
+    else:
+        section.notes.append(f"No Grad-CAM maps ({folder / 'gradcam'}): run inference with --gradcam true.")
+    return section
+
+
+def _mean_test_image(run: Path, folder: Path) -> np.ndarray | None:
+    predictions = _read_tsv(folder / "predictions.tsv")
+    table = _read_tsv(run / "preprocessed" / "preprocessed.tsv")
+    if predictions is None or table is None:
+        return None
+    paths = table[table["subject"].isin(set(predictions["subject"])) & (table["status"] == "ok")]["image_cube"]
+    arrays = [np.asarray(nib.load(p).dataobj, dtype=np.float32) for p in paths if Path(p).exists()]
+    return np.mean(arrays, axis=0) if arrays else None
+
+
+def augmentation_section(run: Path) -> Section:
+    """The augmentation grid (arms x X x Y, paired differences to none) and the synthetic-image quality."""
+    section = Section("augmentation", "Synthetic augmentation")
+    folder = run / "augment_grid"
+    summary = _read_tsv(folder / "summary.tsv")
+    if not _look(section, folder / "summary.tsv"):
+        return section
+    grid = _read_json(folder / "grid.json") or {}
+    section.intro = (f"AD classification trained with and without synthetic images, tested on real test subjects only; "
+                     f"{grid.get('repeats', '?')} repeat(s); X: fraction of real training subjects kept, Y: extra images "
+                     "per class relative to its real training subjects. Difference: paired, to 'none' at the same X, "
+                     "with a two-level bootstrap 95% interval.")
+    section.tables.append(Table("Augmentation grid", [
+        ("arm", "arm"), ("real_fraction", "X"), ("synthetic_fraction", "Y"), ("repeats", "repeats"), ("n_train", "train images"),
+        ("balanced_accuracy_median", "balanced accuracy"), ("balanced_accuracy_diff", "difference"),
+        ("balanced_accuracy_diff_low", "95% low"), ("balanced_accuracy_diff_high", "95% high"), ("auc_median", "AUC"),
+        ("auc_diff", "AUC difference"), ("cross_entropy_median", "cross-entropy")], _records(summary),
+        "class_prior and volume_logistic are the baselines on the same test subjects."))
+    for item in grid.get("skipped", []):
+        section.notes.append(f"skipped: {item.get('run')}: {item.get('reason')}")
+    quality = _read_tsv(folder / "quality.tsv")
+    if quality is not None and len(quality):
+        section.tables.append(Table("Synthetic-image quality", [
+            ("repeat", "repeat"), ("generator", "generator"), ("diagnosis", "class"), ("n_synthetic", "synthetic"),
+            ("nearest_ssim_mean", "nearest-real SSIM"), ("ms_ssim_synthetic", "MS-SSIM among synthetic"),
+            ("ms_ssim_real", "MS-SSIM among real"), ("memorized_fraction", "memorized"), ("fid", "FID"), ("mmd", "MMD")],
+            _records(quality), "Lower MS-SSIM among synthetic than among real = more diverse; memorized: nearest-real "
+                                "SSIM above the real images' own nearest-neighbour maximum."))
+    return section
+
+
+def software_versions() -> dict[str, str]:
+    """Python and the versions of the packages the pipeline runs on."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+SEED_KEYS = ("seed", "seeds")
+
+
+def _seeds(config: Any, prefix: str = "") -> dict[str, Any]:
+    """Every ``seed`` / ``seeds`` value in a nested config, by dotted key."""
+    found: dict[str, Any] = {}
+    if isinstance(config, dict):
+        for key, value in config.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key in SEED_KEYS and not isinstance(value, dict):
+                found[name] = value
+            else:
+                found.update(_seeds(value, name))
+    return found
+
+
+def provenance_section(run: Path) -> Section:
+    """Configuration, seeds, software versions and per-stage wall time."""
+    section = Section("provenance", "Configuration, seeds, versions and timings")
+    summary = _read_json(run / "summary.json")
+    if _look(section, run / "summary.json"):
+        seconds = summary.get("seconds", {})
+        rows = [{"stage": k, "seconds": v} for k, v in seconds.items()]
+        rows.append({"stage": "total", "seconds": float(sum(seconds.values()))})
+        section.tables.append(Table("Wall time per stage", [("stage", "stage"), ("seconds", "seconds")], rows,
+                                    "This machine; the report's own time is recorded in summary.json after it is written."))
+    config_path = run / "config.yaml"
+    if _look(section, config_path):
+        import yaml
+
+        config = yaml.safe_load(config_path.read_text())
+        seeds = _seeds(config)
+        section.tables.append(Table("Seeds", [("key", "config key"), ("value", "value")],
+                                    [{"key": k, "value": v} for k, v in seeds.items()],
+                                    "Bundles not given a seed use their config's default (0)."))
+        section.notes.append("Configuration (config.yaml):\n" + config_path.read_text())
+    section.tables.append(Table("Software", [("package", "package"), ("version", "version")],
+                                [{"package": k, "version": v} for k, v in software_versions().items()]))
+    return section
+
+
+COLLECTORS = (preprocessing_section, harmonization_section, brain_age_section, ad_classification_section,
+              augmentation_section, provenance_section)
+
+
+def collect_sections(run: str | Path) -> list[Section]:
+    """Every report section of a run folder, in page order."""
+    return [collect(Path(run)) for collect in COLLECTORS]

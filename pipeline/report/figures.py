@@ -1,0 +1,110 @@
+"""Report figures: matplotlib drawings returned as PNG bytes, embedded in the page as data URIs.
+
+Each function draws one figure from numbers or files a run wrote; nothing here reads a run folder
+layout (that is :mod:`pipeline.report.collect`).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+__all__ = ["png_bytes", "data_uri", "qc_mosaic", "site_strip_plot", "confusion_figure", "gradcam_figure",
+           "scatter_figure"]
+
+
+def png_bytes(fig) -> bytes:
+    """Render and close a matplotlib figure."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def data_uri(png: bytes) -> str:
+    """A PNG as a ``data:`` URI, so the page needs no other file and no network."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def qc_mosaic(pictures: Sequence[tuple[str, str | Path]], columns: int = 4) -> bytes:
+    """The preprocessing QC pictures (one per image, written by `mriharmony preprocess`) in a grid."""
+    rows = max(1, -(-len(pictures) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 1.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, path) in zip(axes.flat, pictures):
+        ax.imshow(plt.imread(str(path)))
+        ax.set_title(label, fontsize=7)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def site_strip_plot(table: pd.DataFrame, column: str, label: str) -> bytes:
+    """One dot per image, per site, with the site median: spots a site or an image out of line."""
+    sites = sorted(table["site"].unique())
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(sites), 3))
+    rng = np.random.default_rng(0)
+    for i, site in enumerate(sites):
+        values = table.loc[table["site"] == site, column].to_numpy(float)
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=10, alpha=0.7)
+        ax.hlines(np.median(values), i - 0.3, i + 0.3, color="black")
+    ax.set_xticks(range(len(sites)), sites)
+    ax.set_ylabel(label)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def confusion_figure(matrices: dict[str, list[list[int]]], classes: Sequence[str]) -> bytes:
+    """Confusion matrices (rows: true class, columns: predicted), one panel per model."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(2.6 * len(matrices), 2.6), squeeze=False)
+    for ax, (name, matrix) in zip(axes[0], matrices.items()):
+        m = np.asarray(matrix)
+        ax.imshow(m, cmap="Blues", vmin=0, vmax=max(1, m.max()))
+        for (i, j), value in np.ndenumerate(m):
+            ax.text(j, i, str(value), ha="center", va="center", color="black" if value <= m.max() / 2 else "white")
+        ax.set_xticks(range(len(classes)), classes)
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set(xlabel="predicted", ylabel="true", title=name)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def gradcam_figure(maps: dict[str, str | Path], background: np.ndarray | None) -> bytes:
+    """Mid-slices (sagittal, coronal, axial) of each class's mean Grad-CAM map over a mean image."""
+    fig, axes = plt.subplots(len(maps), 3, figsize=(7.5, 2.6 * len(maps)), squeeze=False)
+    for row, (name, path) in zip(axes, maps.items()):
+        heat = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+        for axis, ax in enumerate(row):
+            index = [slice(None)] * 3
+            index[axis] = heat.shape[axis] // 2
+            if background is not None and background.shape == heat.shape:
+                ax.imshow(np.rot90(background[tuple(index)]), cmap="gray")
+            ax.imshow(np.rot90(heat[tuple(index)]), cmap="jet", alpha=0.4, vmin=0, vmax=max(float(heat.max()), 1e-6))
+            ax.axis("off")
+            ax.set_title(f"{name}, {('sagittal', 'coronal', 'axial')[axis]}", fontsize=8)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def scatter_figure(table: pd.DataFrame, title: str) -> bytes:
+    """Predicted vs true age, one colour per site, with the identity line."""
+    fig, ax = plt.subplots(figsize=(3.6, 3.6))
+    for site, part in table.groupby("site"):
+        ax.scatter(part["age"], part["predicted_age"], s=12, alpha=0.7, label=site)
+    values = np.concatenate([table["age"].to_numpy(float), table["predicted_age"].to_numpy(float)])
+    lims = [float(values.min()) - 2, float(values.max()) + 2]
+    ax.plot(lims, lims, color="grey", lw=1)
+    ax.set(xlim=lims, ylim=lims, xlabel="true age (years)", ylabel="predicted age (years)", title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return png_bytes(fig)

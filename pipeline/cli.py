@@ -23,9 +23,9 @@ def _setup_logging(log_file: Path | None = None) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.config import apply_overrides, load_config
-    from pipeline.demo import run_demo
+    from pipeline.demo import SCALES, run_demo
 
-    config = apply_overrides(load_config(args.config), args.set or [])
+    config = apply_overrides(load_config(args.config or SCALES[args.scale]), args.set or [])
     out = Path(args.out)
     _setup_logging(out / "logs" / "demo.log")
     result = run_demo(out, config, workers=args.workers, progress=not args.quiet)
@@ -107,7 +107,7 @@ def _cmd_slices(args: argparse.Namespace) -> int:
 def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
     import yaml
 
-    from pipeline.benchmarks.brain_age import run_brain_age_benchmark
+    from pipeline.benchmarks.brain_age import format_benchmark_table, run_brain_age_benchmark
 
     overrides = {}
     for item in args.set or []:
@@ -122,35 +122,30 @@ def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
                                       bundle_overrides=overrides)
     print(f"\nbrain-age benchmark ({'held-out, 004 Table 3' if args.held_out else '004 Table 2'}), "
           f"{args.source_site} + {args.target_site} controls, {args.seeds} seed(s):")
-    print(f"  {'condition':<10} {'MAE mean':>9} {'SD':>6} {'MSE mean':>9} {'corrected MAE':>14}  {'mean-predictor MAE':>18}"
-          f"  {'volume-linear MAE':>17}  n test")
-    for _, row in summary.iterrows():
-        print(f"  {row['condition']:<10} {row['mae_mean']:9.2f} {row['mae_sd']:6.2f} {row['mse_mean']:9.1f} "
-              f"{row['corrected_mae_mean']:14.2f}  {row['mean_predictor_mae']:18.2f}  {row['volume_linear_mae']:17.2f}"
-              f"  {row['n_test']}")
+    print(format_benchmark_table(summary))
     print(f"\nwritten: {Path(args.out) / 'summary.tsv'}, results.tsv, predictions.tsv, scatter_*.png")
     return 0
 
 
 def _cmd_evaluate_harmonization(args: argparse.Namespace) -> int:
-    from pipeline.evaluate.harmonization import evaluate_harmonization
+    from pipeline.evaluate.harmonization import evaluate_harmonization, format_evaluation
 
     _setup_logging(Path(args.out) / "logs" / "evaluate.log")
     report = evaluate_harmonization(args.raw, args.harmonized, args.out,
                                     baselines=[b for b in args.baselines.split(",") if b], split=args.split,
                                     splits_file=args.splits_file, probes=[p for p in args.probes.split(",") if p],
                                     n_resamples=args.resamples, seed=args.seed)
-    print(f"\nharmonization {report['target_site']} -> {report['reference_site']}, split {report['split']}: "
-          f"{report['n_images']} images of {report['n_subjects']} subjects")
-    print("site probe, balanced accuracy [95% interval] (chance 0.5 for two sites):")
-    for row in report["site_probe"]:
-        print(f"  {row['condition']:<10} {row['probe']:<9} {row['balanced_accuracy']:.3f} "
-              f"[{row['low']:.3f}, {row['high']:.3f}]")
-    if report["traveling"]:
-        print("traveling subjects against their real reference-site image (mean):")
-        for row in report["traveling"]:
-            print(f"  {row['condition']:<10} MAE {row['mae']:.4f}  PSNR {row['psnr']:.1f} dB  SSIM {row['ssim']:.3f}")
+    print("\n" + format_evaluation(report))
     print(f"\nwritten: {Path(args.out)}/site_probe.tsv, tsne.png, traveling.tsv, biological.tsv, evaluation.json")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.report import build_report
+
+    result = build_report(args.run, args.out)
+    print(result.summary_text)
+    print(f"written: {result.html}, {result.json}")
     return 0
 
 
@@ -212,23 +207,37 @@ def _cmd_split(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from pipeline import __version__
     from pipeline.config import CONFIG_DIR
-    from pipeline.demo import DEFAULT_CONFIG
+    from pipeline.demo import SCALES
 
     parser = argparse.ArgumentParser(prog="mriharmony", description=(
         "Multisite 3D brain T1 MRI: preprocessing, CycleGAN harmonization, synthetic augmentation, evaluation."))
     parser.add_argument("--version", action="version", version=f"mriharmony {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("demo", help="run the main job on the embedded phantom cohort",
-                       description="Generate the phantom multisite cohort, validate it, split it by subject and "
-                                   "print a per-site summary; later stages extend this run.")
+    p = sub.add_parser("demo", help="run the main job on the embedded phantom cohort, ending in the report",
+                       description="The whole chain on the phantom: cohort -> splits -> preprocess -> CycleGAN -> "
+                                   "harmonize -> evaluation with baselines -> brain-age benchmark (004 Tables 2, 3) -> "
+                                   "downstream bundles -> augmentation grid -> report (RUN/report/report.html). "
+                                   "A re-run reuses every finished stage.")
     p.add_argument("--out", default="mriharmony-demo", help="run folder (default: %(default)s)")
-    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="demo YAML (default: configs/demo.yaml)")
+    p.add_argument("--scale", choices=sorted(SCALES), default="demo",
+                   help="demo: about 14 min on 2 CPU cores (configs/demo.yaml); full: the paper-sized configuration for "
+                        "GPUs (configs/demo_full.yaml)")
+    p.add_argument("--config", default=None, help="demo YAML (default: the --scale configuration)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set phantom.subjects_per_site=10 (repeatable)")
     p.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("report", help="one self-contained HTML page (and JSON) of everything a run folder holds",
+                       description="Gather a run folder (the --out of `mriharmony demo`) into RUN/report/report.html "
+                                   "and report.json: preprocessing QC, harmonization evaluation, brain-age benchmark, "
+                                   "AD classification, augmentation grid, configuration, seeds, versions, timings. "
+                                   "Absent parts are listed as such.")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--out", default=None, help="folder to write (default: RUN/report)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("phantom", help="generate a phantom multisite cohort (BIDS + ground truth)",
                        description="Generate a synthetic multisite T1w cohort on the MNI152 template: a BIDS "

@@ -5,9 +5,11 @@ preprocess (N4, skull strip, rigid to MNI, 2 mm, 64^3) -> train a CycleGAN betwe
 cyclegan_harmonization bundle, narrow at demo scale) -> harmonize the target site to the source
 (reference) site, "to source" as in 004 -> traveling-subject fidelity -> train the brain_age and
 ad_classification bundles (narrow, demo scale) and print their test metrics beside the baselines -> the
-augmentation grid at demo scale (one repeat on the demo split: generators, synthetic images, the
-classifier per arm) -> summary. Later stages (evaluation, report) extend this run folder.
-Each stage writes files into the run folder and a re-run reuses what is complete.
+harmonization evaluation (site probes, t-SNE, traveling subjects, biological signal; CycleGAN beside the
+identity, histogram, z-score and ComBat baselines) -> the brain-age benchmark of 004 (Table 2, and Table 3
+on controls the CycleGAN never saw) -> the augmentation grid at demo scale (one repeat on the demo split:
+generators, synthetic images, the classifier per arm) -> the report (``report/report.html`` and
+``report/report.json``). Each stage writes files into the run folder and a re-run reuses what is complete.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.atomic import write_json, write_table
+from pipeline.atomic import write_json, write_table, write_yaml
 from pipeline.cohort import Cohort, format_summary, load_cohort, split_subjects, summarize, write_cohort, write_splits
 from pipeline.bundles import run_bundle, train_bundle_once
 from pipeline.config import CONFIG_DIR, ConfigError, check_keys, load_config
@@ -31,9 +33,10 @@ from pipeline.phantom.scanner import load_site_profiles
 from pipeline.preprocess.batch import run_preprocess
 from pipeline.preprocess.config import DEFAULT_PREPROCESS_CONFIG, PreprocessConfig, preprocess_config_from_dict
 
-__all__ = ["DemoResult", "run_demo", "phantom_spec_from_config", "DEFAULT_CONFIG"]
+__all__ = ["DemoResult", "run_demo", "check_demo_config", "phantom_spec_from_config", "DEFAULT_CONFIG", "SCALES"]
 
 DEFAULT_CONFIG = CONFIG_DIR / "demo.yaml"
+SCALES = {"demo": CONFIG_DIR / "demo.yaml", "full": CONFIG_DIR / "demo_full.yaml"}
 log = logging.getLogger("mriharmony.demo")
 
 
@@ -132,7 +135,7 @@ def _downstream_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float])
             table = format_brain_age_table(report)
             title = "brain age (controls, test split)"
         else:
-            run_bundle(name, "inference", **infer, output_dir=str(run_dir / "eval"))
+            run_bundle(name, "inference", **infer, output_dir=str(run_dir / "eval"), gradcam=True)
             report = json.loads((run_dir / "eval" / "metrics.json").read_text())
             table = format_metrics_table(report)
             title = f"{report['task']} classification ({report['model']}, test split)"
@@ -213,6 +216,10 @@ def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, sites: tuple[st
     done = table[table["harmonized"].astype(bool)]
     log.info("harmonize: %d images (%d resumed), %d failed (%.1f s)", len(done), int(done["resumed"].sum()),
              int((table["status"] == "failed").sum()), seconds["harmonize"])
+    t = time.perf_counter()  # the other direction, for the benchmark's "to target" condition (004 Table 2)
+    harmonize_cohort(read_preprocessed(out / "preprocessed"), run_dir / "models" / "model.pt",
+                     out / "harmonized_to_target", direction="to_target", workers=0, progress=progress)
+    seconds["harmonize_to_target"] = time.perf_counter() - t
     fidelity = traveling_fidelity(table, output_site=source)
     fidelity = fidelity.merge(splits[["subject", "split"]], on="subject", how="left")
     write_table(out / "harmonized" / "traveling_fidelity.tsv", fidelity)
@@ -226,24 +233,111 @@ def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, sites: tuple[st
                      f"PSNR {part['harmonized_psnr'].mean():.1f} vs {part['identity_psnr'].mean():.1f} dB")
     return fidelity, text
 
+EVALUATION_KEYS = {"split", "baselines", "probes", "resamples", "seed"}
+BENCHMARK_KEYS = {"seeds", "tables", "bundle"}
 
-def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = None, progress: bool = True) -> DemoResult:
-    """Run the demo chain into ``out`` (see the module docstring)."""
-    check_keys(config, {"phantom", "splits", "preprocess", "harmonization", "downstream", "augmentation"}, "demo config")
+
+def _stage_done(marker: Path, settings: dict[str, Any]) -> bool:
+    """True when ``marker`` records a finished stage with exactly these settings (inputs' hashes included)."""
+    return marker.exists() and json.loads(marker.read_text()) == json.loads(json.dumps(settings))
+
+
+def _evaluation_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float]) -> str:
+    """`mriharmony evaluate harmonization` on the demo's split: CycleGAN beside the baselines."""
+    from pipeline.evaluate.harmonization import BASELINE_NAMES, evaluate_harmonization, format_evaluation
+    from pipeline.harmonize import file_sha256
+
+    settings = {"split": cfg.get("split", "test"), "baselines": list(cfg.get("baselines", BASELINE_NAMES)),
+                "probes": list(cfg.get("probes", ["linear", "cnn"])), "n_resamples": int(cfg.get("resamples", 1000)),
+                "seed": int(cfg.get("seed", 0))}
+    marker = out / "evaluation" / "settings.json"
+    settings_with_inputs = {**settings, "harmonized": file_sha256(out / "harmonized" / "harmonized.tsv"),
+                            "splits": file_sha256(out / "splits.tsv")}
+    t = time.perf_counter()
+    if _stage_done(marker, settings_with_inputs):
+        report, state = json.loads((out / "evaluation" / "evaluation.json").read_text()), "reused"
+    else:
+        try:
+            report = evaluate_harmonization(out / "preprocessed", out / "harmonized", out / "evaluation",
+                                            splits_file=out / "splits.tsv", **settings)
+        except ValueError as error:  # e.g. too few subjects per site in the split: say so, keep the run going
+            log.warning("harmonization evaluation skipped: %s", error)
+            return f"\nharmonization evaluation: skipped ({error})"
+        write_json(marker, settings_with_inputs)
+        state = "evaluated"
+    seconds["evaluation"] = time.perf_counter() - t
+    return f"\n{format_evaluation(report)}\n({state} in {seconds['evaluation']:.0f} s)"
+
+
+def _benchmark_stage(out: Path, cfg: dict[str, Any], harmonization: dict[str, Any], seconds: dict[str, float]) -> str:
+    """The brain-age benchmark of 004: Table 2 (pooled controls, 70:30 per seed) and Table 3 (test on the
+    controls outside the CycleGAN's training split), conditions none / to_source / to_target."""
+    from pipeline.benchmarks.brain_age import format_benchmark_table, run_brain_age_benchmark
+
+    bundle = dict(cfg.get("bundle") or {})
+    check_keys(bundle, DOWNSTREAM_BUNDLE_KEYS - {"model", "task", "seed"}, "benchmark.bundle")
+    overrides = {k: v for k, v in bundle.items() if k != "net_kwargs"}
+    overrides.update({f"net_kwargs#{k}": v for k, v in (bundle.get("net_kwargs") or {}).items()})
+    text = ""
+    for table in cfg.get("tables", [2, 3]):
+        if table not in (2, 3):
+            raise ConfigError(f"benchmark.tables: expected 2 and/or 3 (004 Table 2, Table 3), got {table!r}")
+        t = time.perf_counter()
+        try:
+            summary = run_brain_age_benchmark(
+                out / "preprocessed", out / "harmonized", out / "benchmark" / f"table{table}",
+                source_site=harmonization["source_site"], target_site=harmonization["target_site"],
+                harmonized_to_target=out / "harmonized_to_target", seeds=int(cfg.get("seeds", 2)),
+                held_out=table == 3, cyclegan_splits=out / "splits.tsv", bundle_overrides=overrides)
+        except ValueError as error:  # too few controls at this scale: say so, keep the run going
+            log.warning("brain-age benchmark table %d skipped: %s", table, error)
+            text += f"\nbrain-age benchmark (004 Table {table}): skipped ({error})"
+            continue
+        seconds[f"benchmark_table{table}"] = time.perf_counter() - t
+        what = "held-out: test controls outside the CycleGAN's training split" if table == 3 else "pooled controls, 70:30 by subject"
+        text += (f"\nbrain-age benchmark, 004 Table {table} ({what}; {harmonization['source_site']} + "
+                 f"{harmonization['target_site']}; {int(cfg.get('seeds', 2))} seed(s), "
+                 f"{seconds[f'benchmark_table{table}']:.0f} s):\n{format_benchmark_table(summary)}")
+    return text
+
+
+SECTIONS = {"phantom", "splits", "preprocess", "harmonization", "evaluation", "benchmark", "downstream", "augmentation"}
+
+
+def check_demo_config(config: dict[str, Any], out: str | Path = "mriharmony-demo") -> dict[str, Any]:
+    """Check every section of a demo config before any work; returns the parsed parts."""
+    check_keys(config, SECTIONS, "demo config")
     harmonization = dict(config.get("harmonization") or {})
     check_keys(harmonization, HARMONIZATION_KEYS, "harmonization")
+    evaluation = dict(config.get("evaluation") or {})
+    check_keys(evaluation, EVALUATION_KEYS, "evaluation")
+    benchmark = dict(config.get("benchmark") or {})
+    check_keys(benchmark, BENCHMARK_KEYS, "benchmark")
+    check_keys(dict(benchmark.get("bundle") or {}), DOWNSTREAM_BUNDLE_KEYS - {"model", "task", "seed"}, "benchmark.bundle")
+    if (evaluation or benchmark) and not harmonization:
+        raise ConfigError("evaluation / benchmark: need the harmonization section (they evaluate its CycleGAN)")
     downstream = dict(config.get("downstream") or {})
     check_keys(downstream, DOWNSTREAM_KEYS, "downstream")
     for name, section in downstream.items():
         check_keys(dict(section or {}), DOWNSTREAM_BUNDLE_KEYS, f"downstream.{name}")
     splits_cfg = config.get("splits") or {}
     check_keys(splits_cfg, {"fractions", "stratify", "seed"}, "splits")
-    augmentation = _augmentation_config(config.get("augmentation"), splits_cfg, Path(out))
-    spec = phantom_spec_from_config(config.get("phantom") or {})
-    preprocess_cfg = preprocess_config_from_demo(config.get("preprocess") or {})
+    return {"harmonization": harmonization, "evaluation": evaluation, "benchmark": benchmark, "downstream": downstream,
+            "splits": splits_cfg, "augmentation": _augmentation_config(config.get("augmentation"), splits_cfg, Path(out)),
+            "phantom": phantom_spec_from_config(config.get("phantom") or {}),
+            "preprocess": preprocess_config_from_demo(config.get("preprocess") or {})}
+
+
+def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = None, progress: bool = True,
+             report: bool = True) -> DemoResult:
+    """Run the demo chain into ``out`` (see the module docstring)."""
+    parts = check_demo_config(config, out)
+    harmonization, evaluation, benchmark = parts["harmonization"], parts["evaluation"], parts["benchmark"]
+    downstream, splits_cfg, augmentation, spec = parts["downstream"], parts["splits"], parts["augmentation"], parts["phantom"]
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_yaml(out / "config.yaml", config)  # the exact configuration of this run, for the report
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -259,16 +353,23 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
                             seed=int(splits_cfg.get("seed", 0)),
                             stratify=splits_cfg.get("stratify", ("site", "diagnosis", "age")))
     t = time.perf_counter()
-    preprocessed = run_preprocess(cohort, out / "preprocessed", preprocess_cfg, workers=workers, progress=progress)
+    preprocessed = run_preprocess(cohort, out / "preprocessed", parts["preprocess"], workers=workers, progress=progress)
     seconds["preprocess"] = time.perf_counter() - t
     log.info("preprocess: %d ok, %d failed (%.1f s)", len(preprocessed.ok), len(preprocessed.failures), seconds["preprocess"])
     files_splits = write_splits(splits, out / "splits.tsv")
 
-    fidelity_text = ""
+    text = ""
     if harmonization:
-        fidelity, fidelity_text = _harmonization_stage(out, harmonization, splits, spec.sites, seconds, workers, progress)
-    downstream_text = _downstream_stage(out, downstream, seconds) if downstream else ""
-    augmentation_text = _augmentation_stage(out, augmentation, seconds) if augmentation else ""
+        _, fidelity_text = _harmonization_stage(out, harmonization, splits, spec.sites, seconds, workers, progress)
+        text += fidelity_text
+    if evaluation:
+        text += _evaluation_stage(out, evaluation, seconds)
+    if benchmark:
+        text += _benchmark_stage(out, benchmark, harmonization, seconds)
+    if downstream:
+        text += _downstream_stage(out, downstream, seconds)
+    if augmentation:
+        text += _augmentation_stage(out, augmentation, seconds)
     summary = summarize(cohort.table)
     files = {
         "bids": phantom.root,
@@ -284,19 +385,33 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
         files["cyclegan"] = out / "cyclegan" / f"{harmonization['source_site']}-{harmonization['target_site']}" / "models" / "model.pt"
         files["harmonized"] = out / "harmonized" / "harmonized.tsv"
         files["fidelity"] = out / "harmonized" / "traveling_fidelity.tsv"
+    if evaluation:
+        files["evaluation"] = out / "evaluation" / "evaluation.json"
+    if benchmark:
+        files["benchmark"] = out / "benchmark"
     if downstream:
         files["brain_age"] = out / "brain_age" / "eval" / "predictions.json"
         files["ad_classification"] = out / "ad_classification" / "eval" / "metrics.json"
     if augmentation:
         files["augment"] = out / "augment_grid" / "summary.tsv"
     split_counts = splits["split"].value_counts().to_dict()
-    write_json(files["summary"], {
+    record = {
         "version": __version__, "phantom": {**vars(spec), "effects": vars(spec.effects)},
         "sites": summary.to_dict(orient="records"), "splits": split_counts,
         "excluded": len(cohort.excluded), "preprocessed_ok": len(preprocessed.ok),
         "preprocess_failures": len(preprocessed.failures), "seconds": seconds,
-    })
-    text = format_summary(summary) + "\n\nsubjects per split: " + ", ".join(f"{k} {v}" for k, v in sorted(split_counts.items()))
-    text += f"\npreprocessed: {len(preprocessed.ok)} of {len(preprocessed.table)} images ({seconds['preprocess']:.0f} s)"
-    text += fidelity_text + downstream_text + augmentation_text
+    }
+    write_json(files["summary"], record)
+    head = format_summary(summary) + "\n\nsubjects per split: " + ", ".join(f"{k} {v}" for k, v in sorted(split_counts.items()))
+    head += f"\npreprocessed: {len(preprocessed.ok)} of {len(preprocessed.table)} images ({seconds['preprocess']:.0f} s)"
+    text = head + text
+    if report:
+        from pipeline.report import build_report
+
+        t = time.perf_counter()
+        built = build_report(out)
+        seconds["report"] = time.perf_counter() - t
+        write_json(files["summary"], record)  # with the report's own time
+        files["report"] = built.html
+        text += f"\n\n{built.summary_text}"
     return DemoResult(out=out, cohort=cohort, summary_text=text, files=files, seconds=seconds)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,29 @@ def ad_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
                        profiles=str(AD_SITES), effects=Effects(ad=3.0))
     prepare_phantom(run, spec, fractions=(0.6, 0.2, 0.2), workers=2)
     return run
+
+
+TINY_DEMO = ["--set", "splits.fractions=[0.7,0.15,0.15]",  # the only AD subject lands in train: AD stages run
+             "--set", "phantom.subjects_per_site=3", "--set", "phantom.traveling=1", "--set", "phantom.resolution=4",
+             "--set", "harmonization.epochs=1", "--set", "evaluation.resamples=50",
+             "--set", "evaluation.split=all",  # 1 test subject per site at this size: too few for a site probe "--set", "benchmark.bundle.epochs=1",
+             "--set", "downstream.brain_age.epochs=1", "--set", "downstream.ad_classification.epochs=1",
+             "--set", "augmentation.classifier.epochs=1", "--set", "augmentation.generators.translation.epochs=1",
+             "--set", "augmentation.generators.conditional.epochs=1", "--set", "augmentation.bootstrap=20"]
+
+
+def mriharmony_exe() -> list[str]:
+    """The installed `mriharmony` script of this interpreter's environment (or the module)."""
+    found = shutil.which("mriharmony", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "pipeline.cli"]
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """README command 1 at tiny scale (3 subjects per site, 4 mm, one epoch everywhere), run once per
+    session through the CLI: the run folder and the finished process (about 3 min)."""
+    out = tmp_path_factory.mktemp("demo") / "run"
+    result = subprocess.run(mriharmony_exe() + ["demo", "--out", str(out), "--quiet", *TINY_DEMO], capture_output=True,
+                            text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return out, result

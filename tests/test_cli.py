@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from pipeline.cli import main
 from pipeline.cohort import check_no_leakage
+from tests.conftest import TINY_DEMO, mriharmony_exe
 
-COMMANDS = ["demo", "phantom", "preprocess", "harmonize", "slices", "benchmark", "evaluate", "augment-grid", "cohort",
+COMMANDS = ["demo", "report", "phantom", "preprocess", "harmonize", "slices", "benchmark", "evaluate", "augment-grid", "cohort",
             "split"]
 
 
 def _exe() -> list[str]:
-    found = shutil.which("mriharmony", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "pipeline.cli"]
+    return mriharmony_exe()
 
 
 def test_help_lists_every_command_with_one_line():
@@ -39,18 +37,11 @@ def test_every_command_has_help(command, capsys):
     assert f"usage: mriharmony {command}" in capsys.readouterr().out
 
 
-def test_demo_smoke(tmp_path):
+def test_demo_smoke(tiny_demo):
     """README command 1, at tiny scale: generates, validates, splits, preprocesses, trains a CycleGAN
-    for one epoch, harmonizes, measures traveling-subject fidelity, summarises, says where."""
-    out = tmp_path / "run"
-    tiny = ["--set", "phantom.subjects_per_site=3", "--set", "phantom.traveling=1", "--set", "phantom.resolution=4",
-            "--set", "harmonization.epochs=1", "--set", "downstream.brain_age.epochs=1",
-            "--set", "downstream.ad_classification.epochs=1", "--set", "augmentation.classifier.epochs=1",
-            "--set", "augmentation.generators.translation.epochs=1",
-            "--set", "augmentation.generators.conditional.epochs=1", "--set", "augmentation.bootstrap=20"]
-    result = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *tiny], capture_output=True, text=True,
-                            timeout=900)
-    assert result.returncode == 0, result.stderr
+    for one epoch, harmonizes both ways, evaluates with baselines, runs the brain-age benchmark (Tables 2
+    and 3), the downstream bundles and the augmentation grid, writes the report, says where."""
+    out, result = tiny_demo
     stdout = result.stdout
     for site in ("adni", "oasis", "ukb"):
         assert f"\n{site} " in stdout
@@ -66,12 +57,28 @@ def test_demo_smoke(tmp_path):
     preprocessed = pd.read_csv(out / "preprocessed" / "preprocessed.tsv", sep="\t")
     assert summary["preprocessed_ok"] == 12 and (preprocessed["status"] == "ok").all()
     assert "preprocessed: 12 of 12 images" in stdout
-    # harmonization: ukb (source) <-> oasis; every oasis image (3 + the traveling subject's) goes "to source"
+    # harmonization: ukb (source) <-> oasis; every oasis image (3 + the traveling subject's) goes "to source",
+    # every ukb image "to target" (the benchmark's third condition)
     assert (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").exists() and "CycleGAN ukb <-> oasis" in stdout
     harmonized = pd.read_csv(out / "harmonized" / "harmonized.tsv", sep="\t", keep_default_na=False)
     assert sorted(harmonized.loc[harmonized["harmonized"], "site"]) == ["oasis"] * 4
+    to_target = pd.read_csv(out / "harmonized_to_target" / "harmonized.tsv", sep="\t", keep_default_na=False)
+    assert sorted(to_target.loc[to_target["harmonized"], "site"]) == ["ukb"] * 4
     fidelity = pd.read_csv(out / "harmonized" / "traveling_fidelity.tsv", sep="\t")
     assert list(fidelity["subject"]) == ["trav01"] and 0 < fidelity.loc[0, "identity_mae"] < 0.2
+    # evaluation (all subjects at this size; the demo's default is the test split), CycleGAN beside every baseline
+    evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
+    assert evaluation["n_images"] == (cohort["site"].isin(["ukb", "oasis"])).sum() == 8 and evaluation["split"] == "all"
+    assert evaluation["conditions"] == ["identity", "cyclegan", "histogram", "zscore", "combat"]
+    assert "site probe, balanced accuracy" in stdout
+    # the brain-age benchmark: Table 2 (per-seed 70:30) and Table 3 (test = controls outside the CycleGAN's train split)
+    for table in (2, 3):
+        bench = json.loads((out / "benchmark" / f"table{table}" / "summary.json").read_text())
+        assert [row["condition"] for row in bench["summary"]] == ["none", "to_source", "to_target"]
+        assert f"004 Table {table}" in stdout
+    table3 = pd.read_csv(out / "benchmark" / "table3" / "splits_seed0.tsv", sep="\t")
+    gan_train = set(splits.loc[splits["split"] == "train", "subject"])
+    assert set(table3.loc[table3["split"] == "test", "subject"]).isdisjoint(gan_train)
     # downstream bundles: trained on the train split, scored on the test split beside their baselines
     report = json.loads((out / "brain_age" / "eval" / "predictions.json").read_text())
     test_controls = cohort.merge(splits, on="subject").query("split == 'test' and diagnosis == 'CN'")
@@ -81,24 +88,49 @@ def test_demo_smoke(tmp_path):
     if ad.loc[ad["split"] == "train", "diagnosis"].nunique() == 2 and (ad["split"] == "test").any():
         metrics = json.loads((out / "ad_classification" / "eval" / "metrics.json").read_text())
         assert metrics["metrics"]["n"] == (ad["split"] == "test").sum() and "volume_logistic" in metrics["baselines"]
+        assert (out / "ad_classification" / "eval" / "gradcam").is_dir()
         grid = pd.read_csv(out / "augment_grid" / "summary.tsv", sep="\t")
-        assert {"none", "classical", "oversampling", "translation_AD", "conditional_AD", "synthetic_only",
-                "class_prior"} <= set(grid["arm"]) and "augmentation grid (1 repeat(s)" in stdout
+        assert {"none", "oversampling", "translation_AD", "conditional_AD", "class_prior"} <= set(grid["arm"])
+        assert "augmentation grid (1 repeat(s)" in stdout
         grid_splits = pd.read_csv(out / "augment_grid" / "repeat-0" / "splits.tsv", sep="\t")
         assert grid_splits.sort_values("subject").reset_index(drop=True).equals(
             splits.sort_values("subject").reset_index(drop=True))  # repeat 0 is the demo's own split
     else:
         assert "ad_classification: skipped (training classes" in stdout
         assert "augmentation grid: skipped (training classes" in stdout
-    # a re-run reuses the phantom, the preprocessed images, the trained CycleGAN and the harmonized images
+    # the report: where it is, the summary table, every section, the per-stage wall time
+    assert f"report: {out / 'report' / 'report.html'}" in stdout and "brain-age MAE, 004 Table 2" in stdout
+    page = json.loads((out / "report" / "report.json").read_text())
+    assert all(section["present"] for section in page["sections"].values())
+    stages = [row["stage"] for row in page["sections"]["provenance"]["tables"]["Wall time per stage"]]
+    assert {"preprocess", "cyclegan_train", "evaluation", "benchmark_table2", "benchmark_table3"} <= set(stages)
+    assert yaml.safe_load((out / "config.yaml").read_text())["harmonization"]["epochs"] == 1  # the run's own config
+
+
+def test_demo_rerun_resumes(tiny_demo):
+    """A re-run reuses the phantom, the preprocessed images, the CycleGAN, the harmonized images, the
+    evaluation and every trained model (benchmark included)."""
+    out, _ = tiny_demo
     model_mtime = (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").stat().st_mtime_ns
-    again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *tiny], capture_output=True, text=True,
+    bench_mtime = (out / "benchmark" / "table2" / "none" / "seed0" / "models" / "model.pt").stat().st_mtime_ns
+    again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *TINY_DEMO], capture_output=True, text=True,
                            timeout=900)
     log = (out / "logs" / "demo.log").read_text()
     assert again.returncode == 0, again.stderr
     assert "(reused" in log and "12 ok (12 resumed)" in log and "harmonize: 4 images (4 resumed)" in log
     assert (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").stat().st_mtime_ns == model_mtime
-    assert "brain age (controls, test split), reused" in again.stdout
+    assert (out / "benchmark" / "table2" / "none" / "seed0" / "models" / "model.pt").stat().st_mtime_ns == bench_mtime
+    assert "brain age (controls, test split), reused" in again.stdout and "(reused in" in again.stdout
+
+
+def test_full_scale_config_is_valid():
+    """`mriharmony demo --scale full` reads configs/demo_full.yaml, checked like the demo's (no work done here)."""
+    from pipeline.config import load_config
+    from pipeline.demo import SCALES, check_demo_config
+
+    parts = check_demo_config(load_config(SCALES["full"]))
+    assert parts["phantom"].subjects_per_site == 100 and parts["augmentation"].repeats == 5
+    assert parts["benchmark"]["seeds"] == 5 and parts["harmonization"]["spatial_size"] == [64, 64, 64]
 
 
 @pytest.mark.parametrize("override, message", [
@@ -106,6 +138,8 @@ def test_demo_smoke(tmp_path):
     ("phantom.sites=[adni,mars]", r"phantom.sites: unknown site(s) ['mars']"),
     ("phantom.resolution=20", "phantom.resolution: expected a voxel size between 0.5 and 8 mm"),
     ("splits=3", "splits: expected a mapping with keys ['fractions', 'seed', 'stratify'], got 3"),
+    ("evaluation.probes_extra=1", "unknown key 'evaluation.probes_extra'"),
+    ("benchmark.bundle.colour=red", "unknown key 'benchmark.bundle.colour'"),
 ])
 def test_demo_bad_config_fails_before_work(tmp_path, capsys, override, message):
     out = tmp_path / "run"

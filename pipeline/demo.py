@@ -242,7 +242,7 @@ def _stage_done(marker: Path, settings: dict[str, Any]) -> bool:
     return marker.exists() and json.loads(marker.read_text()) == json.loads(json.dumps(settings))
 
 
-def _evaluation_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float]) -> str:
+def _evaluation_stage(out: Path, cfg: dict[str, Any], harmonization: dict[str, Any], seconds: dict[str, float]) -> str:
     """`mriharmony evaluate harmonization` on the demo's split: CycleGAN beside the baselines."""
     from pipeline.evaluate.harmonization import BASELINE_NAMES, evaluate_harmonization, format_evaluation
     from pipeline.harmonize import file_sha256
@@ -251,8 +251,10 @@ def _evaluation_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float])
                 "probes": list(cfg.get("probes", ["linear", "cnn"])), "n_resamples": int(cfg.get("resamples", 1000)),
                 "seed": int(cfg.get("seed", 0))}
     marker = out / "evaluation" / "settings.json"
-    settings_with_inputs = {**settings, "harmonized": file_sha256(out / "harmonized" / "harmonized.tsv"),
-                            "splits": file_sha256(out / "splits.tsv")}
+    # inputs: the generator and the split decide the harmonized images (harmonized.tsv itself is rewritten,
+    # with its "resumed" column, on every run)
+    model = out / "cyclegan" / f"{harmonization['source_site']}-{harmonization['target_site']}" / "models" / "model.pt"
+    settings_with_inputs = {**settings, "cyclegan": file_sha256(model), "splits": file_sha256(out / "splits.tsv")}
     t = time.perf_counter()
     if _stage_done(marker, settings_with_inputs):
         report, state = json.loads((out / "evaluation" / "evaluation.json").read_text()), "reused"
@@ -363,7 +365,7 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
         _, fidelity_text = _harmonization_stage(out, harmonization, splits, spec.sites, seconds, workers, progress)
         text += fidelity_text
     if evaluation:
-        text += _evaluation_stage(out, evaluation, seconds)
+        text += _evaluation_stage(out, evaluation, harmonization, seconds)
     if benchmark:
         text += _benchmark_stage(out, benchmark, harmonization, seconds)
     if downstream:

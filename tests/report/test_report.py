@@ -1,0 +1,103 @@
+"""The run report: its numbers are the run's files, absent parts are named, bad folders are refused."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+
+import pandas as pd
+import pytest
+
+from pipeline.cli import main
+from pipeline.report import SECTION_IDS, build_report, format_cell
+
+
+def _same(a, b) -> bool:
+    """Equal values, NaN / None equal to each other (JSON writes NaN as null in records)."""
+    if isinstance(a, dict):
+        return set(a) == set(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    missing = lambda v: v is None or (isinstance(v, float) and math.isnan(v))  # noqa: E731
+    if missing(a) or missing(b):
+        return missing(a) and missing(b)
+    return a == pytest.approx(b) if isinstance(a, float) else a == b
+
+
+@pytest.fixture(scope="module")
+def report(tiny_demo):
+    out, _ = tiny_demo
+    return out, json.loads((out / "report" / "report.json").read_text()), (out / "report" / "report.html").read_text()
+
+
+def test_report_numbers_are_the_run_files(report):
+    out, page, html = report
+    sections = page["sections"]
+    assert list(sections) == list(SECTION_IDS) and all(s["present"] and not s["missing"] for s in sections.values())
+    preprocessed = pd.read_csv(out / "preprocessed" / "preprocessed.tsv", sep="\t")
+    per_site = sections["preprocessing"]["tables"]["Images per site"]
+    assert {r["site"]: r["ok"] for r in per_site} == (preprocessed["status"] == "ok").groupby(preprocessed["site"]).sum().to_dict()
+    assert {r["site"]: r["mask_ml_median"] for r in per_site} == pytest.approx(
+        preprocessed.groupby("site")["mask_volume_ml"].median().to_dict())
+    evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
+    (probe,) = [t for title, t in sections["harmonization"]["tables"].items() if title.startswith("Site probe")]
+    assert _same(probe, evaluation["site_probe"])
+    for table in (2, 3):
+        bench = json.loads((out / "benchmark" / f"table{table}" / "summary.json").read_text())
+        (records,) = [t for title, t in sections["brain-age"]["tables"].items() if title.startswith(f"004 Table {table}")]
+        assert _same(records, bench["summary"])
+    metrics = json.loads((out / "ad_classification" / "eval" / "metrics.json").read_text())
+    cnn = sections["ad-classification"]["tables"]["Test metrics"][0]
+    assert cnn["model"] == "cnn" and _same(cnn["balanced_accuracy"], metrics["metrics"]["balanced_accuracy"])
+    assert _same(cnn["balanced_accuracy_interval"], metrics["intervals_95"]["balanced_accuracy"])
+    grid = pd.read_csv(out / "augment_grid" / "summary.tsv", sep="\t")
+    records = sections["augmentation"]["tables"]["Augmentation grid"]
+    assert [r["arm"] for r in records] == list(grid["arm"])
+    assert [r["balanced_accuracy_diff"] for r in records] == pytest.approx(list(grid["balanced_accuracy_diff"]), nan_ok=True)
+    seconds = json.loads((out / "summary.json").read_text())["seconds"]
+    timings = {r["stage"]: r["seconds"] for r in sections["provenance"]["tables"]["Wall time per stage"]}
+    assert {k: v for k, v in timings.items() if k != "total"} == pytest.approx({k: v for k, v in seconds.items() if k != "report"})
+    versions = {r["package"]: r["version"] for r in sections["provenance"]["tables"]["Software"]}
+    assert versions["torch"].startswith("2.") and versions["mriharmony"] == page["version"]
+    seeds = {r["key"]: r["value"] for r in sections["provenance"]["tables"]["Seeds"]}
+    assert seeds["phantom.seed"] == 0 and seeds["benchmark.seeds"] == 2 and seeds["evaluation.seed"] == 0
+    # every figure is inside the page, and nothing on it points anywhere else
+    n_figures = sum(len(s["figures"]) for s in sections.values())
+    assert html.count('<img src="data:image/png;base64,') == n_figures >= 8
+    assert not re.findall(r'(?:src|href)="(?!data:|#)', html)
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    for section in SECTION_IDS:
+        assert f'<section id="{section}" data-present="yes">' in html
+
+
+def test_report_of_a_partial_run_names_what_is_missing(tiny_demo, tmp_path):
+    out, _ = tiny_demo
+    run = tmp_path / "run"
+    shutil.copytree(out / "preprocessed", run / "preprocessed", ignore=shutil.ignore_patterns("sub-*"))
+    result = build_report(run)
+    page = json.loads(result.json.read_text())["sections"]
+    assert page["preprocessing"]["present"] and not page["preprocessing"]["missing"]
+    assert page["harmonization"]["missing"] == [str(run / "evaluation" / "evaluation.json")]
+    assert not page["ad-classification"]["present"] and not page["augmentation"]["present"]
+    assert str(run / "benchmark" / "table2" / "summary.json") in page["brain-age"]["missing"]
+    html = result.html.read_text()
+    assert html.count("Not in this run") == sum(len(s["missing"]) for s in page.values())
+    assert result.summary[0] == ("preprocessed images", "12 of 12 (0 failed)")
+
+
+def test_report_refuses_a_folder_with_nothing_to_report(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to report" in err and str(tmp_path / "preprocessed" / "preprocessed.tsv") in err
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("value, text", [
+    (None, "n/a"), (float("nan"), "n/a"), (True, "yes"), (3, "3"), (0.12345, "0.123"), (12.345, "12.35"),
+    (1234.56, "1234.6"), ([0.5, 1.0], "[0.500, 1.000]"), ("CN", "CN")])
+def test_format_cell(value, text):
+    assert format_cell(value) == text

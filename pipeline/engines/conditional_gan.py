@@ -49,7 +49,8 @@ class ConditionalGANTrainer(Trainer):
         image, label = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
         self.generator.train()
         self.discriminator.train()
-        z = torch.randn(len(label), self.generator.latent_dim, generator=self.noise).to(image.device)
+        latent_dim = getattr(self.generator, "module", self.generator).latent_dim  # DDP hides attributes
+        z = torch.randn(len(label), latent_dim, generator=self.noise).to(image.device)
 
         self.d_optimizer.zero_grad(set_to_none=True)
         fake = self.generator(z, label)

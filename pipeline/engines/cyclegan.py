@@ -73,6 +73,11 @@ def _prepare_pair(batch: dict, device: torch.device, non_blocking: bool = False,
     return (batch["x"].to(device, non_blocking=non_blocking), batch["y"].to(device, non_blocking=non_blocking))
 
 
+def _unwrap(net: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel (or DataParallel) wrapper; the module itself otherwise."""
+    return net.module if isinstance(net, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else net
+
+
 class CycleGANTrainer(Trainer):
     """One CycleGAN step per iteration on batches ``{"x": site-X images, "y": site-Y images}``.
 
@@ -154,13 +159,15 @@ class CycleGANTrainer(Trainer):
         for net in (self.g_xy, self.g_yx, self.d_x, self.d_y):
             net.train()
 
-        # generators
+        # generators; the frozen discriminators run unwrapped (under DistributedDataParallel a wrapped module
+        # would wait for gradients that this step does not compute)
         self._set_discriminators_trainable(False)
         self.g_optimizer.zero_grad(set_to_none=True)
+        d_x, d_y = _unwrap(self.d_x), _unwrap(self.d_y)
         with self._autocast():
             fake_y, fake_x = self.g_xy(x), self.g_yx(y)
-            adversarial = (self.adversarial(self.d_y(fake_y), target_is_real=True, for_discriminator=False)
-                           + self.adversarial(self.d_x(fake_x), target_is_real=True, for_discriminator=False))
+            adversarial = (self.adversarial(d_y(fake_y), target_is_real=True, for_discriminator=False)
+                           + self.adversarial(d_x(fake_x), target_is_real=True, for_discriminator=False))
             cycle = self.l1(self.g_yx(fake_y), x) + self.l1(self.g_xy(fake_x), y)
             identity = self.l1(self.g_xy(y), y) + self.l1(self.g_yx(x), x)
             g_loss = adversarial + self.losses.cycle * cycle + self.losses.identity * identity

@@ -1,7 +1,7 @@
 """Accuracy and speed of the preprocessing chain on a phantom cohort, beside a reference chain.
 
     python -m pipeline.preprocess.benchmark --resolution 1 --subjects-per-site 1 --out bench.json
-    python -m pipeline.preprocess.benchmark --resolution 1 --cohort 20 --out cohort.json   # Dask wall time
+    python -m pipeline.preprocess.benchmark --resolution 2 --cohort 20,100 --workers 1,2 --out cohort.json   # Dask
 
 Per image and step it prints brain-mask Dice vs the true mask, the correlation of estimated and
 true log bias field inside the brain, the registration error (mean mm at the template's brain
@@ -15,8 +15,9 @@ voxels vs the true transform) and seconds, for
 
 Both use the same fixed image (the 2 mm template box) and run in this process with the machine's
 threads, one image at a time; peak memory is the
-process's maximum resident set. ``--cohort N`` instead times ``run_preprocess`` on N images with
-1 and 2 local Dask workers.
+process's maximum resident set. ``--cohort N[,M]`` instead times ``run_preprocess`` on phantom cohorts of N (and M)
+images with each ``--workers`` count of local Dask workers, and reads every worker's peak resident memory after
+the run: it must not grow with the cohort (a worker holds one image at a time).
 """
 
 from __future__ import annotations
@@ -119,19 +120,40 @@ def accuracy_benchmark(root: Path, config: PreprocessConfig, reference: bool) ->
     return rows
 
 
+def _worker_peak_rss_mb() -> float:
+    """This process's resident high-water mark (VmHWM). Not ru_maxrss: Linux carries that across fork and exec,
+    so a spawned Dask worker would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def cohort_benchmark(root: Path, config: PreprocessConfig, workers: list[int]) -> dict:
+    """Wall time, images per minute and each Dask worker's peak resident memory of ``run_preprocess`` on the
+    cohort ``root``, for each worker count (a fresh local cluster each time, single-threaded workers as the
+    default cluster has them; the peak is read from every worker after the run)."""
+    import logging
+
+    from dask.distributed import Client, LocalCluster
+
+    from pipeline.parallel import SINGLE_THREAD_ENV
     from pipeline.preprocess.batch import run_preprocess
 
     out = {}
     for n in workers:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, \
+                LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                             silence_logs=logging.WARNING, env=SINGLE_THREAD_ENV) as cluster, Client(cluster) as client:
             start = time.perf_counter()
-            result = run_preprocess(root, Path(tmp) / "deriv", config, workers=n, progress=False)
+            result = run_preprocess(root, Path(tmp) / "deriv", config, scheduler=cluster.scheduler_address, progress=False)
             wall = time.perf_counter() - start
+            peaks = sorted(client.run(_worker_peak_rss_mb).values())
         out[f"workers_{n}"] = {"images": len(result.table), "ok": len(result.ok), "wall_seconds": wall,
-                               "images_per_minute": 60.0 * len(result.table) / wall}
-        print(f"{n} worker(s): {len(result.table)} images in {wall:.1f} s ({out[f'workers_{n}']['images_per_minute']:.1f}/min)",
-              flush=True)
+                               "images_per_minute": 60.0 * len(result.table) / wall,
+                               "worker_peak_rss_mb": peaks, "max_worker_peak_rss_mb": max(peaks)}
+        print(f"{len(result.table)} images, {n} worker(s): {wall:.1f} s ({60.0 * len(result.table) / wall:.1f} images/min), "
+              f"peak memory per worker {', '.join(f'{m:.0f}' for m in peaks)} MB", flush=True)
     return out
 
 
@@ -142,31 +164,40 @@ def main() -> None:
     parser.add_argument("--subjects-per-site", type=int, default=1)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--no-reference", action="store_true", help="skip the antspyx-defaults reference chain")
-    parser.add_argument("--cohort", type=int, default=0, help="time run_preprocess on this many images with 1 and 2 workers")
+    parser.add_argument("--cohort", default="", help="comma-separated cohort sizes (images): time run_preprocess on each")
+    parser.add_argument("--workers", default="1,2", help="comma-separated Dask worker counts for --cohort (default 1,2)")
     parser.add_argument("--config", default=None)
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args()
     config = load_preprocess_config(args.config)
     sites = tuple(args.sites.split(","))
-    per_site = args.subjects_per_site if not args.cohort else int(np.ceil(args.cohort / len(sites)))
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = PhantomSpec(sites=sites, subjects_per_site=per_site, traveling=0, resolution=args.resolution, seed=args.seed)
-        root = generate_phantom(Path(tmp) / "bids", spec, progress=False).root
-        results: dict = {"resolution": args.resolution, "config": config.to_dict()}
-        if args.cohort:
-            results["cohort"] = cohort_benchmark(root, config, [1, 2])
-        else:
+    sizes = [int(v) for v in args.cohort.split(",") if v]
+    workers = [int(v) for v in args.workers.split(",") if v]
+    results: dict = {"resolution": args.resolution, "config": config.to_dict()}
+    if sizes:
+        results["cohort"] = {}
+        for size in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                spec = PhantomSpec(sites=sites, subjects_per_site=int(np.ceil(size / len(sites))), traveling=0,
+                                   resolution=args.resolution, seed=args.seed)
+                root = generate_phantom(Path(tmp) / "bids", spec, progress=False).root
+                results["cohort"][str(size)] = cohort_benchmark(root, config, workers)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = PhantomSpec(sites=sites, subjects_per_site=args.subjects_per_site, traveling=0,
+                               resolution=args.resolution, seed=args.seed)
+            root = generate_phantom(Path(tmp) / "bids", spec, progress=False).root
             rows = accuracy_benchmark(root, config, not args.no_reference)
-            results["images"] = rows
-            summary = {}
-            for chain in sorted({r["chain"] for r in rows}):
-                mine = [r for r in rows if r["chain"] == chain]
-                summary[chain] = {k: float(np.mean([r[k] for r in mine])) for k in mine[0] if k not in ("image", "chain")}
-                summary[chain]["images"] = len(mine)
-            results["mean"] = summary
-            print(json.dumps(summary, indent=2))
-        results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-        print(f"peak memory (this process): {results['peak_rss_mb']:.0f} MB")
+        results["images"] = rows
+        summary = {}
+        for chain in sorted({r["chain"] for r in rows}):
+            mine = [r for r in rows if r["chain"] == chain]
+            summary[chain] = {k: float(np.mean([r[k] for r in mine])) for k in mine[0] if k not in ("image", "chain")}
+            summary[chain]["images"] = len(mine)
+        results["mean"] = summary
+        print(json.dumps(summary, indent=2))
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(f"peak memory (this process): {results['peak_rss_mb']:.0f} MB")
     if args.out:
         write_json(args.out, results)
 

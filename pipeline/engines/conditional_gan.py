@@ -38,31 +38,50 @@ class ConditionalGANTrainer(Trainer):
     def __init__(self, device: str | torch.device, max_epochs: int, train_data_loader: DataLoader | Sequence,
                  generator: nn.Module, discriminator: nn.Module, g_optimizer: Optimizer, d_optimizer: Optimizer, *,
                  epoch_length: int | None = None, prepare_batch: Callable = prepare_labelled_batch,
-                 train_handlers: Sequence | None = None, seed: int = 0, **kwargs: Any):
+                 train_handlers: Sequence | None = None, seed: int = 0, amp: bool = False, amp_dtype: str = "float16",
+                 channels_last: bool = False, **kwargs: Any):
+        """``amp``: autocast (``amp_dtype`` float16 with gradient scalers on CUDA, or bfloat16) for GPUs;
+        ``channels_last``: real batches in channels_last_3d (the networks' format is set by the config)."""
         super().__init__(device=device, max_epochs=max_epochs, data_loader=train_data_loader, epoch_length=epoch_length,
                          prepare_batch=prepare_batch, handlers=train_handlers, **kwargs)
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.noise = torch.Generator().manual_seed(seed)
+        if amp_dtype not in ("float16", "bfloat16"):
+            raise ValueError(f"amp_dtype must be 'float16' or 'bfloat16', got {amp_dtype!r}")
+        self.amp, self.amp_dtype, self.channels_last = amp, getattr(torch, amp_dtype), channels_last
+        self.device_type = torch.device(device).type
+        use_scaler = amp and amp_dtype == "float16" and self.device_type == "cuda"
+        self.g_scaler = torch.amp.GradScaler(self.device_type, enabled=use_scaler)
+        self.d_scaler = torch.amp.GradScaler(self.device_type, enabled=use_scaler)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device_type, dtype=self.amp_dtype, enabled=self.amp)
 
     def _iteration(self, engine: "ConditionalGANTrainer", batchdata: dict) -> dict[str, float]:
         image, label = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
+        if self.channels_last:
+            image = image.to(memory_format=torch.channels_last_3d)
         self.generator.train()
         self.discriminator.train()
         latent_dim = getattr(self.generator, "module", self.generator).latent_dim  # DDP hides attributes
         z = torch.randn(len(label), latent_dim, generator=self.noise).to(image.device)
 
         self.d_optimizer.zero_grad(set_to_none=True)
-        fake = self.generator(z, label)
-        d_real = self.discriminator(image, label)
-        d_fake = self.discriminator(fake.detach(), label)
-        d_loss = torch.relu(1 - d_real).mean() + torch.relu(1 + d_fake).mean()
-        d_loss.backward()
-        self.d_optimizer.step()
+        with self._autocast():
+            fake = self.generator(z, label)
+            d_real = self.discriminator(image, label)
+            d_fake = self.discriminator(fake.detach(), label)
+            d_loss = torch.relu(1 - d_real).float().mean() + torch.relu(1 + d_fake).float().mean()
+        self.d_scaler.scale(d_loss).backward()
+        self.d_scaler.step(self.d_optimizer)
+        self.d_scaler.update()
 
         self.g_optimizer.zero_grad(set_to_none=True)
-        g_loss = -self.discriminator(fake, label).mean()
-        g_loss.backward()
-        self.g_optimizer.step()
+        with self._autocast():
+            g_loss = -self.discriminator(fake, label).float().mean()
+        self.g_scaler.scale(g_loss).backward()
+        self.g_scaler.step(self.g_optimizer)
+        self.g_scaler.update()
         return {"loss": g_loss.item(), "g_loss": g_loss.item(), "d_loss": d_loss.item(),
                 "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}

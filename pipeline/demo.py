@@ -33,9 +33,8 @@ from pipeline.phantom.scanner import load_site_profiles
 from pipeline.preprocess.batch import run_preprocess
 from pipeline.preprocess.config import DEFAULT_PREPROCESS_CONFIG, PreprocessConfig, preprocess_config_from_dict
 
-__all__ = ["DemoResult", "run_demo", "check_demo_config", "phantom_spec_from_config", "DEFAULT_CONFIG", "SCALES"]
+__all__ = ["DemoResult", "run_demo", "check_demo_config", "phantom_spec_from_config", "SCALES"]
 
-DEFAULT_CONFIG = CONFIG_DIR / "demo.yaml"
 SCALES = {"demo": CONFIG_DIR / "demo.yaml", "full": CONFIG_DIR / "demo_full.yaml"}
 log = logging.getLogger("mriharmony.demo")
 
@@ -185,15 +184,12 @@ def _augmentation_stage(out: Path, config, seconds: dict[str, float]) -> str:
 HARMONIZATION_KEYS = {"source_site", "target_site", "epochs", "batch_size", "spatial_size", "net_kwargs", "disc_kwargs"}
 
 
-def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, sites: tuple[str, ...], seconds: dict[str, float],
-                         workers: int | None, progress: bool):
+def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, seconds: dict[str, float], workers: int | None,
+                         progress: bool) -> str:
     """Train the CycleGAN bundle between the source (reference) and target sites on the train split,
-    harmonize the target site to the source ("to source", as in 004) and measure traveling-subject
-    fidelity (test-split subjects are the held-out ones)."""
-    source, target = cfg.get("source_site"), cfg.get("target_site")
-    for key, site in (("source_site", source), ("target_site", target)):
-        if site not in sites:
-            raise ConfigError(f"harmonization.{key}: {site!r} is not a phantom site (sites: {list(sites)})")
+    harmonize the target site to the source ("to source", as in 004) and the source to the target, and
+    measure traveling-subject fidelity (test-split subjects are the held-out ones); returns the text."""
+    source, target = cfg["source_site"], cfg["target_site"]  # checked by check_demo_config
     run_dir = out / "cyclegan" / f"{source}-{target}"  # one folder per site pair: changing the pair never resumes another
     overrides: dict[str, Any] = {"bundle_root": str(run_dir), "dataset_dir": str(out / "preprocessed"),
                                  "splits_file": str(out / "splits.tsv"), "source_site": source, "target_site": target}
@@ -231,7 +227,7 @@ def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, sites: tuple[st
             text += (f"\n  {label}, n={len(part)}: MAE {part['harmonized_mae'].mean():.4f} vs {part['identity_mae'].mean():.4f}, "
                      f"SSIM {part['harmonized_ssim'].mean():.3f} vs {part['identity_ssim'].mean():.3f}, "
                      f"PSNR {part['harmonized_psnr'].mean():.1f} vs {part['identity_psnr'].mean():.1f} dB")
-    return fidelity, text
+    return text
 
 EVALUATION_KEYS = {"split", "baselines", "probes", "resamples", "seed"}
 BENCHMARK_KEYS = {"seeds", "tables", "bundle"}
@@ -276,14 +272,11 @@ def _benchmark_stage(out: Path, cfg: dict[str, Any], harmonization: dict[str, An
     controls outside the CycleGAN's training split), conditions none / to_source / to_target."""
     from pipeline.benchmarks.brain_age import format_benchmark_table, run_brain_age_benchmark
 
-    bundle = dict(cfg.get("bundle") or {})
-    check_keys(bundle, DOWNSTREAM_BUNDLE_KEYS - {"model", "task", "seed"}, "benchmark.bundle")
+    bundle = dict(cfg.get("bundle") or {})  # keys checked by check_demo_config
     overrides = {k: v for k, v in bundle.items() if k != "net_kwargs"}
     overrides.update({f"net_kwargs#{k}": v for k, v in (bundle.get("net_kwargs") or {}).items()})
     text = ""
     for table in cfg.get("tables", [2, 3]):
-        if table not in (2, 3):
-            raise ConfigError(f"benchmark.tables: expected 2 and/or 3 (004 Table 2, Table 3), got {table!r}")
         t = time.perf_counter()
         try:
             summary = run_brain_age_benchmark(
@@ -316,6 +309,13 @@ def check_demo_config(config: dict[str, Any], out: str | Path = "mriharmony-demo
     benchmark = dict(config.get("benchmark") or {})
     check_keys(benchmark, BENCHMARK_KEYS, "benchmark")
     check_keys(dict(benchmark.get("bundle") or {}), DOWNSTREAM_BUNDLE_KEYS - {"model", "task", "seed"}, "benchmark.bundle")
+    wrong = [t for t in benchmark.get("tables", [2, 3]) if t not in (2, 3)]
+    if wrong:
+        raise ConfigError(f"benchmark.tables: expected 2 and/or 3 (004 Table 2, Table 3), got {wrong}")
+    spec = phantom_spec_from_config(config.get("phantom") or {})
+    for key in ("source_site", "target_site") if harmonization else ():
+        if harmonization.get(key) not in spec.sites:
+            raise ConfigError(f"harmonization.{key}: {harmonization.get(key)!r} is not a phantom site (sites: {list(spec.sites)})")
     if (evaluation or benchmark) and not harmonization:
         raise ConfigError("evaluation / benchmark: need the harmonization section (they evaluate its CycleGAN)")
     downstream = dict(config.get("downstream") or {})
@@ -326,12 +326,11 @@ def check_demo_config(config: dict[str, Any], out: str | Path = "mriharmony-demo
     check_keys(splits_cfg, {"fractions", "stratify", "seed"}, "splits")
     return {"harmonization": harmonization, "evaluation": evaluation, "benchmark": benchmark, "downstream": downstream,
             "splits": splits_cfg, "augmentation": _augmentation_config(config.get("augmentation"), splits_cfg, Path(out)),
-            "phantom": phantom_spec_from_config(config.get("phantom") or {}),
+            "phantom": spec,
             "preprocess": preprocess_config_from_demo(config.get("preprocess") or {})}
 
 
-def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = None, progress: bool = True,
-             report: bool = True) -> DemoResult:
+def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = None, progress: bool = True) -> DemoResult:
     """Run the demo chain into ``out`` (see the module docstring)."""
     parts = check_demo_config(config, out)
     harmonization, evaluation, benchmark = parts["harmonization"], parts["evaluation"], parts["benchmark"]
@@ -362,8 +361,7 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
 
     text = ""
     if harmonization:
-        _, fidelity_text = _harmonization_stage(out, harmonization, splits, spec.sites, seconds, workers, progress)
-        text += fidelity_text
+        text += _harmonization_stage(out, harmonization, splits, seconds, workers, progress)
     if evaluation:
         text += _evaluation_stage(out, evaluation, harmonization, seconds)
     if benchmark:
@@ -407,13 +405,12 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
     head = format_summary(summary) + "\n\nsubjects per split: " + ", ".join(f"{k} {v}" for k, v in sorted(split_counts.items()))
     head += f"\npreprocessed: {len(preprocessed.ok)} of {len(preprocessed.table)} images ({seconds['preprocess']:.0f} s)"
     text = head + text
-    if report:
-        from pipeline.report import build_report
+    from pipeline.report import build_report
 
-        t = time.perf_counter()
-        built = build_report(out)
-        seconds["report"] = time.perf_counter() - t
-        write_json(files["summary"], record)  # with the report's own time
-        files["report"] = built.html
-        text += f"\n\n{built.summary_text}"
+    t = time.perf_counter()
+    built = build_report(out)
+    seconds["report"] = time.perf_counter() - t
+    write_json(files["summary"], record)  # with the report's own time
+    files["report"] = built.html
+    text += f"\n\n{built.summary_text}"
     return DemoResult(out=out, cohort=cohort, summary_text=text, files=files, seconds=seconds)

@@ -140,6 +140,8 @@ def test_full_scale_config_is_valid():
     ("splits=3", "splits: expected a mapping with keys ['fractions', 'seed', 'stratify'], got 3"),
     ("evaluation.probes_extra=1", "unknown key 'evaluation.probes_extra'"),
     ("benchmark.bundle.colour=red", "unknown key 'benchmark.bundle.colour'"),
+    ("benchmark.tables=[2,4]", "benchmark.tables: expected 2 and/or 3 (004 Table 2, Table 3), got [4]"),
+    ("harmonization.target_site=mars", "harmonization.target_site: 'mars' is not a phantom site"),
 ])
 def test_demo_bad_config_fails_before_work(tmp_path, capsys, override, message):
     out = tmp_path / "run"

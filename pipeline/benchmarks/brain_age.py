@@ -165,20 +165,8 @@ def _summarise(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _scatter(pred: pd.DataFrame, path: Path, condition: str) -> None:
-    import matplotlib
+    from pipeline.report.figures import scatter_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4, 4))
-    for site, part in pred.groupby("site"):
-        ax.scatter(part["age"], part["predicted_age"], s=12, label=site, alpha=0.7)
-    lims = [min(pred["age"].min(), pred["predicted_age"].min()) - 2, max(pred["age"].max(), pred["predicted_age"].max()) + 2]
-    ax.plot(lims, lims, color="grey", lw=1)
-    ax.set(xlim=lims, ylim=lims, xlabel="true age (years)", ylabel="predicted age (years)",
-           title=f"{condition}: MAE {_mae(pred['age'], pred['predicted_age']):.1f} y")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    png = scatter_figure(pred, f"{condition}: MAE {_mae(pred['age'], pred['predicted_age']):.1f} y")
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+        tmp.write_bytes(png)

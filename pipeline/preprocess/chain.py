@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,6 +20,7 @@ import nibabel as nib
 import numpy as np
 
 from pipeline.atomic import save_nifti, write_json
+from pipeline.versions import package_versions
 from pipeline.preprocess.config import PreprocessConfig
 from pipeline.preprocess.intensity import masked_minmax
 from pipeline.preprocess.load import InputImageError, load_t1
@@ -41,13 +40,8 @@ class StepError(RuntimeError):
 
 
 def software_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    """The versions a preprocessed image depends on (recorded in its sidecar)."""
+    return package_versions(_PACKAGES)
 
 
 def output_paths(out: str | Path, subject: str, session: str = "", cube_size: int = 64) -> dict[str, Path]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import platform
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.report import figures as fig
+from pipeline.versions import package_versions
 
 __all__ = ["Table", "Figure", "Section", "collect_sections", "software_versions", "SECTION_IDS"]
 
@@ -186,11 +186,11 @@ def brain_age_section(run: Path) -> Section:
         section.tables.append(Table(f"004 {what} ({summary['source_site']} + {summary['target_site']}, "
                                     f"{summary['seeds']} seed(s))", BENCHMARK_COLUMNS, summary["summary"],
                                     "Mean over seeds; 95% low / high: the seeds' mean bootstrap interval over test subjects."))
-        predictions = _read_tsv(folder / "predictions.tsv")
-        for condition, part in predictions.groupby("condition", sort=False):
-            mae = float(np.mean(np.abs(part["age"] - part["predicted_age"])))
-            section.figures.append(Figure(f"Table {table}, {condition}", fig.data_uri(
-                fig.scatter_figure(part, f"Table {table} {condition}: MAE {mae:.1f} y")), "Test predictions of every seed."))
+        for row in summary["summary"]:  # the benchmark's own scatter plots (test predictions of every seed)
+            scatter = folder / f"scatter_{row['condition']}.png"
+            if _look(section, scatter):
+                section.figures.append(_image_figure(scatter, f"Table {table}, {row['condition']}",
+                                                     "Test predictions of every seed."))
     report = _read_json(run / "brain_age" / "eval" / "predictions.json")
     if _look(section, run / "brain_age" / "eval" / "predictions.json"):
         rows = [{"model": "cnn", **report["cnn"]["metrics"], "low": report["cnn"]["intervals_95"]["mae"][0],
@@ -294,14 +294,8 @@ def augmentation_section(run: Path) -> Section:
 
 
 def software_versions() -> dict[str, str]:
-    """Python and the versions of the packages the pipeline runs on."""
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    """The platform, Python and the versions of the packages the pipeline runs on."""
+    return {"platform": platform.platform(), **package_versions(PACKAGES)}
 
 
 SEED_KEYS = ("seed", "seeds")

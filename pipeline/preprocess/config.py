@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.config import CONFIG_DIR, ConfigError, check_keys, load_config
 
 __all__ = ["InputConfig", "N4Config", "SkullStripConfig", "RegisterConfig", "OutputConfig", "PreprocessConfig",
-           "load_preprocess_config", "DEFAULT_PREPROCESS_CONFIG"]
+           "QCConfig", "load_preprocess_config", "DEFAULT_PREPROCESS_CONFIG"]
 
 DEFAULT_PREPROCESS_CONFIG = CONFIG_DIR / "preprocess.yaml"
 
@@ -50,10 +50,11 @@ class SkullStripConfig:
 @dataclass(frozen=True)
 class RegisterConfig:
     metric: str = "mattes"  # "mattes" or "GC"
-    iterations: tuple[int, ...] = (100, 50)
-    shrink_factors: tuple[int, ...] = (4, 2)  # of the 2 mm template grid: 8 mm and 4 mm levels
-    smoothing_sigmas: tuple[float, ...] = (2.0, 1.0)
+    iterations: tuple[int, ...] = (50, 10)
+    shrink_factors: tuple[int, ...] = (2, 1)  # of the 2 mm template grid: 4 mm and 2 mm levels
+    smoothing_sigmas: tuple[float, ...] = (1.0, 0.0)
     random_sampling_rate: float = 0.1
+    moving_voxel_mm: float = 2.0  # anti-alias and resample the brain to this spacing first; 0 = native
     seed: int = 1
 
 
@@ -65,23 +66,39 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class QCConfig:
+    """The QC gate's thresholds (``pipeline.preprocess.gate`` explains each); not part of the digest, so
+    changing one re-judges finished images without redoing them."""
+
+    enabled: bool = True
+    mask_volume_ml: tuple[float, float] = (700.0, 2800.0)
+    min_registration_similarity: float = 0.4
+    min_template_overlap: float = 0.8
+    min_fov_coverage: float = 0.97
+    min_wm_gm_ratio: float = 1.05
+
+
+@dataclass(frozen=True)
 class PreprocessConfig:
     input: InputConfig = field(default_factory=InputConfig)
     n4: N4Config = field(default_factory=N4Config)
     skullstrip: SkullStripConfig = field(default_factory=SkullStripConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    qc: QCConfig = field(default_factory=QCConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
 
     def digest(self) -> str:
-        """Hash of every parameter: a subject is redone when this changes."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """Hash of every parameter that shapes the outputs (all but the QC gate's): a subject is redone when
+        this changes."""
+        data = {k: v for k, v in self.to_dict().items() if k != "qc"}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 _SECTIONS = {"input": InputConfig, "n4": N4Config, "skullstrip": SkullStripConfig, "register": RegisterConfig,
-             "output": OutputConfig}
+             "output": OutputConfig, "qc": QCConfig}
 _CHOICES = {("input", "four_d"): ("error", "first"), ("n4", "mask"): ("otsu", "none"),
             ("skullstrip", "method"): ("deepbet", "template", "given"), ("register", "metric"): ("mattes", "GC")}
 
@@ -114,6 +131,8 @@ def _check_values(cfg: PreprocessConfig) -> None:
     if not len(r.iterations) == len(r.shrink_factors) == len(r.smoothing_sigmas):
         raise ConfigError("register: iterations, shrink_factors and smoothing_sigmas must have the same length "
                           f"(got {len(r.iterations)}, {len(r.shrink_factors)}, {len(r.smoothing_sigmas)})")
+    if not (r.moving_voxel_mm == 0 or 0.5 <= r.moving_voxel_mm <= 8):
+        raise ConfigError(f"register.moving_voxel_mm: expected 0 (native) or 0.5-8 mm, got {r.moving_voxel_mm}")
     if not 0 < r.random_sampling_rate <= 1:
         raise ConfigError(f"register.random_sampling_rate: expected a number in (0, 1], got {r.random_sampling_rate}")
     sf = cfg.n4.shrink_factor
@@ -126,6 +145,11 @@ def _check_values(cfg: PreprocessConfig) -> None:
     p = cfg.output.percentiles
     if p is not None and not (len(p) == 2 and 0 <= p[0] < p[1] <= 100):
         raise ConfigError(f"output.percentiles: expected [low, high] with 0 <= low < high <= 100, got {list(p)}")
+    v = cfg.qc.mask_volume_ml
+    if not (len(v) == 2 and 0 <= v[0] < v[1]):
+        raise ConfigError(f"qc.mask_volume_ml: expected [low, high] with 0 <= low < high, got {list(v)}")
+    if not 0 <= cfg.qc.min_fov_coverage <= 1:
+        raise ConfigError(f"qc.min_fov_coverage: expected a fraction in [0, 1], got {cfg.qc.min_fov_coverage}")
     if not 0 < cfg.input.min_voxel_mm < cfg.input.max_voxel_mm:
         raise ConfigError("input: expected 0 < min_voxel_mm < max_voxel_mm")
 

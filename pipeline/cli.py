@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 import sys
 from pathlib import Path
@@ -204,6 +205,10 @@ def _cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
+QC_FLAG_HELP = ("also use images the preprocessing QC gate stopped (status qc_failed in preprocessed.tsv); by default "
+                "they are left out")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pipeline import __version__
     from pipeline.config import CONFIG_DIR
@@ -289,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default: CPU cores; 0 = no Dask)")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     p.set_defaults(func=_cmd_harmonize)
 
     p = sub.add_parser("slices", help="2D slices (mid-slices or a range) of a preprocessed or harmonized table",
@@ -303,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-column", default="image_cube", help="table column of the volumes (default: %(default)s; "
                                                               "image_2mm for the 2 mm box)")
     p.add_argument("--no-png", action="store_true", help="write only .npy")
+    p.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     p.set_defaults(func=_cmd_slices)
 
     p = sub.add_parser("benchmark", help="downstream benchmarks of harmonization (brain-age, 004)",
@@ -325,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--set", action="append", metavar="KEY=VALUE", help="brain_age bundle override, repeatable "
                                                                        "(e.g. epochs=10, spatial_size=[32,32,32])")
     b.add_argument("--out", required=True, help="folder to write")
+    b.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     b.set_defaults(func=_cmd_benchmark_brain_age)
 
     p = sub.add_parser("evaluate", help="evaluate harmonization: site probe, t-SNE, traveling subjects, biology, "
@@ -345,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--probes", default="linear,cnn", help="image-level site probes (default: %(default)s)")
     e.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
     e.add_argument("--seed", type=int, default=0, help="folds, CNN and t-SNE seed (default: %(default)s)")
+    e.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     e.set_defaults(func=_cmd_evaluate_harmonization)
 
     p = sub.add_parser("augment-grid", help="classifier over augmentation policies (none, classical, oversampling, "
@@ -358,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="grid folder to write (re-runs resume)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set repeats=5 --set dataset_dir=DERIV (repeatable)")
+    p.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     p.set_defaults(func=_cmd_augment_grid)
 
     p = sub.add_parser("cohort", help="validate a BIDS folder or manifest and summarise it",
@@ -389,6 +399,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.config import ConfigError
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "include_qc_failed", False):  # read by read_preprocessed, here and in bundle subprocesses
+        from pipeline.preprocess.batch import INCLUDE_QC_FAILED_ENV
+
+        os.environ[INCLUDE_QC_FAILED_ENV] = "1"
     try:
         return int(args.func(args) or 0)
     except (CohortValidationError, ConfigError, FileNotFoundError, ValueError) as exc:

@@ -11,6 +11,24 @@ import pytest
 
 from pipeline.phantom import PhantomSpec, generate_phantom
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Other floating-point paths on demand, to find tests whose verdict depends on the CPU's rounding.
+
+    ``MRIHARMONY_TEST_THREADS=1`` runs torch single-threaded (other reduction orders);
+    ``MRIHARMONY_TEST_DETERMINISTIC=1`` turns on ``torch.use_deterministic_algorithms``. Together with
+    ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` (other vector kernels, inherited by subprocesses)
+    an AVX-512 machine computes like an AVX2 one. See docs in README "Tests".
+    """
+    import os
+
+    import torch
+
+    if os.environ.get("MRIHARMONY_TEST_THREADS"):
+        torch.set_num_threads(int(os.environ["MRIHARMONY_TEST_THREADS"]))
+    if os.environ.get("MRIHARMONY_TEST_DETERMINISTIC"):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
 SMALL_SPEC = PhantomSpec(sites=("adni", "oasis", "ukb"), subjects_per_site=12, traveling=2, resolution=4.0, seed=0)
 
 
@@ -92,3 +110,19 @@ def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproces
                             text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-5000:]
     return out, result
+
+
+@pytest.fixture(scope="session")
+def colin27():
+    """Colin27, a real head (Debian's mricron-data), fetched by scripts/fetch_colin27.sh into the cache when
+    missing, as the browser test fetches Chromium; skipped only where apt is absent."""
+    from pipeline.phantom.real_head import default_cache, find_colin27
+
+    try:
+        return find_colin27()
+    except FileNotFoundError:
+        if not (shutil.which("apt-get") and shutil.which("dpkg")):
+            pytest.skip("Colin27 needs Debian's apt-get and dpkg (scripts/fetch_colin27.sh); not on this machine")
+        script = Path(__file__).resolve().parents[1] / "scripts" / "fetch_colin27.sh"
+        subprocess.run(["bash", str(script), str(default_cache())], check=True, timeout=900)
+        return find_colin27()

@@ -5,8 +5,9 @@ core (ITK, ANTs and torch threads set to 1, so workers do not fight over cores);
 ``scheduler`` address to use an existing cluster (e.g. one started by dask-jobqueue on Slurm).
 ``workers=0`` runs everything in this process, without Dask (for debugging).
 
-Per run it writes ``dataset_description.json``, ``preprocessed.tsv`` (every image with its status,
-outputs and QC metrics: what later stages read), ``failures.tsv`` (image, step, reason) and
+Per run it writes ``dataset_description.json``, ``preprocessed.tsv`` (every image with its status
+``ok`` / ``failed`` / ``qc_failed``, outputs, QC numbers and image quality metrics: what later stages read),
+``failures.tsv`` (every image that is not ok: step, reason; ``qc`` for the QC gate) and
 ``logs/preprocess.log`` (through the CLI).
 """
 
@@ -27,11 +28,15 @@ from pipeline.cohort import Cohort, load_cohort
 from pipeline.preprocess.chain import preprocess_image, software_versions
 from pipeline.preprocess.config import PreprocessConfig
 from pipeline.templates import TEMPLATE_NAME
+from pipeline.table_paths import resolve_paths
 
 __all__ = ["PreprocessResult", "run_preprocess", "read_preprocessed"]
 
 log = logging.getLogger("mriharmony.preprocess")
 FAILURE_COLUMNS = ["subject", "session", "site", "source", "step", "reason"]
+#: Set to 1 (the CLI's ``--include-qc-failed`` does) to make :func:`read_preprocessed` keep ``qc_failed`` rows
+#: by default, in this process and in the bundle runs it starts (``python -m monai.bundle`` reads it too).
+INCLUDE_QC_FAILED_ENV = "MRIHARMONY_INCLUDE_QC_FAILED"
 
 
 @dataclass
@@ -81,7 +86,7 @@ def run_preprocess(
         progress: show a progress bar over images.
     """
     start = time.perf_counter()
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # workers get absolute paths; tables store them relative to themselves
     out.mkdir(parents=True, exist_ok=True)
     cohort = source if isinstance(source, Cohort) else load_cohort(source)
     records: list[dict] = []
@@ -101,7 +106,7 @@ def run_preprocess(
 
     result_table = pd.DataFrame(records)
     result_table = result_table.sort_values(["subject", "session"]).reset_index(drop=True)
-    failures = result_table.loc[result_table["status"] == "failed", [c for c in FAILURE_COLUMNS if c in result_table]]
+    failures = result_table.loc[result_table["status"] != "ok", [c for c in FAILURE_COLUMNS if c in result_table]]
     write_table(out / "preprocessed.tsv", result_table)
     write_table(out / "failures.tsv", failures.reindex(columns=FAILURE_COLUMNS))
     write_json(out / "dataset_description.json", {
@@ -114,14 +119,21 @@ def run_preprocess(
     })
     seconds = time.perf_counter() - start
     n_ok = int((result_table["status"] == "ok").sum())
-    log.info("preprocess: %d ok (%d resumed), %d failed in %.1f s", n_ok,
-             int(result_table.get("resumed", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()), len(failures), seconds)
+    n_qc = int((result_table["status"] == "qc_failed").sum())
+    log.info("preprocess: %d ok (%d resumed), %d failed, %d stopped by the QC gate in %.1f s", n_ok,
+             int(result_table.get("resumed", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()),
+             len(failures) - n_qc, n_qc, seconds)
     return PreprocessResult(out=out, table=result_table, failures=failures.reset_index(drop=True), seconds=seconds)
 
 
-def read_preprocessed(out: str | Path, *, only_ok: bool = True) -> pd.DataFrame:
+def read_preprocessed(out: str | Path, *, only_ok: bool = True, include_qc_failed: bool | None = None) -> pd.DataFrame:
     """An image table: ``preprocessed.tsv`` (from :func:`run_preprocess`) or ``harmonized.tsv`` (from
-    ``mriharmony harmonize``) in the folder ``out``, or a table file; by default only rows with status ok."""
+    ``mriharmony harmonize``) in the folder ``out``, or a table file, with absolute paths.
+
+    By default only rows with status ok: images that failed, and images the QC gate stopped (``qc_failed``),
+    are left out; ``include_qc_failed=True`` keeps the latter (their outputs exist; use with care). ``None``
+    (the default) reads the choice from the environment variable ``MRIHARMONY_INCLUDE_QC_FAILED`` (``1``: keep).
+    """
     path = Path(out)
     if path.is_dir():
         found = [path / name for name in ("preprocessed.tsv", "harmonized.tsv") if (path / name).exists()]
@@ -133,7 +145,13 @@ def read_preprocessed(out: str | Path, *, only_ok: bool = True) -> pd.DataFrame:
     table = pd.read_csv(path, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False,
                         na_values=["n/a"])
     table["session"] = table["session"].fillna("")
+    table = resolve_paths(table, path.parent)
     missing = {"subject", "site", "status", "image_cube"} - set(table.columns)
     if missing:
         raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected the table of `mriharmony preprocess`")
-    return table[table["status"] == "ok"].reset_index(drop=True) if only_ok else table
+    if not only_ok:
+        return table
+    if include_qc_failed is None:
+        include_qc_failed = os.environ.get(INCLUDE_QC_FAILED_ENV, "") in ("1", "true", "yes")
+    keep = {"ok", "qc_failed"} if include_qc_failed else {"ok"}
+    return table[table["status"].isin(keep)].reset_index(drop=True)

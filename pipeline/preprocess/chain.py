@@ -1,5 +1,7 @@
 """The whole chain for one image: load -> N4 -> skull strip -> rigid registration -> 2 mm box ->
-[0, 1] -> 64^3, with outputs in BIDS-derivatives layout, a JSON sidecar and a QC picture.
+QC numbers and image quality metrics -> [0, 1] -> 64^3, with outputs in BIDS-derivatives layout, a JSON
+sidecar and a QC picture; the QC gate (``pipeline.preprocess.gate``) then gives the status ``ok`` or
+``qc_failed``.
 
 Resumable: the sidecar is written last and records the configuration digest and the input file;
 an image whose sidecar matches and whose outputs all exist is not redone.
@@ -22,8 +24,10 @@ import numpy as np
 from pipeline.atomic import save_nifti, write_json
 from pipeline.versions import package_versions
 from pipeline.preprocess.config import PreprocessConfig
+from pipeline.preprocess.gate import fov_coverage, qc_reasons, template_overlap
 from pipeline.preprocess.intensity import masked_minmax
 from pipeline.preprocess.load import InputImageError, load_t1
+from pipeline.preprocess.quality import image_quality_metrics
 from pipeline.templates import MNI_BOX_AFFINE, TEMPLATE_NAME
 
 __all__ = ["output_paths", "preprocess_image", "software_versions", "StepError"]
@@ -84,6 +88,14 @@ def _up_to_date(paths: dict[str, Path], config: PreprocessConfig, source: str) -
     return record
 
 
+def _verdict(qc: dict[str, Any], config: PreprocessConfig) -> dict[str, str]:
+    """status / step / reason of a finished image: ``ok``, or ``qc_failed`` with every failed check."""
+    reasons = qc_reasons(qc, config.qc)
+    if reasons:
+        return {"status": "qc_failed", "step": "qc", "reason": "; ".join(reasons)}
+    return {"status": "ok", "step": "", "reason": ""}
+
+
 def _nifti(data: np.ndarray, affine: np.ndarray, dtype: type = np.float32) -> nib.Nifti1Image:
     img = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
     img.set_qform(affine, code=4)  # 4 = aligned to MNI152
@@ -136,8 +148,8 @@ def preprocess_image(row: dict[str, Any], config: PreprocessConfig, out: str | P
     start = time.perf_counter()
 
     done = _up_to_date(paths, config, row["path"])
-    if done is not None:
-        record.update(status="ok", resumed=True, step="", reason="", seconds=0.0, **done["QC"],
+    if done is not None:  # the QC numbers are re-judged: thresholds are not part of the digest
+        record.update(resumed=True, seconds=0.0, **_verdict(done["QC"], config), **done["QC"],
                       **{k: str(v) for k, v in paths.items()})
         return record
 
@@ -168,6 +180,13 @@ def preprocess_image(row: dict[str, Any], config: PreprocessConfig, out: str | P
                 if not mask_2mm.any():
                     raise StepError("resample", "the brain mask is empty after resampling to the template box")
                 raw_percentiles = np.percentile(image_2mm[mask_2mm], [0.5, 50, 99.5])
+            step = "qc"
+            with _timed("qc", seconds):
+                gate_numbers = {"template_overlap": round(template_overlap(mask_2mm), 4),
+                                "fov_coverage": round(fov_coverage(rigid.transform, img.affine, img.shape), 4),
+                                **image_quality_metrics(np.asarray(img.dataobj), image_2mm, mask_2mm)}
+            step = "resample"
+            with _timed("intensity", seconds):
                 image_2mm = masked_minmax(image_2mm, mask_2mm, config.output.percentiles)
                 image_cube, mask_cube, cube_affine = to_cube(image_2mm, mask_2mm, config.output.cube_size)
                 image_cube = np.clip(image_cube, 0.0, 1.0) * mask_cube
@@ -194,17 +213,19 @@ def preprocess_image(row: dict[str, Any], config: PreprocessConfig, out: str | P
             "brain_p0_5": float(raw_percentiles[0]), "brain_median": float(raw_percentiles[1]),
             "brain_p99_5": float(raw_percentiles[2]),
             "log_bias_range": (round(float(np.ptp(np.asarray(log_bias.dataobj)[mask])), 4) if log_bias is not None else 0.0),
+            **gate_numbers,
         }
+        verdict = _verdict(qc, config)
         seconds["total"] = round(time.perf_counter() - start, 3)
         write_json(paths["sidecar"], {
             "Description": "Preprocessed T1w: N4, skull strip, rigid to template, 2 mm MNI box, [0, 1] inside the brain",
             "SpatialReference": TEMPLATE_NAME, "Sources": [str(row["path"])],
             "Source": _input_signature(row["path"]), "ConfigDigest": config.digest(), "Config": config.to_dict(),
             "InputVoxelSizeMM": [round(float(z), 4) for z in zooms], "InputShape": list(img.shape),
-            "Seconds": seconds, "QC": qc, "Software": software_versions(),
+            "Seconds": seconds, "QC": qc, "QCVerdict": verdict, "Software": software_versions(),
             "Outputs": {k: str(v.relative_to(Path(out))) for k, v in paths.items()},
         })
-        record.update(status="ok", resumed=False, step="", reason="", seconds=seconds["total"], **qc,
+        record.update(resumed=False, seconds=seconds["total"], **verdict, **qc,
                       **{k: str(v) for k, v in paths.items()})
     except InputImageError as exc:
         record.update(status="failed", step=step, reason=exc.reason, seconds=round(time.perf_counter() - start, 3))

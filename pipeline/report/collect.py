@@ -19,6 +19,8 @@ import pandas as pd
 
 from pipeline.report import figures as fig
 from pipeline.versions import package_versions
+from pipeline.preprocess.quality import IQM_NAMES
+from pipeline.table_paths import resolve_paths
 
 __all__ = ["Table", "Figure", "Section", "collect_sections", "software_versions", "SECTION_IDS"]
 
@@ -69,8 +71,8 @@ def _read_tsv(path: Path) -> pd.DataFrame | None:
         return None
     if not path.read_text().strip():
         return pd.DataFrame()
-    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["n/a", "NaN", "nan", ""],
-                       dtype={"subject": str, "session": str})
+    return resolve_paths(pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["n/a", "NaN", "nan", ""],
+                                     dtype={"subject": str, "session": str}), path.parent)
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -101,31 +103,46 @@ def preprocessing_section(run: Path) -> Section:
     for site, part in table.groupby("site"):
         good = part[part["status"] == "ok"]
         rows.append({"site": site, "images": len(part), "ok": len(good), "failed": int((part["status"] == "failed").sum()),
+                     "qc_failed": int((part["status"] == "qc_failed").sum()),
                      "mask_ml_median": good["mask_volume_ml"].median(), "mask_ml_min": good["mask_volume_ml"].min(),
                      "mask_ml_max": good["mask_volume_ml"].max(),
                      "registration_similarity_median": good["registration_similarity"].median(),
                      "seconds_median": good["seconds"].median()})
     section.tables.append(Table("Images per site", [
-        ("site", "site"), ("images", "images"), ("ok", "ok"), ("failed", "failed"), ("mask_ml_median", "mask ml (median)"),
+        ("site", "site"), ("images", "images"), ("ok", "ok"), ("failed", "failed"), ("qc_failed", "stopped by QC"),
+        ("mask_ml_median", "mask ml (median)"),
         ("mask_ml_min", "min"), ("mask_ml_max", "max"), ("registration_similarity_median", "registration similarity"),
         ("seconds_median", "s per image")], rows,
         "Mask volume: the skull-strip mask in native space. Registration similarity: Pearson correlation of the "
         "rigidly registered brain with the template inside the template's brain mask (1 = perfect)."))
     failures = _read_tsv(run / "preprocessed" / "failures.tsv")
     if failures is not None and len(failures):
-        section.tables.append(Table("Failures (the cohort went on without them)",
-                                    [(c, c) for c in ("subject", "session", "site", "step", "reason")], _records(failures)))
+        section.tables.append(Table("Failures and images stopped by the QC gate (the cohort went on without them)",
+                                    [(c, c) for c in ("subject", "session", "site", "step", "reason")], _records(failures),
+                                    "Step qc: the image was processed but is not a usable brain (thresholds in "
+                                    "configs/preprocess.yaml, section qc); later stages leave it out unless run with "
+                                    "--include-qc-failed."))
     else:
         section.notes.append("No image failed.")
     if len(ok):
         section.figures.append(Figure("Mask volume per site", fig.data_uri(fig.site_strip_plot(ok, "mask_volume_ml", "brain mask (ml)"))))
         section.figures.append(Figure("Registration similarity per site", fig.data_uri(
             fig.site_strip_plot(ok, "registration_similarity", "registration similarity"))))
+        iqms = [(c, c.replace("_", " ")) for c in IQM_NAMES if c in ok.columns]
+        if iqms:
+            section.figures.append(Figure("Image quality metrics per site", fig.data_uri(fig.site_strip_panels(ok, iqms)),
+                                          "MRIQC's definitions: SNR in white matter, GM/WM CNR, CJV (lower is better), "
+                                          "EFC, FBER, and the WM/GM intensity ratio; site effects show here first."))
         pictures = [(f"{r.subject} ({r.site})", r.qc) for r in ok.groupby("site").head(3).itertuples()
                     if isinstance(r.qc, str) and Path(r.qc).exists()]
         if pictures:
             section.figures.append(Figure("QC mosaic", fig.data_uri(fig.qc_mosaic(pictures)),
                                           "The first three images of each site in the 2 mm MNI box: brain mask (red) and template brain (cyan, dashed)."))
+    stopped = table[table["status"] == "qc_failed"]
+    pictures = [(f"{r.subject} ({r.site})", r.qc) for r in stopped.itertuples() if isinstance(r.qc, str) and Path(r.qc).exists()]
+    if pictures:
+        section.figures.append(Figure("Stopped by the QC gate", fig.data_uri(fig.qc_mosaic(pictures)),
+                                      "Every image with status qc_failed, as preprocessed; the reasons are in the table above."))
     return section
 
 

@@ -64,6 +64,26 @@ def site_strip_plot(table: pd.DataFrame, column: str, label: str) -> bytes:
     return png_bytes(fig)
 
 
+def site_strip_panels(table: pd.DataFrame, columns: Sequence[tuple[str, str]], per_row: int = 3) -> bytes:
+    """:func:`site_strip_plot` for several columns side by side (e.g. the image quality metrics per site)."""
+    sites = sorted(table["site"].unique())
+    rows = -(-len(columns) // per_row)
+    fig, axes = plt.subplots(rows, per_row, figsize=(per_row * (1.0 + 0.7 * len(sites)), 2.6 * rows), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax in axes.flat[len(columns):]:
+        ax.axis("off")
+    for ax, (column, label) in zip(axes.flat, columns):
+        for i, site in enumerate(sites):
+            values = pd.to_numeric(table.loc[table["site"] == site, column], errors="coerce").dropna().to_numpy(float)
+            ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=8, alpha=0.7)
+            if len(values):
+                ax.hlines(np.median(values), i - 0.3, i + 0.3, color="black")
+        ax.set_xticks(range(len(sites)), sites, fontsize=7)
+        ax.set_title(label, fontsize=9)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
 def confusion_figure(matrices: dict[str, list[list[int]]], classes: Sequence[str]) -> bytes:
     """Confusion matrices (rows: true class, columns: predicted), one panel per model."""
     fig, axes = plt.subplots(1, len(matrices), figsize=(2.6 * len(matrices), 2.6), squeeze=False)

@@ -88,10 +88,15 @@ def write_yaml(path: str | os.PathLike, data: Any) -> Path:
 def write_table(path: str | os.PathLike, table: pd.DataFrame) -> Path:
     """Write a table atomically: tab-separated for ``.tsv``, comma-separated otherwise.
 
-    Missing values are written as ``n/a`` (the BIDS convention).
+    Missing values are written as ``n/a`` (the BIDS convention). File paths (the columns of
+    :data:`pipeline.table_paths.PATH_COLUMNS`) are stored relative to the table's folder when inside it,
+    absolute otherwise; :func:`pipeline.table_paths.read_table` resolves them again.
     """
+    from pipeline.table_paths import relative_paths
+
     path = Path(path)
     sep = "\t" if path.suffix == ".tsv" else ","
+    table = relative_paths(table, path.parent)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, sep=sep, index=False, na_rep="n/a")
     return path

@@ -18,6 +18,8 @@ phantom's truth table is found automatically; pass ``volumes_file`` for real dat
 
 from __future__ import annotations
 
+import os
+
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -70,7 +72,7 @@ def predict_classes(network: torch.nn.Module, ckpt_path: str | Path, dataset_dir
     ``volumes_file``: a TSV of regional volumes for the volume baseline; ``"auto"`` finds the phantom's
     truth table, None (or an empty string) skips the volume baseline.
     """
-    out = Path(output_dir)
+    out = Path(os.path.abspath(output_dir))
     net = load_classifier(network, ckpt_path).to(device)
     names = CLASS_NAMES[task]
     full = task_table(dataset_dir, task, splits_file=splits_file, sites=sites)

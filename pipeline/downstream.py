@@ -16,6 +16,7 @@ import pandas as pd
 from pipeline.cohort import attach_splits, read_splits
 from pipeline.engines.site_pairs import find_splits_file
 from pipeline.preprocess.batch import read_preprocessed
+from pipeline.table_paths import resolve_paths
 
 __all__ = ["TASKS", "task_table", "task_items", "mixed_training_items", "CLASS_NAMES"]
 
@@ -75,6 +76,7 @@ def mixed_training_items(table_file: str | Path, dataset_dir: str | Path, task: 
     if task == "brain_age":
         raise ValueError("mixed (synthetic) training tables are for the classification tasks")
     table = pd.read_csv(table_file, sep="\t", dtype={"subject": str, "source_subject": str}, keep_default_na=False)
+    table = resolve_paths(table, Path(table_file).parent)
     missing = {"image", "diagnosis", "subject", "synthetic"} - set(table.columns)
     if missing:
         raise ValueError(f"{table_file}: missing column(s) {sorted(missing)}; expected a table from build_training_table")

@@ -21,6 +21,8 @@ sidecar names the same checkpoint hash and direction; a bad image is recorded, n
 
 from __future__ import annotations
 
+import os
+
 import hashlib
 import json
 import time
@@ -37,6 +39,7 @@ from pipeline import __version__
 from pipeline.atomic import save_nifti, write_json, write_table
 from pipeline.nets import HarmonizationGenerator3D
 from pipeline.parallel import map_rows
+from pipeline.table_paths import resolve_paths
 
 __all__ = ["DIRECTIONS", "HarmonizerInfo", "file_sha256", "read_harmonizer_info", "load_generator",
            "harmonize_image", "harmonize_cohort", "read_harmonized"]
@@ -182,7 +185,7 @@ def harmonize_cohort(table: pd.DataFrame, checkpoint: str | Path, out: str | Pat
     missing = {"subject", "site", "image_cube", "mask_cube"} - set(table.columns)
     if missing:
         raise ValueError(f"table: missing column(s) {sorted(missing)}; expected the table of `mriharmony preprocess`")
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # workers get absolute paths; tables store them relative to themselves
     info = read_harmonizer_info(checkpoint)
     if info.get("domain_key", "site") != "site":
         raise ValueError(f"{checkpoint} translates between {info['domain_key']} values ({info['source_site']} <-> "
@@ -222,5 +225,6 @@ def read_harmonized(out: str | Path, *, only_ok: bool = True) -> pd.DataFrame:
     """The table written by :func:`harmonize_cohort` (by default only rows that succeeded)."""
     table = pd.read_csv(Path(out) / "harmonized.tsv", sep="\t", dtype={"subject": str, "session": str},
                         keep_default_na=False, na_values=["n/a"])
+    table = resolve_paths(table, out)
     table["session"] = table["session"].fillna("")
     return table[table["status"] == "ok"].reset_index(drop=True) if only_ok else table

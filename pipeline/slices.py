@@ -18,6 +18,8 @@ sagittal) is up. ``slices.tsv`` links every slice to its subject, session, site,
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Sequence
 
@@ -66,7 +68,7 @@ def to_png_array(plane: np.ndarray) -> np.ndarray:
 def extract_slices(table: pd.DataFrame, out: str | Path, *, views: Sequence[str] = ("axial", "coronal", "sagittal"),
                    mode: str = "mid", n: int = 20, image_column: str = "image_cube", png: bool = True) -> pd.DataFrame:
     """Write the slices of every row's ``image_column`` volume under ``out``; returns (and writes) slices.tsv."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # workers get absolute paths; tables store them relative to themselves
     if image_column not in table.columns:
         raise ValueError(f"table has no column {image_column!r} (columns: {list(table.columns)})")
     for view in views:

@@ -10,6 +10,8 @@ written at the generator's size with the affine of a reference preprocessed cube
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Mapping
 
@@ -61,7 +63,7 @@ def load_conditional_generator(checkpoint: str | Path) -> tuple[ConditionalGener
 def generate_conditional(checkpoint: str | Path, out: str | Path, counts: Mapping[str, int], *,
                          reference_image: str | Path, seed: int = 0, device: str = "cpu") -> pd.DataFrame:
     """Write ``counts[class]`` synthetic images per class into ``out``; returns (and writes) synthetic.tsv."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # workers get absolute paths; tables store them relative to themselves
     net, info = load_conditional_generator(checkpoint)
     net = net.to(device)
     names = list(info["class_names"])

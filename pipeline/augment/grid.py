@@ -32,6 +32,8 @@ trained model with identical settings is reused. A run asking for more synthetic
 
 from __future__ import annotations
 
+import os
+
 import logging
 import time
 from dataclasses import dataclass, field
@@ -337,7 +339,7 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
     """Run the grid into ``out``; returns ``{"runs", "summary", "quality"}`` tables (also written)."""
     if not isinstance(config, GridConfig):
         config = GridConfig.from_dict(config)
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # workers get absolute paths; tables store them relative to themselves
     out.mkdir(parents=True, exist_ok=True)
     runs = expand_runs(config)
     names = CLASS_NAMES[config.task]

@@ -9,6 +9,8 @@ and a JSON sidecar: generator, checkpoint SHA-256, source subject and image, cla
 
 from __future__ import annotations
 
+import os
+
 import json
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from pipeline.cohort import attach_splits, read_splits
 from pipeline.engines.site_pairs import find_splits_file
 from pipeline.harmonize import file_sha256, load_generator, read_harmonizer_info
 from pipeline.preprocess.batch import read_preprocessed
+from pipeline.table_paths import resolve_paths
 
 __all__ = ["translate_training_images", "read_synthetic"]
 
@@ -44,7 +47,7 @@ def translate_training_images(dataset_dir: str | Path, checkpoint: str | Path, o
     generator, checkpoint_sha256, source_subject, source_image, source_diagnosis, seed (none: the
     translation is deterministic, recorded as -1), site, age, sex. Re-runs skip finished images.
     """
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # workers get absolute paths; tables store them relative to themselves
     info = read_harmonizer_info(checkpoint)
     if info.get("domain_key", "site") != "diagnosis":
         raise ValueError(f"{checkpoint}: a class translator has domain_key 'diagnosis', this one maps "
@@ -95,4 +98,4 @@ def read_synthetic(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if path.is_dir():
         path = path / "synthetic.tsv"
-    return pd.read_csv(path, sep="\t", dtype={"source_subject": str}, keep_default_na=False)
+    return resolve_paths(pd.read_csv(path, sep="\t", dtype={"source_subject": str}, keep_default_na=False), path.parent)

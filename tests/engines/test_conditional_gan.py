@@ -22,22 +22,35 @@ def _toy(n: int = 32, size: int = 16) -> list[dict]:
     return items
 
 
-def test_generated_classes_differ_the_way_the_data_do():
-    torch.manual_seed(0)
+def _class_gap(seed: int, lr: float = 1e-3) -> float:
+    """Bright-class minus dark-class mean in the ball's centre of 8 + 8 samples after 40 epochs (data: 0.60)."""
+    torch.manual_seed(seed)
     gen = ConditionalGenerator3D(spatial_size=16, channels=8, latent_dim=16)
     disc = ConditionalDiscriminator3D(spatial_size=16, channels=8)
     trainer = ConditionalGANTrainer(
-        "cpu", 40, DataLoader(_toy(), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(0)),
-        gen, disc, torch.optim.Adam(gen.parameters(), 1e-3, betas=(0.0, 0.9)),
-        torch.optim.Adam(disc.parameters(), 4e-3, betas=(0.0, 0.9)))
+        "cpu", 40, DataLoader(_toy(), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(seed)),
+        gen, disc, torch.optim.Adam(gen.parameters(), lr, betas=(0.0, 0.9)),
+        torch.optim.Adam(disc.parameters(), 4 * lr, betas=(0.0, 0.9)), seed=seed)
     trainer.run()
     assert set(trainer.state.output) >= {"loss", "g_loss", "d_loss"}
     gen.eval()
     with torch.no_grad():
         samples = gen.sample(torch.tensor([0] * 8 + [1] * 8), torch.Generator().manual_seed(1))
     centre = samples[:, 0, 5:11, 5:11, 5:11].mean(dim=(1, 2, 3))
-    dark, bright = centre[:8].mean().item(), centre[8:].mean().item()
-    assert bright - dark > 0.3, (dark, bright)  # the data: 0.25 vs 0.85
+    return centre[8:].mean().item() - centre[:8].mean().item()
+
+
+def test_generated_classes_differ_the_way_the_data_do():
+    """The median over 3 seeds of the class gap is far from the untrained generator's.
+
+    One seed's path depends on the CPU's rounding (an AVX-512 machine gave a gap of 0.25 where this one gave
+    0.30 for the same seed); measured here over seeds 0-4: 0.19-0.30, with lr = 0 (learning broken): 0.01.
+    The bound 0.12 sits between them, and the control runs in the test so a broken trainer fails it.
+    """
+    gaps = sorted(_class_gap(seed) for seed in range(3))
+    broken = _class_gap(0, lr=0.0)
+    assert abs(broken) < 0.06, broken  # an untrained generator does not tell the classes apart
+    assert gaps[1] > 0.12, gaps  # the data's gap is 0.60: the brighter class is generated brighter
 
 
 def test_bf16_autocast_and_channels_last_reach_the_steps():

@@ -15,7 +15,8 @@ Site effects show here first: contrast, noise and ghosting differ between scanne
 MRIQC segments the tissues with FSL FAST; here the white and grey matter come from the template's tissue
 priors (probability >= 0.9 and >= 0.7, inside the image's own brain mask) on the 2 mm MNI box after the rigid
 registration, a cheaper approximation that needs no extra segmentation. The head and the air come from Otsu's
-threshold on the native image: air is everything outside the head mask grown by 4 voxels.
+threshold on the native image, subsampled to about 2 million voxels (every second voxel of a 1 mm head): air is
+everything outside the head mask grown by 2 (subsampled) voxels; EFC and FBER are computed on the same voxels.
 
 Example:
     >>> import numpy as np
@@ -60,15 +61,21 @@ def entropy_focus_criterion(data: np.ndarray) -> float:
 
 
 def _head_and_air(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    small = sitk.GetImageFromArray(np.ascontiguousarray(raw[::2, ::2, ::2], dtype=np.float32))
     otsu = sitk.OtsuThresholdImageFilter()
     otsu.SetInsideValue(0)
     otsu.SetOutsideValue(1)
-    otsu.Execute(small)
+    otsu.Execute(sitk.GetImageFromArray(np.ascontiguousarray(raw, dtype=np.float32)))
     head = raw > otsu.GetThreshold()
-    head = ndi.binary_fill_holes(ndi.binary_closing(head, iterations=2))
-    air = ~ndi.binary_dilation(head, iterations=4)
+    head = ndi.binary_fill_holes(ndi.binary_closing(head, iterations=1))
+    air = ~ndi.binary_dilation(head, iterations=2)
     return head, air
+
+
+def _subsampled(raw: np.ndarray, voxels: int = 2_000_000) -> np.ndarray:
+    """Every k-th voxel along each axis so that about ``voxels`` remain: the native-space statistics (air noise,
+    FBER, EFC) change little, and a 1 mm head costs a tenth of the time."""
+    step = max(1, int(np.ceil((raw.size / voxels) ** (1 / 3))))
+    return raw[::step, ::step, ::step]
 
 
 def image_quality_metrics(raw: np.ndarray, image_2mm: np.ndarray, mask_2mm: np.ndarray) -> dict[str, float]:
@@ -81,7 +88,8 @@ def image_quality_metrics(raw: np.ndarray, image_2mm: np.ndarray, mask_2mm: np.n
     """
     priors = tissue_priors_on_box()
     wm, gm = image_2mm[priors["wm"] & mask_2mm], image_2mm[priors["gm"] & mask_2mm]
-    head, air = _head_and_air(np.asarray(raw, dtype=np.float32))
+    raw = _subsampled(np.asarray(raw, dtype=np.float32))
+    head, air = _head_and_air(raw)
     sigma_air = float(raw[air].std()) if air.any() else 0.0
     if len(wm) < 10 or len(gm) < 10:
         tissue = dict.fromkeys(("snr_wm", "cnr", "cjv", "wm_gm_ratio"), float("nan"))

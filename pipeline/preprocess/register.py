@@ -32,7 +32,7 @@ from scipy import ndimage as ndi
 from pipeline.preprocess.config import RegisterConfig
 from pipeline.templates import MNI_BOX_AFFINE, template_on_box
 
-__all__ = ["RigidResult", "rigid_register", "template_box_image", "to_ants", "moving_image"]
+__all__ = ["RigidResult", "rigid_register", "template_box_image", "to_ants", "moving_image", "crop_to_nonzero"]
 
 
 def to_ants(data: np.ndarray, affine: np.ndarray) -> ants.ANTsImage:
@@ -53,6 +53,24 @@ def template_box_image(name: str = "t1") -> ants.ANTsImage:
     return to_ants(template_on_box()[name], MNI_BOX_AFFINE)
 
 
+def crop_to_nonzero(where: np.ndarray, affine: np.ndarray, margin: int | np.ndarray, *arrays: np.ndarray
+                    ) -> tuple[list[np.ndarray], np.ndarray]:
+    """``arrays`` cropped to the box of ``where`` plus ``margin`` voxels, and the affine of the cropped grid.
+
+    For skull-stripped images this is lossless (everything outside is zero) and cuts the work of resampling
+    a 1 mm head about fourfold. Nothing is cropped when ``where`` is empty.
+    """
+    found = np.argwhere(where)
+    if not len(found):
+        return list(arrays), affine
+    low = np.maximum(found.min(0) - margin, 0)
+    high = np.minimum(found.max(0) + margin + 1, where.shape)
+    box = tuple(slice(lo, hi) for lo, hi in zip(low, high))
+    cropped = affine.copy()
+    cropped[:3, 3] = affine[:3, :3] @ low + affine[:3, 3]
+    return [np.ascontiguousarray(a[box]) for a in arrays], cropped
+
+
 def moving_image(brain: nib.Nifti1Image, voxel_mm: float) -> ants.ANTsImage:
     """``brain`` as an ANTs image, anti-aliased and resampled to ``voxel_mm`` isotropic (0, or an image no finer
     than that: as it is).
@@ -65,16 +83,7 @@ def moving_image(brain: nib.Nifti1Image, voxel_mm: float) -> ants.ANTsImage:
     zooms = np.sqrt((brain.affine[:3, :3] ** 2).sum(axis=0))
     if not voxel_mm or zooms.min() >= voxel_mm - 1e-3:
         return to_ants(data, brain.affine)
-    nonzero = np.argwhere(data != 0)
-    if len(nonzero):
-        margin = np.ceil(2 * voxel_mm / zooms).astype(int)
-        low = np.maximum(nonzero.min(0) - margin, 0)
-        high = np.minimum(nonzero.max(0) + margin + 1, data.shape)
-        data = data[low[0]:high[0], low[1]:high[1], low[2]:high[2]]
-        affine = brain.affine.copy()
-        affine[:3, 3] = brain.affine[:3, :3] @ low + brain.affine[:3, 3]
-    else:
-        affine = brain.affine
+    (data,), affine = crop_to_nonzero(data != 0, brain.affine, np.ceil(2 * voxel_mm / zooms).astype(int), data)
     sigma_voxels = 0.42 * np.sqrt(np.maximum(voxel_mm**2 - zooms**2, 0.0)) / zooms
     smoothed = ndi.gaussian_filter(data, sigma_voxels, truncate=3.0)
     return ants.resample_image(to_ants(smoothed, affine), (voxel_mm,) * 3, use_voxels=False, interp_type=0)

@@ -16,17 +16,23 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Resize, SpatialPad
 
-from pipeline.preprocess.register import template_box_image, to_ants
+from pipeline.preprocess.register import crop_to_nonzero, template_box_image, to_ants
 from pipeline.templates import MNI_BOX_AFFINE, MNI_BOX_SHAPE
 
 __all__ = ["to_template_box", "to_cube"]
 
 
 def to_template_box(img: nib.Nifti1Image, mask: np.ndarray, transform: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Resample the image (linear) and its mask onto the 2 mm MNI box with the rigid transform."""
+    """Resample the image (linear) and its mask onto the 2 mm MNI box with the rigid transform.
+
+    ``img`` must be zero outside ``mask`` (the skull-stripped brain): only the mask's box is resampled.
+    """
     box = template_box_image("t1")
-    moving = to_ants(np.asarray(img.dataobj), img.affine)
-    moving_mask = to_ants(mask, img.affine)
+    # the brain's box only (plus 2 voxels for the interpolation kernel): the same result for a fraction of the work
+    (data, mask_data), affine = crop_to_nonzero(mask, img.affine, 2, np.asarray(img.dataobj, dtype=np.float32),
+                                                mask.astype(np.float32))
+    moving = to_ants(data, affine)
+    moving_mask = to_ants(mask_data, affine)
     image = ants.apply_transforms(box, moving, [str(transform)], interpolator="linear").numpy()
     box_mask = ants.apply_transforms(box, moving_mask, [str(transform)], interpolator="linear").numpy() > 0.5
     return image.astype(np.float32), box_mask

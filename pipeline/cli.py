@@ -69,7 +69,8 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     n_ok = len(result.ok)
     print(f"preprocessed {n_ok} of {len(result.table)} images in {result.seconds:.1f} s -> {out / 'preprocessed.tsv'}")
     if len(result.failures):
-        print(f"{len(result.failures)} failed (details in {out / 'failures.tsv'}):")
+        n_qc = int((result.failures["step"] == "qc").sum())
+        print(f"{len(result.failures) - n_qc} failed, {n_qc} stopped by the QC gate (details in {out / 'failures.tsv'}):")
         for _, row in result.failures.iterrows():
             print(f"  - sub-{row['subject']} {row.get('session') or ''} [{row['step']}]: {row['reason']}")
         return 1

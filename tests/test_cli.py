@@ -12,6 +12,7 @@ import yaml
 from pipeline.cli import main
 from pipeline.cohort import check_no_leakage
 from tests.conftest import TINY_DEMO, mriharmony_exe
+from pipeline.table_paths import read_table
 
 COMMANDS = ["demo", "report", "phantom", "preprocess", "harmonize", "slices", "benchmark", "evaluate", "augment-grid", "cohort",
             "split"]
@@ -54,15 +55,15 @@ def test_demo_smoke(tiny_demo):
     assert sum(summary["splits"].values()) == 10
     assert summary["sites"][-1]["site"] == "all" and summary["sites"][-1]["images"] == 12
     assert (out / "logs" / "demo.log").read_text().count("phantom: 12 images") == 1
-    preprocessed = pd.read_csv(out / "preprocessed" / "preprocessed.tsv", sep="\t")
+    preprocessed = read_table(out / "preprocessed" / "preprocessed.tsv")
     assert summary["preprocessed_ok"] == 12 and (preprocessed["status"] == "ok").all()
     assert "preprocessed: 12 of 12 images" in stdout
     # harmonization: ukb (source) <-> oasis; every oasis image (3 + the traveling subject's) goes "to source",
     # every ukb image "to target" (the benchmark's third condition)
     assert (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").exists() and "CycleGAN ukb <-> oasis" in stdout
-    harmonized = pd.read_csv(out / "harmonized" / "harmonized.tsv", sep="\t", keep_default_na=False)
+    harmonized = read_table(out / "harmonized" / "harmonized.tsv", keep_default_na=False)
     assert sorted(harmonized.loc[harmonized["harmonized"], "site"]) == ["oasis"] * 4
-    to_target = pd.read_csv(out / "harmonized_to_target" / "harmonized.tsv", sep="\t", keep_default_na=False)
+    to_target = read_table(out / "harmonized_to_target" / "harmonized.tsv", keep_default_na=False)
     assert sorted(to_target.loc[to_target["harmonized"], "site"]) == ["ukb"] * 4
     fidelity = pd.read_csv(out / "harmonized" / "traveling_fidelity.tsv", sep="\t")
     assert list(fidelity["subject"]) == ["trav01"] and 0 < fidelity.loc[0, "identity_mae"] < 0.2

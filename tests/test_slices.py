@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline.slices import extract_slices, slice_indices, to_png_array, view_axis
+from pipeline.table_paths import read_table
 
 
 @pytest.fixture()
@@ -63,7 +64,7 @@ def test_mid_slices_are_exact_and_labelled(table, tmp_path):
     # the PIR volume's sagittal view cuts its third array axis
     pir_sag = result[(result["subject"] == "s1") & (result["view"] == "sagittal")].iloc[0]
     assert pir_sag["axis"] == 2 and np.load(pir_sag["npy"]).shape == (8, 10)
-    written = pd.read_csv(tmp_path / "slices" / "slices.tsv", sep="\t")
+    written = read_table(tmp_path / "slices" / "slices.tsv")
     assert len(written) == 6 and set(written["subject"]) == {"s0", "s1"}
 
 

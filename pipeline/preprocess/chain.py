@@ -185,7 +185,7 @@ def preprocess_image(row: dict[str, Any], config: PreprocessConfig, out: str | P
                 gate_numbers = {"template_overlap": round(template_overlap(mask_2mm), 4),
                                 "fov_coverage": round(fov_coverage(rigid.transform, img.affine, img.shape), 4),
                                 **image_quality_metrics(np.asarray(img.dataobj), image_2mm, mask_2mm)}
-            step = "resample"
+            step = "intensity"
             with _timed("intensity", seconds):
                 image_2mm = masked_minmax(image_2mm, mask_2mm, config.output.percentiles)
                 image_cube, mask_cube, cube_affine = to_cube(image_2mm, mask_2mm, config.output.cube_size)

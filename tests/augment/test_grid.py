@@ -20,6 +20,7 @@ from pipeline.cli import main
 from pipeline.cohort import read_splits, split_subjects
 from pipeline.config import ConfigError
 from pipeline.preprocess.batch import read_preprocessed
+from pipeline.table_paths import read_table
 
 ARMS = {"none": {}, "classical": {"augment": True}, "oversampling": {"extra": "real"},
         "translation_AD": {"extra": "translation", "classes": ["AD"]}, "conditional": {"extra": "conditional"},
@@ -45,7 +46,7 @@ def grid(ad_pair, tmp_path_factory) -> Path:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", dtype={"subject": str, "source_subject": str}, keep_default_na=False)
+    return read_table(path, dtype={"subject": str, "source_subject": str}, keep_default_na=False)
 
 
 def test_split_and_generators_use_training_subjects_only(grid, ad_pair):

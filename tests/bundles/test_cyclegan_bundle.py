@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from pipeline.engines import site_pair_data
 from pipeline.harmonize import load_generator
+from pipeline.table_paths import read_table
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "cyclegan_harmonization"
@@ -70,7 +71,7 @@ def test_inference_harmonizes_the_source_site(trained, contrast_pair, tmp_path):
     out = tmp_path / "harm"
     bundle("run", "--config_file", INFER, "--bundle_root", str(trained), "--dataset_dir",
            str(contrast_pair / "preprocessed"), "--output_dir", str(out), "--direction", "to_target")
-    table = pd.read_csv(out / "harmonized.tsv", sep="\t", keep_default_na=False)
+    table = read_table(out / "harmonized.tsv", keep_default_na=False)
     dark = table[table["site"] == "dark"]
     assert len(dark) > 0 and dark["harmonized"].all() and not table.loc[table["site"] == "bright", "harmonized"].any()
     row = dark.iloc[0]

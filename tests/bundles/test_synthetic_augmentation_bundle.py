@@ -16,6 +16,7 @@ from pipeline.augment.generate import generate_conditional, load_conditional_gen
 from pipeline.downstream import task_table
 from pipeline.harmonize import file_sha256
 from tests.bundles.test_cyclegan_bundle import REPO, bundle
+from pipeline.table_paths import read_table
 
 BUNDLE = REPO / "bundles" / "synthetic_augmentation"
 TRAIN = str(BUNDLE / "configs" / "train_conditional.yaml")
@@ -42,11 +43,11 @@ def test_trains_on_training_subjects_only(trained, ad_pair):
 
 
 def test_generate_writes_counts_with_provenance_and_seeds(trained, ad_pair, tmp_path):
-    reference = pd.read_csv(ad_pair / "preprocessed" / "preprocessed.tsv", sep="\t")["image_cube"].iloc[0]
+    reference = read_table(ad_pair / "preprocessed" / "preprocessed.tsv")["image_cube"].iloc[0]
     out = tmp_path / "synthetic"
     bundle("run", "--config_file", GENERATE, "--bundle_root", str(trained), "--output_dir", str(out),
            "--reference_image", reference, "--counts", "{'CN': 2, 'AD': 3}", "--seed", "5")
-    table = pd.read_csv(out / "synthetic.tsv", sep="\t", keep_default_na=False)
+    table = read_table(out / "synthetic.tsv", keep_default_na=False)
     assert table["diagnosis"].value_counts().to_dict() == {"AD": 3, "CN": 2}
     assert sorted(table["seed"]) == [5, 6, 7, 8, 9] and (table["generator"] == "conditional").all()
     assert (table["checkpoint_sha256"] == file_sha256(trained / "models" / "conditional.pt")).all()

@@ -17,6 +17,7 @@ from pipeline.evaluate.traveling import image_fidelity
 from pipeline.harmonize import harmonize_cohort, read_harmonized
 from pipeline.nets import HarmonizationGenerator3D
 from pipeline.preprocess.batch import read_preprocessed
+from pipeline.table_paths import read_table
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def evaluation(contrast_pair, tmp_path_factory) -> Path:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", dtype={"subject": str}, keep_default_na=False)
+    return read_table(path, dtype={"subject": str}, keep_default_na=False)
 
 
 def test_probe_finds_raw_sites_and_combat_removes_them_from_features(evaluation):

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.report import SECTION_IDS, build_report, format_cell
+from pipeline.table_paths import read_table
 
 
 def _same(a, b) -> bool:
@@ -36,7 +37,7 @@ def test_report_numbers_are_the_run_files(report):
     out, page, html = report
     sections = page["sections"]
     assert list(sections) == list(SECTION_IDS) and all(s["present"] and not s["missing"] for s in sections.values())
-    preprocessed = pd.read_csv(out / "preprocessed" / "preprocessed.tsv", sep="\t")
+    preprocessed = read_table(out / "preprocessed" / "preprocessed.tsv")
     per_site = sections["preprocessing"]["tables"]["Images per site"]
     assert {r["site"]: r["ok"] for r in per_site} == (preprocessed["status"] == "ok").groupby(preprocessed["site"]).sum().to_dict()
     assert {r["site"]: r["mask_ml_median"] for r in per_site} == pytest.approx(

@@ -54,6 +54,7 @@ def test_motion_is_applied_as_stated(colin27):
     assert np.linalg.norm(centre(brain) - expected) < 1.5
 
 
+@pytest.mark.slow  # about 2.5 min (a dense reference registration and two 1 mm heads): CI runs it with test-slow
 def test_real_heads_register_pose_invariantly_with_a_brain_mask_like_bet(real_head_rows):
     rows = real_head_rows
     assert len(rows) == len(MOTIONS)

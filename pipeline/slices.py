@@ -3,9 +3,11 @@
 Two modes:
 
 - ``mid``: the middle slice of each requested view (axial, coronal, sagittal), as the three-view
-  network of 000_1e44e9787d42b2ab.txt uses;
+  network of Wang 2020 ("MRI-based Diagnosis of Alzheimer's Disease using Deep
+  Learning with CycleGAN for Data Augmentation") uses;
 - ``range``: ``n`` neighbouring slices of each view around its centre (indices
-  ``c - n // 2 ... c - n // 2 + n - 1``), as in 002_61cb6227eb70532a.txt.
+  ``c - n // 2 ... c - n // 2 + n - 1``), as in the blog post "Detecting Alzheimer's
+  disease with deep learning" (2019).
 
 Views follow the image's orientation from its affine, not array order: sagittal slices cut the
 left-right axis, coronal the anterior-posterior axis, axial the superior-inferior axis. Each slice is

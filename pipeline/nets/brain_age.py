@@ -1,4 +1,5 @@
-"""The brain-age 3D CNN of 004_4366c5eb5f86a314.txt (section 4.2).
+"""The brain-age 3D CNN of Komandur et al., "Unsupervised harmonization of brain MRI using 3D CycleGANs
+and its effect on brain age prediction" (section 4.2).
 
 "A model with 5 3D-convolutional layers (output sizes: 32, 64, 128, 256 and 256), with a max pool in
 the first 3 layers. These layers were followed by LeakyReLU non-linearity and batch normalization.

@@ -1,4 +1,5 @@
-"""The 3D PatchGAN discriminator of 004_4366c5eb5f86a314.txt (section "Discriminator").
+"""The 3D PatchGAN discriminator of Komandur et al., "Unsupervised harmonization of brain MRI using 3D
+CycleGANs and its effect on brain age prediction" (section "Discriminator").
 
 Five convolutions with kernel 4 and padding 1: 1 -> 32 -> 64 -> 128 -> 256 -> 1 channels,
 InstanceNorm3d after all but the first and the last, ReLU after all but the last (the paper's

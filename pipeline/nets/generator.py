@@ -1,4 +1,5 @@
-"""The 3D CycleGAN generator of 004_4366c5eb5f86a314.txt (section "Generator").
+"""The 3D CycleGAN generator of Komandur et al., "Unsupervised harmonization of brain MRI using 3D
+CycleGANs and its effect on brain age prediction" (section "Generator").
 
 Layout, with the paper's widths (``channels=32``, ``n_residual=5``); every convolution has kernel 3
 and padding 1, and is followed by InstanceNorm3d + ReLU except the last one:

@@ -1,4 +1,5 @@
-"""The three-view 2D classifier of 000_1e44e9787d42b2ab.txt: one ResNet branch per view (axial,
+"""The three-view 2D classifier of S. Wang, "MRI-based Diagnosis of Alzheimer's Disease using Deep
+Learning with CycleGAN for Data Augmentation" (2020): one ResNet branch per view (axial,
 coronal, sagittal mid-slice), features concatenated, a fully connected head.
 
 Input: (N, 3, H, W), channel i = view i (``mriharmony slices`` of a 64^3 cube gives three 64x64

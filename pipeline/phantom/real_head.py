@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial.transform import Rotation
 
-__all__ = ["COLIN27_PACKAGE", "Colin27", "find_colin27", "HeadMotion", "move_head", "axis_directions"]
+__all__ = ["COLIN27_PACKAGE", "Colin27", "default_cache", "find_colin27", "HeadMotion", "move_head", "axis_directions"]
 
 COLIN27_PACKAGE = "mricron-data"
 _COLIN27_SUBDIR = Path("usr/share/mricron/templates")

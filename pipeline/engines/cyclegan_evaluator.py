@@ -2,12 +2,15 @@
 CheckpointSaver on the key metric, StatsHandler and TensorBoard work unchanged).
 
 Per batch it computes ``fake = G_X(x)`` and the cycle reconstruction ``G_Y(G_X(x))``. Metrics
-(MONAI metric classes through ``IgniteMetricHandler``), all on [0, 1] images:
+(:class:`~pipeline.evaluate.fidelity.MaskedFidelityMetric` through ``IgniteMetricHandler``), all on [0, 1]
+images and inside the brain (the nonzero voxels: preprocessing zeroes the background, which would
+otherwise shrink MAE and inflate SSIM):
 
-- with traveling pairs (``y`` = the same subject's real site-Y image): ``travel_mae``,
-  ``travel_ssim``, ``travel_psnr`` of G_X(x) against y, and beside them the identity baseline
-  ``identity_mae``, ``identity_ssim``, ``identity_psnr`` of x itself against y;
-- always: ``cycle_mae``, ``cycle_ssim`` of the reconstruction against x.
+- with traveling pairs (``y`` = the same subject's real site-Y image), inside the union of x's and y's
+  brains: ``travel_mae``, ``travel_ssim``, ``travel_psnr`` of G_X(x) against y, and beside them the
+  identity baseline ``identity_mae``, ``identity_ssim``, ``identity_psnr`` of x itself against y; the
+  whole-cube ``travel_mae_cube`` and ``identity_mae_cube`` for comparison with older logs;
+- always: ``cycle_mae``, ``cycle_ssim`` of the reconstruction against x, inside x's brain.
 
 The key metric (checkpoint selection) is ``travel_mae`` when pairs exist, else ``cycle_mae``;
 lower is better, so the evaluator compares with ``<`` and CheckpointSaver needs
@@ -20,9 +23,10 @@ from typing import Any, Callable, Sequence
 
 import torch
 from monai.engines import Evaluator
-from monai.handlers import IgniteMetricHandler, MeanAbsoluteError, PeakSignalToNoiseRatio
-from monai.metrics import SSIMMetric
+from monai.handlers import IgniteMetricHandler, MeanAbsoluteError
 from torch import nn
+
+from pipeline.evaluate.fidelity import MaskedFidelityMetric, brain_mask
 
 __all__ = ["CycleGANEvaluator", "cyclegan_metrics", "key_metric_name"]
 
@@ -35,21 +39,24 @@ def _pick(a: str, b: str) -> Callable[[dict], tuple]:
     return lambda output: (output[a], output[b])
 
 
+def _pick_masked(a: str, b: str, mask: str) -> Callable[[dict], tuple]:
+    """(prediction, reference with the mask as its second channel), as MaskedFidelityMetric expects."""
+    return lambda output: (output[a], torch.cat([output[b], output[mask].float()], dim=1))
+
+
 def cyclegan_metrics(paired: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """(key metric, additional metrics) as Ignite metrics, for a paired or unpaired validation set."""
 
-    def ssim() -> SSIMMetric:
-        return SSIMMetric(spatial_dims=3, data_range=1.0)  # Gaussian window 11, sigma 1.5 (Wang et al. 2004)
+    def masked(metric: str, pred: str, ref: str, mask: str) -> IgniteMetricHandler:
+        return IgniteMetricHandler(metric_fn=MaskedFidelityMetric(metric), output_transform=_pick_masked(pred, ref, mask))
 
-    metrics: dict[str, Any] = {
-        "cycle_mae": MeanAbsoluteError(output_transform=_pick("cycle", "x")),
-        "cycle_ssim": IgniteMetricHandler(metric_fn=ssim(), output_transform=_pick("cycle", "x")),
-    }
+    metrics: dict[str, Any] = {"cycle_mae": masked("mae", "cycle", "x", "mask_x"),
+                               "cycle_ssim": masked("ssim", "cycle", "x", "mask_x")}
     if paired:
         for name, pred in (("travel", "fake"), ("identity", "x")):
-            metrics[f"{name}_mae"] = MeanAbsoluteError(output_transform=_pick(pred, "y"))
-            metrics[f"{name}_ssim"] = IgniteMetricHandler(metric_fn=ssim(), output_transform=_pick(pred, "y"))
-            metrics[f"{name}_psnr"] = PeakSignalToNoiseRatio(max_val=1.0, output_transform=_pick(pred, "y"))
+            for metric in ("mae", "ssim", "psnr"):
+                metrics[f"{name}_{metric}"] = masked(metric, pred, "y", "mask_xy")
+            metrics[f"{name}_mae_cube"] = MeanAbsoluteError(output_transform=_pick(pred, "y"))
     key = key_metric_name(paired)
     return {key: metrics.pop(key)}, metrics
 
@@ -86,7 +93,8 @@ class CycleGANEvaluator(Evaluator):
         with torch.no_grad(), torch.autocast(torch.device(device).type, enabled=self.amp):
             fake = self.g_xy(x)
             cycle = self.g_yx(fake)
-        output = {"x": x, "fake": fake.float(), "cycle": cycle.float()}
+        output = {"x": x, "fake": fake.float(), "cycle": cycle.float(), "mask_x": brain_mask(x)}
         if self.paired:
             output["y"] = batchdata["y"].to(device).float()
+            output["mask_xy"] = brain_mask(x, output["y"])
         return output

@@ -7,6 +7,7 @@ differences between augmentation arms (``paired_difference``), and the harmoniza
 
 from __future__ import annotations
 
-from pipeline.evaluate.traveling import image_fidelity, traveling_fidelity
+from pipeline.evaluate.fidelity import image_fidelity
+from pipeline.evaluate.traveling import traveling_fidelity
 
 __all__ = ["image_fidelity", "traveling_fidelity"]

@@ -13,7 +13,8 @@ flatters it), every condition is scored the same way:
   and linear on the regional features; subject-level cross-validation, bootstrap intervals.
 - t-SNE of the 8^3 volumes (:mod:`pipeline.evaluate.tsne`), one panel per image condition.
 - Traveling subjects (present at both sites in the split): MAE / PSNR / SSIM of the target-site image
-  under each condition against the same subject's real reference-site image.
+  under each condition against the same subject's real reference-site image, inside the union of both
+  images' brain masks (:mod:`pipeline.evaluate.fidelity`), whole-cube values beside.
 - Biological signal (:mod:`pipeline.evaluate.biological_signal`): age slope, AD effect and site effect
   of the regional T1 measures per condition.
 
@@ -43,7 +44,7 @@ from pipeline.evaluate.combat import ComBat
 from pipeline.evaluate.intensity_baselines import fit_intensity_baseline
 from pipeline.evaluate.regional_features import REGIONS, regional_means
 from pipeline.evaluate.site_probe import site_probe
-from pipeline.evaluate.traveling import image_fidelity
+from pipeline.evaluate.fidelity import image_fidelity
 from pipeline.evaluate.tsne import tsne_figure, tsne_table
 from pipeline.preprocess.batch import read_preprocessed
 
@@ -51,6 +52,7 @@ __all__ = ["evaluate_harmonization", "format_evaluation", "BASELINE_NAMES"]
 
 BASELINE_NAMES = ("identity", "histogram", "zscore", "combat")
 FEATURES = [f"{r}_mean" for r in REGIONS]
+TRAVEL_METRICS = ("mae", "psnr", "ssim", "mae_cube", "psnr_cube", "ssim_cube")  # in the brain mask; whole cube
 log = logging.getLogger("mriharmony.evaluate")
 
 
@@ -127,7 +129,7 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path, out:
             result = site_probe(rows, probe=probe, volumes=pooled[size], n_resamples=n_resamples, seed=seed)
             probe_rows.append(_probe_row(name, probe, result))
         tsne_tables[name] = tsne_table(pooled[8], rows, condition=name, seed=seed)
-        travel_rows += _traveling(name, arrays, rows, target, reference)
+        travel_rows += _traveling(name, arrays, masks, rows, target, reference)
     for name, table_features in features.items():
         result = site_probe(rows, probe="linear", volumes=table_features[FEATURES].to_numpy(np.float32),
                             n_resamples=n_resamples, seed=seed)
@@ -136,7 +138,7 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path, out:
                                               condition=name))
     probe_table = pd.DataFrame(probe_rows)
     tsne = pd.concat(tsne_tables.values(), ignore_index=True)
-    travel = pd.DataFrame(travel_rows, columns=["condition", "subject", "mae", "psnr", "ssim"])
+    travel = pd.DataFrame(travel_rows, columns=["condition", "subject", *TRAVEL_METRICS])
     effects = pd.concat(effect_rows, ignore_index=True)
     feature_table = pd.concat([pd.concat([demographics, f[FEATURES]], axis=1).assign(condition=n)
                                for n, f in features.items()], ignore_index=True)
@@ -150,7 +152,7 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path, out:
               "reference_site": reference, "split": split, "n_images": int(len(rows)),
               "n_subjects": int(rows["subject"].nunique()), "conditions": list(features), "probes": list(probes),
               "seed": seed, "site_probe": probe_table.to_dict(orient="records"),
-              "traveling": travel.groupby("condition")[["mae", "psnr", "ssim"]].mean().reset_index().to_dict(orient="records")
+              "traveling": travel.groupby("condition", sort=False)[list(TRAVEL_METRICS)].mean().reset_index().to_dict(orient="records")
               if len(travel) else [], "biological": effects.to_dict(orient="records"),
               "seconds": time.perf_counter() - started}
     write_json(out / "evaluation.json", report)
@@ -166,7 +168,8 @@ def format_evaluation(report: dict) -> str:
               for row in report["site_probe"]]
     if report["traveling"]:
         lines.append("traveling subjects against their real reference-site image (mean):")
-        lines += [f"  {row['condition']:<10} MAE {row['mae']:.4f}  PSNR {row['psnr']:.1f} dB  SSIM {row['ssim']:.3f}"
+        lines += [f"  {row['condition']:<10} in the brain: MAE {row['mae']:.4f}  PSNR {row['psnr']:.1f} dB  SSIM "
+                  f"{row['ssim']:.3f}; whole cube: MAE {row['mae_cube']:.4f}  SSIM {row['ssim_cube']:.3f}"
                   for row in report["traveling"]]
     return "\n".join(lines)
 
@@ -189,7 +192,10 @@ def _combat(table: pd.DataFrame, rows: pd.DataFrame, evaluated: pd.DataFrame) ->
     return pd.DataFrame(combat.transform(evaluated[FEATURES].to_numpy(), rows["site"], rows), columns=FEATURES)
 
 
-def _traveling(condition: str, arrays: list[np.ndarray], rows: pd.DataFrame, target: str, reference: str) -> list[dict]:
+def _traveling(condition: str, arrays: list[np.ndarray], masks: list[np.ndarray], rows: pd.DataFrame, target: str,
+               reference: str) -> list[dict]:
+    """Fidelity of each traveling subject's target-site image to its reference-site image, inside the union of
+    the two images' brain masks (the same mask for every condition), whole-cube values beside."""
     out = []
     for subject, part in rows.groupby("subject"):
         if set(part["site"]) >= {target, reference}:
@@ -197,5 +203,6 @@ def _traveling(condition: str, arrays: list[np.ndarray], rows: pd.DataFrame, tar
             j = part.index[part["site"] == reference][0]
             x = torch.from_numpy(arrays[i])[None, None]
             y = torch.from_numpy(arrays[j])[None, None]
-            out.append({"condition": condition, "subject": subject, **image_fidelity(x, y)})
+            mask = torch.from_numpy(masks[i] | masks[j])[None, None]
+            out.append({"condition": condition, "subject": subject, **image_fidelity(x, y, mask)})
     return out

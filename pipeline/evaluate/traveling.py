@@ -1,9 +1,10 @@
 """Traveling-subject fidelity: a harmonized image against the same subject's real image at the
 site it was harmonized to, beside the identity baseline (the unharmonized image against it).
 
-Metrics are MONAI's (MAE, PSNR with data range 1, SSIM with a Gaussian window of 11 and sigma
-1.5) over the whole 64^3 volume in [0, 1], the same as the CycleGAN bundle's validation, so
-numbers are comparable between training logs and evaluation.
+Metrics (:mod:`pipeline.evaluate.fidelity`): MAE, PSNR and SSIM inside the brain - the union of the
+input image's and the real reference image's brain masks, the same mask for the harmonized image and
+for the identity baseline - with the whole-cube values beside as ``*_cube`` columns. The CycleGAN
+bundle's validation computes the same, so training logs and evaluations are comparable.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
-from monai.metrics import MAEMetric, PSNRMetric, SSIMMetric
+
+from pipeline.evaluate.fidelity import image_fidelity
 
 __all__ = ["image_fidelity", "traveling_fidelity"]
 
@@ -21,13 +23,9 @@ def _load(path: str) -> torch.Tensor:
     return torch.from_numpy(np.asarray(nib.load(path).dataobj, dtype=np.float32))[None, None]
 
 
-def image_fidelity(image: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
-    """MAE, PSNR and SSIM of ``image`` against ``reference`` (tensors N, 1, D, H, W in [0, 1])."""
-    return {
-        "mae": float(MAEMetric()(image, reference).mean()),
-        "psnr": float(PSNRMetric(max_val=1.0)(image, reference).mean()),
-        "ssim": float(SSIMMetric(spatial_dims=3, data_range=1.0)(image, reference).mean()),
-    }
+def _mask(path: str | float | None, image: torch.Tensor) -> torch.Tensor:
+    """The brain mask file of a row, or the image's nonzero voxels when the row has none."""
+    return _load(str(path)) > 0 if isinstance(path, str) and path else image != 0
 
 
 def traveling_fidelity(harmonized: pd.DataFrame, *, output_site: str, subjects: list[str] | None = None) -> pd.DataFrame:
@@ -40,7 +38,7 @@ def traveling_fidelity(harmonized: pd.DataFrame, *, output_site: str, subjects: 
         subjects: restrict to these subjects (e.g. the test split); default all traveling subjects.
 
     Columns: subject, input_site, then ``harmonized_<metric>`` and ``identity_<metric>`` for mae,
-    psnr, ssim.
+    psnr, ssim (inside the brain) and mae_cube, psnr_cube, ssim_cube (whole cube).
     """
     done = harmonized[harmonized["harmonized"].astype(bool) & (harmonized["status"] == "ok")]
     real = harmonized[(harmonized["site"] == output_site) & ~harmonized["harmonized"].astype(bool)]
@@ -50,9 +48,11 @@ def traveling_fidelity(harmonized: pd.DataFrame, *, output_site: str, subjects: 
         if row["subject"] not in real.index or (subjects is not None and row["subject"] not in subjects):
             continue
         reference = _load(real.loc[row["subject"], "image_cube"])
+        source = _load(row["source_image_cube"])
+        mask = _mask(row.get("mask_cube"), source) | _mask(real.loc[row["subject"]].get("mask_cube"), reference)
         record = {"subject": row["subject"], "input_site": row["site"], "output_site": output_site}
-        for name, path in (("harmonized", row["image_cube"]), ("identity", row["source_image_cube"])):
-            for metric, value in image_fidelity(_load(path), reference).items():
+        for name, image in (("harmonized", _load(row["image_cube"])), ("identity", source)):
+            for metric, value in image_fidelity(image, reference, mask).items():
                 record[f"{name}_{metric}"] = value
         rows.append(record)
     return pd.DataFrame(rows)

@@ -332,7 +332,7 @@ def _quality(pool: pd.DataFrame, train: pd.DataFrame, encoder_run: Path, config:
         kwargs = {k.split("#", 1)[1]: v for k, v in overrides.items() if k.startswith("net_kwargs#")}
         net = build_classifier("resnet3d", len(CLASS_NAMES[config.task]), **kwargs)
         encoder = LayerFeatures(load_bundle_weights(net, weights, "ad_classification"), "avgpool")
-    return quality_report(pool, train[["image", "diagnosis"]], encoder=encoder, size=config.quality_size)
+    return quality_report(pool, train[["image", "diagnosis", "subject"]], encoder=encoder, size=config.quality_size)
 
 
 def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) -> dict[str, pd.DataFrame]:
@@ -408,6 +408,9 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
         "repeats": config.repeats, "split": config.split, "real_fractions": list(config.real_fractions),
         "synthetic_fractions": list(config.synthetic_fractions), "classifier": config.classifier,
         "generators": config.generators, "bootstrap": config.bootstrap,
+        # a fixed property of every arm: the loss balance comes from the real training rows (see class_weights)
+        "class_weights": "inverse class frequency of the real training rows (the ad_classification bundle's "
+                         "class_weight_rows: real), the same for every arm",
         "arms": [{"name": a.name, "augment": a.augment, "extra": a.extra, "classes": list(a.classes or []),
                   "real": a.real} for a in config.arms],
         "summary": summary.to_dict(orient="records"), "skipped": skipped, "quality": quality_table.to_dict(orient="records"),

@@ -1,7 +1,8 @@
 """Quality of synthetic images: fidelity to real ones, diversity, distribution distance, memorization.
 
-- Fidelity (001's metrics): SSIM and PSNR of each synthetic image to its nearest real training image
-  (nearest by SSIM), with MONAI's SSIMMetric and PSNRMetric.
+- Fidelity: SSIM and PSNR of each synthetic image to its nearest real training image (nearest by SSIM),
+  inside the brain - the union of both images' nonzero voxels (:mod:`pipeline.evaluate.fidelity`), since
+  the zero background of a preprocessed cube would inflate SSIM.
 - Diversity: mean pairwise MS-SSIM among synthetic images beside the same among real images (MONAI
   MultiScaleSSIMMetric; fewer scales on small volumes). Lower = more diverse; a collapsed generator is
   near 1.
@@ -11,7 +12,8 @@
   bandwidth; written out here because MONAI's MMDMetric is the unbiased linear-kernel statistic, which is
   not zero for identical sets and needs equal sample sizes).
 - Memorization: a synthetic image whose nearest-real SSIM exceeds the largest nearest-neighbour SSIM
-  between two different real training images is flagged as a likely copy.
+  between two real training images *of different subjects* is flagged as a likely copy (the same anatomy
+  scanned at two sites - a traveling subject - would otherwise raise the threshold).
 
 :func:`quality_report` gathers all of them per generator and class from a synthetic.tsv and the real
 training images.
@@ -19,15 +21,17 @@ training images.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from monai.metrics import MultiScaleSSIMMetric, PSNRMetric, SSIMMetric
+from monai.metrics import MultiScaleSSIMMetric
 from monai.metrics.fid import get_fid_score
+
+from pipeline.evaluate.fidelity import brain_mask, masked_fidelity
 
 __all__ = ["nearest_real", "real_nearest_neighbour_ssim", "pairwise_ms_ssim", "gaussian_mmd", "fid", "LayerFeatures",
            "memorization_flags", "quality_report"]
@@ -41,22 +45,25 @@ def _pairwise(metric: Callable, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     return out
 
 
-def _ssim(spatial_dims: int = 3) -> SSIMMetric:
-    return SSIMMetric(spatial_dims=spatial_dims, data_range=1.0)
+def _brain_ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return masked_fidelity(a, b, brain_mask(a, b))["ssim"]
 
 
 def nearest_real(synthetic: torch.Tensor, real: torch.Tensor) -> dict[str, np.ndarray]:
-    """For each synthetic image (N, 1, *spatial), its nearest real image by SSIM: index, SSIM and PSNR."""
-    ssim = _pairwise(_ssim(synthetic.ndim - 2), synthetic, real)
+    """For each synthetic image (N, 1, *spatial), its nearest real image by in-brain SSIM: index, SSIM and PSNR."""
+    ssim = _pairwise(_brain_ssim, synthetic, real)
     index = ssim.argmax(axis=1)
-    psnr = PSNRMetric(max_val=1.0)(synthetic, real[index]).reshape(-1).cpu().numpy()
+    nearest = real[index]
+    psnr = masked_fidelity(synthetic, nearest, brain_mask(synthetic, nearest))["psnr"].reshape(-1).cpu().numpy()
     return {"index": index, "ssim": ssim[np.arange(len(synthetic)), index], "psnr": psnr}
 
 
-def real_nearest_neighbour_ssim(real: torch.Tensor) -> np.ndarray:
-    """For each real image, the SSIM to its nearest *other* real image (the memorization reference)."""
-    ssim = _pairwise(_ssim(real.ndim - 2), real, real)
-    np.fill_diagonal(ssim, -np.inf)
+def real_nearest_neighbour_ssim(real: torch.Tensor, subjects: Sequence[str] | None = None) -> np.ndarray:
+    """For each real image, the in-brain SSIM to its nearest real image of *another subject* (the
+    memorization reference); ``subjects``: each image's subject (default: every image its own subject)."""
+    ssim = _pairwise(_brain_ssim, real, real)
+    owner = np.asarray(subjects).astype(str) if subjects is not None else np.arange(len(real)).astype(str)
+    ssim[owner[:, None] == owner[None, :]] = -np.inf  # itself, and the same anatomy scanned elsewhere
     return ssim.max(axis=1)
 
 
@@ -136,7 +143,8 @@ def quality_report(synthetic: pd.DataFrame, real: pd.DataFrame, *, encoder: Call
 
     Args:
         synthetic: rows with ``image``, ``diagnosis``, ``generator`` (a synthetic.tsv).
-        real: the real *training* rows with ``image`` and ``diagnosis`` (what the generator saw).
+        real: the real *training* rows with ``image``, ``diagnosis`` and ``subject`` (what the generator saw;
+            images of one subject are never each other's memorization reference).
         encoder: images -> features (N, F) for FID and MMD, e.g. :class:`LayerFeatures`; None skips them.
         size: the cube side images are compared at (area resize).
     """
@@ -147,13 +155,15 @@ def quality_report(synthetic: pd.DataFrame, real: pd.DataFrame, *, encoder: Call
             continue
         fake, true = _load(list(part["image"]), size), _load(list(reference["image"]), size)
         nearest = nearest_real(fake, true)
-        real_nn = real_nearest_neighbour_ssim(true)
-        flags = memorization_flags(nearest["ssim"], real_nn)
+        real_nn = real_nearest_neighbour_ssim(true, reference["subject"].to_numpy() if "subject" in reference else None)
+        # one subject only: no pair of different subjects, no threshold (memorization undefined, NaN)
+        flags = memorization_flags(nearest["ssim"], real_nn) if np.isfinite(real_nn).any() else None
         row = {"generator": generator, "diagnosis": name, "n_synthetic": len(part), "n_real": len(reference),
                "nearest_ssim_mean": float(nearest["ssim"].mean()), "nearest_psnr_mean": float(nearest["psnr"].mean()),
                "ms_ssim_synthetic": pairwise_ms_ssim(fake), "ms_ssim_real": pairwise_ms_ssim(true),
-               "real_nn_ssim_max": float(real_nn.max()), "memorized": int(flags.sum()),
-               "memorized_fraction": float(flags.mean())}
+               "real_nn_ssim_max": float(real_nn.max()) if flags is not None else float("nan"),
+               "memorized": int(flags.sum()) if flags is not None else float("nan"),
+               "memorized_fraction": float(flags.mean()) if flags is not None else float("nan")}
         if encoder is not None:
             a, b = encoder(fake), encoder(true)
             row.update({"fid": fid(a, b), "mmd": gaussian_mmd(a, b)})

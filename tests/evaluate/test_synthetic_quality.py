@@ -29,6 +29,34 @@ def test_a_copied_training_image_is_found_and_flagged_as_memorized():
     assert memorization_flags(nearest["ssim"], real_nn).tolist() == [True, False]
 
 
+def test_a_traveling_subject_does_not_raise_the_memorization_threshold():
+    """Subject t scanned at two sites (nearly the same image) and a near-copy of subject b's image: counting
+    t's two scans as a "pair of real images" sets the threshold above the copy; excluding same-subject pairs
+    flags it."""
+    real = _volumes(5, 3)
+    real = torch.cat([real, real[:1] * 0.98 + 0.01])  # image 5: subject of image 0 at another site
+    subjects = ["t", "b", "c", "d", "e", "t"]
+    copy = (real[1:2] * 0.97 + 0.015)
+    nearest = nearest_real(copy, real)
+    assert nearest["index"][0] == 1
+    with_same_subject = real_nearest_neighbour_ssim(real)
+    assert not memorization_flags(nearest["ssim"], with_same_subject)[0]  # the flaw: the two scans of t set the bar
+    without = real_nearest_neighbour_ssim(real, subjects)
+    assert without.max() < with_same_subject.max() and memorization_flags(nearest["ssim"], without)[0]
+
+
+def test_nearest_real_ssim_is_measured_inside_the_brain():
+    """Two images equal in a zero background and different inside the brain: the in-brain SSIM is low, where
+    the whole-cube SSIM would be near 1."""
+    brain = torch.zeros(2, 1, 32, 32, 32)
+    brain[:, :, 10:22, 10:22, 10:22] = _volumes(2, 5, size=12)
+    nearest = nearest_real(brain[:1], brain[1:])
+    from monai.metrics import SSIMMetric
+
+    cube = float(SSIMMetric(spatial_dims=3, data_range=1.0)(brain[:1], brain[1:]))
+    assert nearest["ssim"][0] < cube - 0.1  # 0.67 against 0.83 here
+
+
 def test_ms_ssim_diversity_is_one_for_copies_and_lower_for_distinct_images():
     copies = _volumes(1, 0).repeat(4, 1, 1, 1, 1)
     assert pairwise_ms_ssim(copies) == pytest.approx(1.0, abs=1e-5)

@@ -18,7 +18,7 @@ from pipeline.engines.site_pairs import find_splits_file
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.table_paths import resolve_paths
 
-__all__ = ["TASKS", "task_table", "task_items", "mixed_training_items", "CLASS_NAMES"]
+__all__ = ["TASKS", "task_table", "task_items", "mixed_training_items", "class_weights", "CLASS_NAMES"]
 
 TASKS = ("brain_age", "cn_ad", "cn_mci_ad")
 CLASS_NAMES = {"cn_ad": ["CN", "AD"], "cn_mci_ad": ["CN", "MCI", "AD"]}
@@ -66,6 +66,22 @@ def task_items(dataset_dir: str | Path, task: str, split: str, *, permute_labels
              "site": r["site"], "age": float(r["age"])} for _, r in part.iterrows()]
 
 
+def class_weights(items: list[dict], num_classes: int, *, rows: str = "real"):
+    """Inverse class-frequency loss weights ``n / n_c`` of training items.
+
+    ``rows="real"`` (the default) counts the real rows only, so every arm of an augmentation experiment trains
+    under the same loss balance and what synthetic images add (class balance included) shows in its results;
+    ``"all"`` counts synthetic rows too, which cancels the balance that added minority-class images bring.
+    """
+    import torch
+
+    if rows not in ("real", "all"):
+        raise ValueError(f"class weight rows must be 'real' or 'all', got {rows!r}")
+    counted = [i for i in items if rows == "all" or not i.get("synthetic", False)]
+    counts = [sum(i["label"] == c for i in counted) for c in range(num_classes)]
+    return torch.tensor([len(counted) / max(1, n) for n in counts], dtype=torch.float32)
+
+
 def mixed_training_items(table_file: str | Path, dataset_dir: str | Path, task: str, **kwargs) -> list[dict]:
     """Training items from a mixed real + synthetic table (``pipeline.augment.build_training_table``).
 
@@ -87,6 +103,13 @@ def mixed_training_items(table_file: str | Path, dataset_dir: str | Path, task: 
     reference = task_table(dataset_dir, task, **kwargs)
     train_subjects = set(reference.loc[reference["split"] == "train", "subject"])
     synthetic = table["synthetic"].astype(str).str.lower().isin(["true", "1"])
+    from pipeline.augment.policy import check_synthetic_only_in_training
+
+    # a synthetic row may sit only in training: in the mixed table's own split column and in the real tables
+    # the bundle validates and tests on
+    if "split" in table:
+        check_synthetic_only_in_training({str(split): part for split, part in table.assign(synthetic=synthetic).groupby("split")})
+    check_synthetic_only_in_training({split: reference[reference["split"] == split] for split in ("val", "test")})
     outside = sorted(set(table.loc[~synthetic, "subject"]) - train_subjects)
     if outside:
         raise ValueError(f"{table_file}: real rows of non-training subject(s) {outside[:5]}; only the train split may train")

@@ -67,3 +67,40 @@ def test_mixed_training_items_are_checked_against_the_splits(folder):
         mixed_training_items(write(real + [{**fake, "source_subject": "s7"}]), folder, "cn_ad")
     with pytest.raises(ValueError, match=r"diagnosis \['MCI'\] is not a class of task cn_ad"):
         mixed_training_items(write(real + [{**fake, "diagnosis": "MCI"}]), folder, "cn_ad")
+
+
+def test_mixed_training_items_refuse_a_synthetic_row_outside_training(folder):
+    """check_synthetic_only_in_training runs where the bundles read a mixed table: a synthetic row labelled
+    val in the mixed table, or a synthetic row in the dataset's val / test rows, stops the run."""
+    from pipeline.downstream import mixed_training_items
+
+    real = [{"image": f"/data/s{i}.nii.gz", "diagnosis": d, "subject": f"s{i}", "synthetic": False, "source_subject": "",
+             "split": "train"} for i, d in ((0, "CN"), (2, "AD"))]
+    fake = {"image": "/syn/a.nii.gz", "diagnosis": "AD", "subject": "synthetic-x-0", "synthetic": True,
+            "source_subject": "s0", "split": "val"}
+    pd.DataFrame(real + [fake]).to_csv(folder / "mixed.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"1 synthetic row\(s\) in the val table"):
+        mixed_training_items(folder / "mixed.tsv", folder, "cn_ad")
+    pd.DataFrame(real).to_csv(folder / "mixed.tsv", sep="\t", index=False)
+    table = pd.read_csv(folder / "preprocessed.tsv", sep="\t").assign(synthetic=lambda t: t["subject"] == "s6")
+    table.to_csv(folder / "preprocessed.tsv", sep="\t", index=False)  # s6 is a test subject
+    with pytest.raises(ValueError, match=r"synthetic row\(s\) in the test table"):
+        mixed_training_items(folder / "mixed.tsv", folder, "cn_ad")
+
+
+def test_class_weights_come_from_the_real_training_rows():
+    """The ad_classification bundle's loss weights: 6 CN and 2 AD real rows plus 4 synthetic AD rows weigh
+    AD by the real balance (8 / 2), not the mixed one (12 / 6), so added AD images change what the model sees."""
+    from monai.bundle import ConfigParser
+
+    from pipeline.bundles import bundle_dir
+    from pipeline.downstream import class_weights
+
+    items = ([{"label": 0, "synthetic": False}] * 6 + [{"label": 1, "synthetic": False}] * 2
+             + [{"label": 1, "synthetic": True}] * 4)
+    assert class_weights(items, 2).tolist() == pytest.approx([8 / 6, 8 / 2])
+    assert class_weights(items, 2, rows="all").tolist() == pytest.approx([12 / 6, 12 / 6])
+    parser = ConfigParser()
+    parser.read_config(str(bundle_dir("ad_classification") / "configs" / "train.yaml"))
+    parser["train_items"] = items
+    assert parser.get_parsed_content("class_weights").tolist() == pytest.approx([8 / 6, 8 / 2])

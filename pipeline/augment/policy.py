@@ -117,7 +117,10 @@ def build_training_table(real: pd.DataFrame, synthetic: pd.DataFrame | None, pol
         wanted = int(round(rule.synthetic_fraction * len(subjects)))
         if wanted:
             parts.append(_synthetic_rows(synthetic, name, rule.generator, wanted, set(real["subject"]), rng))
-    return pd.concat(parts, ignore_index=True)
+    mixed = pd.concat(parts, ignore_index=True)
+    if "split" in mixed.columns:
+        check_synthetic_only_in_training({str(split): part for split, part in mixed.groupby("split")})
+    return mixed
 
 
 def _synthetic_rows(synthetic: pd.DataFrame | None, name: str, generator: str, wanted: int, train_subjects: set,

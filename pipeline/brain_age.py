@@ -1,11 +1,16 @@
 """Brain-age prediction with a trained BrainAgeCNN3D (the brain_age bundle's inference).
 
-Writes one row per control of the requested split: predicted age, gap, and the bias-corrected
-prediction and gap (:class:`~pipeline.evaluate.regression.BiasCorrection` fitted on the predictions of
-the table's ``train`` split, i.e. the model's training subjects when the same data and split table are
-used as for training). A JSON beside the table holds MAE, MSE and r with bootstrap intervals, and
-two baselines on the same subjects fitted on the training split: predicting the training mean age,
-and a linear regression on ventricle and hippocampal volumes (when a volume table is given or found).
+Writes one row per control of the requested split: predicted age and gap (predicted - true). A JSON
+beside the table holds the raw MAE, MSE, r, R^2 and corr(gap, age) with bootstrap intervals over
+subjects, and two baselines on the same subjects fitted on the training split: predicting the training
+mean age, and a linear regression on ventricle and hippocampal volumes (when a volume table is given or
+found).
+
+For gap analyses only, the table also gets ``predicted_age_corrected`` and ``gap_corrected``
+(:class:`~pipeline.evaluate.regression.AgeBiasCorrection`, fitted on the ``val`` split's predictions and
+applied without the scored subjects' true ages) when the split table has at least 3 validation controls
+and the fitted slope is usable; the JSON's ``gap_analysis`` says which and why. No accuracy is ever
+computed from the corrected columns.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch.nn.functional as F
 from pipeline.atomic import write_json, write_table
 from pipeline.bundles import load_bundle_weights
 from pipeline.downstream import task_table
-from pipeline.evaluate.regression import BiasCorrection, bootstrap_interval, regression_metrics
+from pipeline.evaluate.regression import AgeBiasCorrection, bootstrap_interval, regression_metrics
 from pipeline.evaluate.volume_baseline import (VOLUME_COLUMNS, attach_volumes, find_phantom_volumes, read_volume_table,
                                                volume_regressor)
 
@@ -56,7 +61,8 @@ def predict_ages(network: torch.nn.Module, ckpt_path: str | Path, dataset_dir: s
         raise ValueError(f"{dataset_dir}: no controls of split {split!r}")
     if spatial_size is None:
         spatial_size = _input_size(net)
-    table = full[wanted | train].copy()  # training rows are predicted too: they fit the bias correction
+    val = full["split"] == "val"
+    table = full[wanted | val].copy()  # validation rows are predicted too: they fit the gap correction
     predictions = []
     with torch.no_grad():
         for path in table["image"]:
@@ -66,27 +72,41 @@ def predict_ages(network: torch.nn.Module, ckpt_path: str | Path, dataset_dir: s
             predictions.append(float(net(x.to(device)).item()))
     table["predicted_age"] = predictions
     table["gap"] = table["predicted_age"] - table["age"]
-    fitted = table[table["split"] == "train"]
-    correction = BiasCorrection.fit(fitted["age"], fitted["predicted_age"]) if len(fitted) >= 3 else None
-    if correction is None:
-        log.warning("%s: fewer than 3 training controls; no bias-corrected columns", dataset_dir)
-    else:
-        table["predicted_age_corrected"] = correction.corrected_prediction(table["age"], table["predicted_age"])
-        table["gap_corrected"] = table["predicted_age_corrected"] - table["age"]
-    result = table[wanted.loc[table.index]]
+    gap_analysis = _gap_correction(table[table["split"] == "val"])
     columns = ["subject", "session", "site", "age", "split", "predicted_age", "gap"]
-    columns += ["predicted_age_corrected", "gap_corrected"] if correction is not None else []
-    result = result[columns].reset_index(drop=True)
+    if gap_analysis["applied"]:
+        correction = AgeBiasCorrection(gap_analysis["slope"], gap_analysis["intercept"], gap_analysis["n"])
+        table["predicted_age_corrected"] = correction.corrected_prediction(table["predicted_age"])
+        table["gap_corrected"] = table["predicted_age_corrected"] - table["age"]
+        columns += ["predicted_age_corrected", "gap_corrected"]
+    result = table[wanted.loc[table.index]][columns].reset_index(drop=True)
     write_table(output_file, result)
-    report = brain_age_report(result, full[train], correction, volumes_file=volumes_file, columns=volume_columns,
+    report = brain_age_report(result, full[train], volumes_file=volumes_file, columns=volume_columns,
                               n_resamples=n_resamples)
+    if gap_analysis["applied"]:
+        gap_analysis["gap_age_r_corrected"] = regression_metrics(result["age"], result["predicted_age_corrected"])["gap_age_r"]
+    report["gap_analysis"] = gap_analysis
     report["split"] = split
     write_json(Path(output_file).with_suffix(".json"), report)
     log.info("brain age on %d controls of split %s:\n%s", len(result), split, format_brain_age_table(report))
     return result
 
 
-def brain_age_report(result: pd.DataFrame, train: pd.DataFrame, correction: BiasCorrection | None, *,
+def _gap_correction(val: pd.DataFrame, min_slope: float = 0.2) -> dict:
+    """The gap-analysis correction fitted on the validation controls' predictions, or why there is none."""
+    record: dict = {"method": "Cole et al. 2018: (predicted - b) / a, a and b fitted on the val split",
+                    "fitted_on": "val", "n": int(len(val)), "applied": False, "use": "gap analyses only, never accuracy"}
+    if len(val) < 3 or val["age"].nunique() < 2:
+        return {**record, "reason": f"{len(val)} validation controls; need at least 3 of different ages"}
+    correction = AgeBiasCorrection.fit(val["age"], val["predicted_age"])
+    record.update(slope=correction.slope, intercept=correction.intercept)
+    if not correction.usable(min_slope):
+        return {**record, "reason": f"slope {correction.slope:.3f} < {min_slope}: the model carries too little age "
+                                    "signal to invert"}
+    return {**record, "applied": True, "reason": ""}
+
+
+def brain_age_report(result: pd.DataFrame, train: pd.DataFrame, *,
                      volumes_file: str | Path | None = "auto", columns: Sequence[str] = VOLUME_COLUMNS,
                      n_resamples: int = 1000) -> dict:
     """Metrics with bootstrap 95% intervals of the CNN and its baselines on the rows of ``result``."""
@@ -102,9 +122,6 @@ def brain_age_report(result: pd.DataFrame, train: pd.DataFrame, correction: Bias
                                  "mse": bootstrap_interval(age, predicted, mse, **kw)}}
 
     report: dict = {"cnn": entry(result["predicted_age"].to_numpy(float)), "baselines": {}}
-    if correction is not None:
-        report["cnn_bias_corrected"] = {**entry(result["predicted_age_corrected"].to_numpy(float)),
-                                        "correction": {"slope": correction.slope, "intercept": correction.intercept}}
     if len(train):
         report["baselines"]["train_mean"] = entry(np.full(len(result), float(train["age"].mean())))
         path = find_phantom_volumes(train) if volumes_file == "auto" else (volumes_file or None)
@@ -119,16 +136,13 @@ def brain_age_report(result: pd.DataFrame, train: pd.DataFrame, correction: Bias
 
 
 def format_brain_age_table(report: dict) -> str:
-    """The CNN, its bias-corrected version and the baselines as a text table (MAE with its interval, r)."""
-    rows = [("cnn", report["cnn"])]
-    if "cnn_bias_corrected" in report:
-        rows.append(("cnn, corrected", report["cnn_bias_corrected"]))
-    rows += list(report.get("baselines", {}).items())
-    lines = [f"  {'method':<16} {'MAE years [95% CI]':<24} {'r':>6}  images/subjects"]
+    """The CNN and its baselines as a text table (raw MAE with its interval, R^2, r, corr(gap, age))."""
+    rows = [("cnn", report["cnn"]), *report.get("baselines", {}).items()]
+    lines = [f"  {'method':<16} {'MAE years [95% CI]':<24} {'R^2':>6} {'r':>6} {'r(gap,age)':>10}  images/subjects"]
     for name, entry in rows:
         m, (low, high) = entry["metrics"], entry["intervals_95"]["mae"]
-        lines.append(f"  {name:<16} {m['mae']:>5.2f} [{low:.2f}, {high:.2f}]{'':<7} {m['r']:>6.3f}  "
-                     f"{m['n']}/{m.get('n_subjects', m['n'])}")
+        lines.append(f"  {name:<16} {m['mae']:>5.2f} [{low:.2f}, {high:.2f}]{'':<7} {m['r2']:>6.2f} {m['r']:>6.3f} "
+                     f"{m['gap_age_r']:>10.2f}  {m['n']}/{m.get('n_subjects', m['n'])}")
     return "\n".join(lines)
 
 

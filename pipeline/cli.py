@@ -106,24 +106,38 @@ def _cmd_slices(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
+def _key_values(items: list[str] | None, flag: str, example: str) -> dict:
     import yaml
 
-    from pipeline.benchmarks.brain_age import format_benchmark_table, run_brain_age_benchmark
-
     overrides = {}
-    for item in args.set or []:
+    for item in items or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE (a brain_age bundle key, e.g. epochs=5)")
+            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE (a bundle key, e.g. {example})")
         overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
+    from pipeline.benchmarks.brain_age import format_benchmark_table, run_brain_age_benchmark
+    from pipeline.benchmarks.harmonizers import prepare_harmonizers
+
+    overrides = _key_values(args.set, "--set", "epochs=5")
+    cyclegan = _key_values(args.cyclegan_set, "--cyclegan-set", "epochs=10")
+    if not args.harmonized and args.harmonizer_seeds < 1:
+        raise ValueError("--harmonizer-seeds: expected at least 1 when no --harmonized folder is given")
     _setup_logging(Path(args.out) / "logs" / "benchmark.log")
-    summary = run_brain_age_benchmark(args.raw, args.harmonized, args.out, source_site=args.source_site,
-                                      target_site=args.target_site, harmonized_to_target=args.harmonized_to_target,
-                                      seeds=args.seeds, held_out=args.held_out, cyclegan_splits=args.cyclegan_splits,
+    harmonizers = prepare_harmonizers(args.raw, Path(args.out) / "harmonizers", source_site=args.source_site,
+                                      target_site=args.target_site, harmonized=args.harmonized,
+                                      harmonized_to_target=args.harmonized_to_target,
+                                      harmonizer_seeds=args.harmonizer_seeds, splits_file=args.splits,
+                                      bundle_overrides=cyclegan)
+    protocol = args.protocol.replace("-", "_")
+    summary = run_brain_age_benchmark(args.raw, args.out, harmonizers, source_site=args.source_site,
+                                      target_site=args.target_site, protocol=protocol, seeds=args.seeds,
                                       bundle_overrides=overrides)
-    print(f"\nbrain-age benchmark ({'held-out, 004 Table 3' if args.held_out else '004 Table 2'}), "
-          f"{args.source_site} + {args.target_site} controls, {args.seeds} seed(s):")
+    print(f"\nbrain-age benchmark, protocol {args.protocol}, {args.source_site} + {args.target_site} controls, "
+          f"{args.seeds} seed(s) x {len(harmonizers)} harmonizer seed(s):")
     print(format_benchmark_table(summary))
     print(f"\nwritten: {Path(args.out) / 'summary.tsv'}, results.tsv, predictions.tsv, scatter_*.png")
     return 0
@@ -133,7 +147,7 @@ def _cmd_evaluate_harmonization(args: argparse.Namespace) -> int:
     from pipeline.evaluate.harmonization import evaluate_harmonization, format_evaluation
 
     _setup_logging(Path(args.out) / "logs" / "evaluate.log")
-    report = evaluate_harmonization(args.raw, args.harmonized, args.out,
+    report = evaluate_harmonization(args.raw, args.harmonized if len(args.harmonized) > 1 else args.harmonized[0], args.out,
                                     baselines=[b for b in args.baselines.split(",") if b], split=args.split,
                                     splits_file=args.splits_file, probes=[p for p in args.probes.split(",") if p],
                                     n_resamples=args.resamples, seed=args.seed)
@@ -316,20 +330,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("benchmark", help="downstream benchmarks of harmonization (brain-age, 004)",
                        description="Benchmarks that train downstream bundles on raw and harmonized images.")
     bench = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    b = bench.add_parser("brain-age", help="004 Tables 2 and 3: brain-age MAE with and without harmonization",
-                         description="Pool the controls of two sites, split 70:30 by subject per seed, train the "
-                                     "brain_age bundle on raw and harmonized images on the same split, report test "
-                                     "MAE / MSE with bootstrap 95%% intervals and the spread over seeds.")
+    b = bench.add_parser("brain-age", help="brain-age MAE with and without harmonization: pooled (Komandur et al. "
+                                           "Table 2), held-out (Table 3), cross-site",
+                         description="Train the brain_age bundle on raw and harmonized images of two sites' controls "
+                                     "on the same subject splits per seed and report raw test MAE, R^2 and corr(gap, "
+                                     "age) with the interval of the mean over runs and the paired difference to raw. "
+                                     "pooled: both sites, 70:30; held-out: the same on the controls no CycleGAN saw "
+                                     "(checked in each checkpoint); cross-site: train on one site, test on the other, "
+                                     "both directions, with histogram matching and ComBat beside the CycleGAN.")
     b.add_argument("--raw", required=True, help="preprocessing folder (no harmonization)")
-    b.add_argument("--harmonized", required=True, help="harmonization folder, target site harmonized to the source")
-    b.add_argument("--harmonized-to-target", default=None, help="optional: source site harmonized to the target")
     b.add_argument("--source-site", required=True, help="the reference (source) site")
     b.add_argument("--target-site", required=True, help="the other site")
-    b.add_argument("--seeds", type=int, default=3, help="splits / trainings per condition (default: %(default)s)")
-    b.add_argument("--held-out", action="store_true", help="Table 3: test only on subjects outside the CycleGAN's "
-                                                           "train split")
-    b.add_argument("--cyclegan-splits", default=None, help="the CycleGAN's split table (default: splits.tsv in or "
-                                                           "beside --raw)")
+    b.add_argument("--protocol", choices=["pooled", "held-out", "cross-site"], default="pooled",
+                   help="which benchmark (default: %(default)s)")
+    b.add_argument("--harmonized", default=None, help="a harmonization folder (target site harmonized to the source): "
+                                                      "harmonizer seed 0")
+    b.add_argument("--harmonized-to-target", default=None, help="the same CycleGAN's source site harmonized to the target")
+    b.add_argument("--harmonizer-seeds", type=int, default=1,
+                   help="CycleGANs in all (default: %(default)s): those beyond --harmonized are trained here, each with "
+                        "its own seed on the same training subjects")
+    b.add_argument("--cyclegan-set", action="append", metavar="KEY=VALUE",
+                   help="cyclegan_harmonization bundle override for the CycleGANs trained here (e.g. epochs=10)")
+    b.add_argument("--splits", default=None, help="the CycleGANs' split table (default: splits.tsv in or beside --raw)")
+    b.add_argument("--seeds", type=int, default=3, help="brain-age splits / trainings per condition (default: %(default)s)")
     b.add_argument("--set", action="append", metavar="KEY=VALUE", help="brain_age bundle override, repeatable "
                                                                        "(e.g. epochs=10, spatial_size=[32,32,32])")
     b.add_argument("--out", required=True, help="folder to write")
@@ -345,7 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "subject fidelity and age / AD / site effects on regional T1 measures, for "
                                         "the CycleGAN and the baselines, on the subjects of one split.")
     e.add_argument("--raw", required=True, help="preprocessing folder (with splits.tsv in or beside it)")
-    e.add_argument("--harmonized", required=True, help="output folder of `mriharmony harmonize`")
+    e.add_argument("--harmonized", required=True, nargs="+",
+                   help="output folder of `mriharmony harmonize`; several (one per harmonizer seed, CycleGANs trained "
+                        "on the same subjects) are scored as cyclegan_seed0, cyclegan_seed1, ...")
     e.add_argument("--out", required=True, help="folder to write")
     e.add_argument("--baselines", default="identity,histogram,zscore,combat",
                    help="comma-separated baselines (default: %(default)s)")

@@ -1,144 +1,277 @@
-"""The brain-age benchmark of 004 (Tables 2 and 3): does harmonization make pooled brain age better?
+"""The brain-age benchmark: does harmonization make brain age better, pooled and across sites?
 
-    mriharmony benchmark brain-age --raw DERIV --harmonized HARM_TO_SOURCE [--harmonized-to-target HARM_TO_TARGET] \\
-        --source-site A --target-site B --seeds 3 --out BENCH [--held-out]
+    mriharmony benchmark brain-age --raw DERIV --source-site A --target-site B --protocol PROTOCOL \\
+        (--harmonized TO_SOURCE [--harmonized-to-target TO_TARGET] | --harmonizer-seeds N) --seeds 3 --out BENCH
 
-Protocol (004, section 4.2): pool the controls of the source and target sites, split them 70:30 by
-subject (stratified by site, per seed), train one brain-age model per condition on the *same* split
-- ``none`` (raw images), ``to_source`` (target-site images harmonized to the source site), and
-``to_target`` if given (source-site images harmonized to the target) - and report the test MAE and
-MSE per condition with a bootstrap 95% interval and the mean and SD over seeds. A model that predicts
-the training mean age is reported beside as the floor every model must beat, a linear regression on
-ventricle and hippocampal volume (the phantom's true volumes, when found) as the simple baseline, and the MAE of the
-brain-age gap after the usual linear bias correction (fitted on each model's training predictions
-only) beside, never instead of, the uncorrected MAE.
+Protocols (each run on the controls of the two sites):
 
-``--held-out`` (Table 3) evaluates only on subjects the CycleGAN never trained on: the test set is
-the controls outside the CycleGAN's ``train`` split (``--cyclegan-splits``, default the
-``splits.tsv`` in or beside RAW) and the brain-age models train on the controls inside it.
+- ``pooled`` (Komandur et al. 2023, Table 2): the controls pooled, split 70:30 by subject per seed (stratified
+  by site and age); one model per condition on the same split: ``raw``, ``to_source`` (target site harmonized
+  to the source), ``to_target`` (source harmonized to the target) when given.
+- ``held_out`` (their Table 3): the same, on the controls the CycleGAN never saw only. "Never saw" is read
+  from each checkpoint's ``info`` (``train_subjects`` and ``val_subjects``: traveling subjects that chose the
+  checkpoint count as seen), never assumed; every harmonizer's subjects are left out.
+- ``cross_site``: what users do most - train on one site, apply elsewhere. The model trains on the raw
+  training controls of one site only and is applied to the *other* site's test controls: ``raw``,
+  ``cyclegan`` (test images harmonized to the training site), ``histogram`` (test images histogram-matched to
+  the training site's training images). Beside them a ridge regression on regional mean T1
+  (``features_raw``) and the same after ComBat (``features_combat``: site parameters estimated on both
+  sites' training controls with age protected, applied without any subject's age, see
+  :meth:`~pipeline.evaluate.combat.ComBat.transform_without_covariates`). Both directions.
 
-Each model is the brain_age bundle run through MONAI (``pipeline.bundles.run_bundle``), so the
-benchmark trains exactly what users train. Outputs in BENCH: ``results.tsv`` (condition x seed),
-``summary.tsv`` and ``summary.json`` (per condition), ``predictions.tsv`` and
-``scatter_<condition>.png`` (predicted vs true age).
+Every condition of a seed is scored on the same test subjects. ``harmonizer_seeds`` CycleGANs (each
+trained on the same training subjects, :mod:`pipeline.benchmarks.harmonizers`) multiply the harmonized
+conditions' runs. Per run: raw MAE, MSE, r, R^2 and corr(gap, age). Per condition: mean and SD over runs
+(brain-age seeds x harmonizer seeds), the SD over harmonizer seeds, a 95% interval *of the mean over runs*
+(two-level bootstrap: runs, then test subjects), and the paired difference to ``raw`` (same seed, same
+subjects, same resamples) with its two-level interval. Baselines: the training mean age (the floor) and a
+linear regression on the phantom's true ventricle and hippocampal volumes. No bias-corrected error is
+computed: that correction uses the test subjects' true ages and makes a constant predictor look perfect.
+
+Outputs in BENCH: ``results.tsv`` (one row per run), ``summary.tsv`` / ``summary.json`` (per condition),
+``predictions.tsv``, ``splits_seed<k>.tsv`` and ``scatter_<train>_<test>_<condition>.png``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from pipeline.atomic import atomic_path, write_json, write_table
+from pipeline.atomic import atomic_path, save_nifti, write_json, write_table
+from pipeline.benchmarks.harmonizers import Harmonizer, seen_subjects
 from pipeline.bundles import run_bundle, train_bundle_once
-from pipeline.cohort import read_splits, split_subjects, write_splits
-from pipeline.engines.site_pairs import find_splits_file
-from pipeline.evaluate.regression import BiasCorrection, bootstrap_interval, regression_metrics
+from pipeline.cohort import split_subjects, write_splits
+from pipeline.evaluate.combat import ComBat
+from pipeline.evaluate.intensity_baselines import fit_intensity_baseline
+from pipeline.evaluate.paired_difference import two_level_interval
+from pipeline.evaluate.regional_features import REGIONS, regional_means
+from pipeline.evaluate.regression import regression_metrics
+from pipeline.evaluate.resampling import ClusterBootstrap
 from pipeline.evaluate.volume_baseline import attach_volumes, find_phantom_volumes, read_volume_table, volume_regressor
 from pipeline.harmonize import file_sha256
 from pipeline.preprocess.batch import read_preprocessed
 
-__all__ = ["run_brain_age_benchmark", "benchmark_splits", "format_benchmark_table"]
+__all__ = ["PROTOCOLS", "run_brain_age_benchmark", "benchmark_splits", "format_benchmark_table", "UNDERPOWERED_N"]
 
+PROTOCOLS = ("pooled", "held_out", "cross_site")
+#: fewer test subjects than this, or fewer than 3 runs, and a condition's verdict says "underpowered"
+UNDERPOWERED_N = 20
+FEATURES = [f"{r}_mean" for r in REGIONS]
 log = logging.getLogger("mriharmony.benchmark")
 
 
 def _mae(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean(np.abs(np.asarray(a) - np.asarray(b))))
+    return float(np.mean(np.abs(np.asarray(a, float) - np.asarray(b, float))))
 
 
-def _mse(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean((np.asarray(a) - np.asarray(b)) ** 2))
-
-
-def benchmark_splits(raw: str | Path, source_site: str, target_site: str, seed: int, *, held_out: bool = False,
-                     cyclegan_splits: str | Path | None = None) -> pd.DataFrame:
-    """Subject -> train/test for one seed over the pooled controls of the two sites."""
+def controls(raw: str | Path, source_site: str, target_site: str) -> pd.DataFrame:
+    """The controls (diagnosis CN) of the two sites, one row per image."""
     table = read_preprocessed(raw)
     table = table[table["site"].isin([source_site, target_site]) & (table["diagnosis"] == "CN")]
     if table.empty:
         raise ValueError(f"{raw}: no controls (diagnosis CN) at sites {source_site} and {target_site}")
-    if not held_out:
-        return split_subjects(table, (0.7, 0.3), seed=seed, stratify=("site", "age"))
-    gan = read_splits(find_splits_file(raw, cyclegan_splits))
-    seen = set(gan.loc[gan["split"] == "train", "subject"])
-    subjects = sorted(table["subject"].unique())
-    return pd.DataFrame({"subject": subjects, "split": ["train" if s in seen else "test" for s in subjects]})
+    return table.reset_index(drop=True)
 
 
-def run_brain_age_benchmark(raw: str | Path, harmonized_to_source: str | Path, out: str | Path, *,
-                            source_site: str, target_site: str, harmonized_to_target: str | Path | None = None,
-                            seeds: int = 3, held_out: bool = False, cyclegan_splits: str | Path | None = None,
+def benchmark_splits(table: pd.DataFrame, seed: int, *, exclude: set[str] = frozenset()) -> pd.DataFrame:
+    """Subject -> train/test, 70:30 per seed, stratified by site and age, over the controls not in ``exclude``
+    (those get the split ``excluded``: neither trained nor tested on)."""
+    left_out = table["subject"].astype(str).isin(exclude)
+    kept = table[~left_out]
+    if kept["subject"].nunique() < 4:
+        raise ValueError(f"seed {seed}: {kept['subject'].nunique()} controls left after excluding "
+                         f"{table.loc[left_out, 'subject'].nunique()} that a CycleGAN saw; need at least 4 for a 70:30 split")
+    splits = split_subjects(kept, (0.7, 0.3), seed=seed, stratify=("site", "age"))
+    excluded = pd.DataFrame({"subject": sorted(set(table.loc[left_out, "subject"])), "split": "excluded"})
+    return pd.concat([splits, excluded], ignore_index=True) if len(excluded) else splits
+
+
+@dataclass(frozen=True)
+class _Context:
+    raw: Path
+    out: Path
+    source_site: str
+    target_site: str
+    overrides: dict[str, Any]
+    volumes: pd.DataFrame | None
+    n_resamples: int
+
+
+def run_brain_age_benchmark(raw: str | Path, out: str | Path, harmonizers: Sequence[Harmonizer], *, source_site: str,
+                            target_site: str, protocol: str = "pooled", seeds: int = 3,
                             bundle_overrides: dict[str, Any] | None = None, n_resamples: int = 1000) -> pd.DataFrame:
-    """Run the benchmark (see the module docstring); returns the per-condition summary."""
+    """Run one protocol of the benchmark (see the module docstring); returns the per-condition summary."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if not harmonizers:
+        raise ValueError("the benchmark needs at least one harmonizer (a CycleGAN and its harmonized folders)")
     out = Path(out)
-    conditions = {"none": Path(raw), "to_source": Path(harmonized_to_source)}
-    if harmonized_to_target is not None:
-        conditions["to_target"] = Path(harmonized_to_target)
-    results, predictions = [], []
-    truth = find_phantom_volumes(read_preprocessed(raw))  # the phantom's true volumes, for the volume baseline
-    volumes = read_volume_table(truth) if truth is not None else None
+    table = controls(raw, source_site, target_site)
+    truth = find_phantom_volumes(table)  # the phantom's true volumes, for the volume baseline
+    ctx = _Context(Path(raw), out, source_site, target_site, dict(bundle_overrides or {}),
+                   read_volume_table(truth) if truth is not None else None, n_resamples)
+    exclude: set[str] = set()
+    if protocol == "held_out":
+        for harmonizer in harmonizers:
+            exclude |= seen_subjects(harmonizer.checkpoint)
+    runs: list[dict] = []
     for seed in range(seeds):
-        splits_path = out / f"splits_seed{seed}.tsv"
-        splits = benchmark_splits(raw, source_site, target_site, seed, held_out=held_out, cyclegan_splits=cyclegan_splits)
-        if (splits["split"] == "test").sum() < 2 or (splits["split"] == "train").sum() < 2:
-            raise ValueError(f"seed {seed}: too few controls for a train/test split ({splits['split'].value_counts().to_dict()})")
-        write_splits(splits, splits_path)
-        for condition, folder in conditions.items():
-            run_root = out / condition / f"seed{seed}"
-            overrides = {"bundle_root": str(run_root), "dataset_dir": str(folder), "splits_file": str(splits_path),
-                         "sites": [source_site, target_site], "seed": seed, **(bundle_overrides or {})}
-            log.info("brain-age benchmark: %s, seed %d", condition, seed)
-            # a re-run reuses a finished model trained with the same settings on the same split
-            train_bundle_once("brain_age", run_root, overrides, inputs={"splits": file_sha256(splits_path)})
-            inference = {k: v for k, v in overrides.items() if k in ("bundle_root", "dataset_dir", "splits_file", "sites")
-                         or k.startswith(("net_kwargs", "spatial_size"))}
-            run_bundle("brain_age", "inference", output_file=str(run_root / "predictions.tsv"), split="all", **inference)
-            every = pd.read_csv(run_root / "predictions.tsv", sep="\t", dtype={"subject": str}, keep_default_na=False)
-            train = every[every["split"] == "train"]
-            correction = BiasCorrection.fit(train["age"], train["predicted_age"])  # fitted on training subjects only
-            train_ages = train["age"].to_numpy(float)
-            pred = every[every["split"] == "test"].assign(condition=condition, seed=seed,
-                                                         mean_predictor=float(np.mean(train_ages)))
-            pred["corrected_gap"] = correction.corrected_gap(pred["age"], pred["predicted_age"])
-            predictions.append(pred)
-            metrics = regression_metrics(pred["age"], pred["predicted_age"])
-            kw = {"n_resamples": n_resamples, "seed": seed, "groups": pred["subject"].to_numpy()}  # over subjects
-            low, high = bootstrap_interval(pred["age"], pred["predicted_age"], _mae, **kw)
-            mse_low, mse_high = bootstrap_interval(pred["age"], pred["predicted_age"], _mse, **kw)
-            results.append({"condition": condition, "seed": seed, **metrics, "mae_ci_low": low, "mae_ci_high": high,
-                            "mse_ci_low": mse_low, "mse_ci_high": mse_high,
-                            "corrected_mae": float(np.mean(np.abs(pred["corrected_gap"]))),
-                            "bias_slope": correction.slope, "bias_intercept": correction.intercept,
-                            "mean_predictor_mae": _mae(pred["age"], np.full(len(pred), np.mean(train_ages))),
-                            "volume_linear_mae": _volume_mae(train, pred, volumes)})
-    results_table = pd.DataFrame(results)
-    all_predictions = pd.concat(predictions, ignore_index=True)
-    summary = _summarise(results_table)
-    write_table(out / "results.tsv", results_table)
-    write_table(out / "predictions.tsv", all_predictions)
+        splits = benchmark_splits(table, seed, exclude=exclude)
+        splits_path = write_splits(splits, out / f"splits_seed{seed}.tsv")
+        if protocol == "cross_site":
+            for train_site, test_site in ((source_site, target_site), (target_site, source_site)):
+                runs += _cross_site_runs(ctx, table, splits, splits_path, seed, harmonizers, train_site, test_site)
+        else:
+            runs += _pooled_runs(ctx, splits, splits_path, seed, harmonizers)
+    results, predictions = _score_runs(runs, n_resamples)
+    summary = _summarise(runs, results, n_resamples)
+    write_table(out / "results.tsv", results)
+    write_table(out / "predictions.tsv", predictions)
     write_table(out / "summary.tsv", summary)
-    write_json(out / "summary.json", {"protocol": "004 Table 3 (held-out)" if held_out else "004 Table 2",
-                                      "source_site": source_site, "target_site": target_site, "seeds": seeds,
-                                      "conditions": {k: str(v) for k, v in conditions.items()},
-                                      "summary": summary.to_dict(orient="records")})
-    for condition in conditions:
-        _scatter(all_predictions[all_predictions["condition"] == condition], out / f"scatter_{condition}.png", condition)
+    write_json(out / "summary.json", {
+        "protocol": protocol, "source_site": source_site, "target_site": target_site, "seeds": seeds,
+        "harmonizer_seeds": [h.seed for h in harmonizers],
+        "harmonizers": [{"seed": h.seed, "checkpoint": str(h.checkpoint), "sha256": file_sha256(h.checkpoint)}
+                        for h in harmonizers],
+        "excluded_seen_subjects": sorted(exclude), "underpowered_below_n": UNDERPOWERED_N,
+        "interval": "95% interval of the mean over runs: two-level bootstrap (runs, then test subjects)",
+        "summary": summary.to_dict(orient="records")})
+    for (train_site, test_site, condition), part in predictions.groupby(["train_site", "test_site", "condition"], sort=False):
+        _scatter(part, out / f"scatter_{train_site}_{test_site}_{condition}.png", f"{condition} ({train_site} -> {test_site})")
     return summary
 
 
-def format_benchmark_table(summary: pd.DataFrame) -> str:
-    """The per-condition summary as a text table (004 Table 2 / 3 layout plus the baselines)."""
-    lines = [f"  {'condition':<10} {'MAE mean':>9} {'SD':>6} {'MSE mean':>9} {'corrected MAE':>14}  "
-             f"{'mean-predictor MAE':>18}  {'volume-linear MAE':>17}  n test"]
-    for _, row in summary.iterrows():
-        lines.append(f"  {row['condition']:<10} {row['mae_mean']:9.2f} {row['mae_sd']:6.2f} {row['mse_mean']:9.1f} "
-                     f"{row['corrected_mae_mean']:14.2f}  {row['mean_predictor_mae']:18.2f}  "
-                     f"{row['volume_linear_mae']:17.2f}  {row['n_test']}")
-    return "\n".join(lines)
+def _train_and_predict(ctx: _Context, run_root: Path, dataset: Path, splits_path: Path, seed: int,
+                       train_sites: list[str], test_sites: list[str], test_dataset: Path | None = None,
+                       name: str = "predictions") -> pd.DataFrame:
+    """Train the brain_age bundle (reused when finished with the same settings) and predict the test split."""
+    overrides = {"dataset_dir": str(dataset), "splits_file": str(splits_path), "sites": train_sites, "seed": seed,
+                 **ctx.overrides}
+    inputs = {"splits": file_sha256(splits_path), "images": _fingerprint(dataset)}
+    train_bundle_once("brain_age", run_root, overrides, inputs=inputs)
+    inference = {k: v for k, v in overrides.items() if k in ("splits_file",) or k.startswith(("net_kwargs", "spatial_size"))}
+    output = run_root / f"{name}.tsv"
+    run_bundle("brain_age", "inference", bundle_root=str(run_root), dataset_dir=str(test_dataset or dataset),
+               sites=test_sites, split="test", output_file=str(output), volumes_file="", **inference)
+    return pd.read_csv(output, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False)
+
+
+def _fingerprint(dataset: Path) -> str:
+    """What made a folder's images: the generator's SHA-256 for a harmonized folder, else "" (raw images are
+    rewritten only by a changed preprocessing, which the preprocessing's own resume checks)."""
+    description = dataset / "dataset_description.json"
+    if description.exists():
+        return str(json.loads(description.read_text()).get("GeneratorSHA256", ""))
+    return ""
+
+
+def _run(ctx: _Context, condition: str, seed: int, harmonizer_seed: int | None, train_site: str, test_site: str,
+         train_ages: np.ndarray, predicted: pd.DataFrame, train_rows: pd.DataFrame) -> dict:
+    test = predicted[["subject", "session", "site", "age", "predicted_age"]].sort_values(["subject", "session"])
+    return {"condition": condition, "seed": seed, "harmonizer_seed": harmonizer_seed, "train_site": train_site,
+            "test_site": test_site, "test": test.reset_index(drop=True), "train_mean_age": float(np.mean(train_ages)),
+            "volume_linear_mae": _volume_mae(train_rows, test, ctx.volumes)}
+
+
+def _pooled_runs(ctx: _Context, splits: pd.DataFrame, splits_path: Path, seed: int,
+                 harmonizers: Sequence[Harmonizer]) -> list[dict]:
+    sites = [ctx.source_site, ctx.target_site]
+    pooled = "+".join(sites)
+    train_rows = controls(ctx.raw, *sites).merge(splits, on="subject")
+    train_rows = train_rows[train_rows["split"] == "train"]
+    ages = train_rows["age"].to_numpy(float)
+    runs = [_run(ctx, "raw", seed, None, pooled, pooled, ages,
+                 _train_and_predict(ctx, ctx.out / "raw" / f"seed{seed}", ctx.raw, splits_path, seed, sites, sites),
+                 train_rows)]
+    for harmonizer in harmonizers:
+        for condition, folder in (("to_source", harmonizer.to_source), ("to_target", harmonizer.to_target)):
+            if folder is None:
+                continue
+            root = ctx.out / condition / f"harmonizer{harmonizer.seed}" / f"seed{seed}"
+            runs.append(_run(ctx, condition, seed, harmonizer.seed, pooled, pooled, ages,
+                             _train_and_predict(ctx, root, folder, splits_path, seed, sites, sites), train_rows))
+    return runs
+
+
+def _cross_site_runs(ctx: _Context, table: pd.DataFrame, splits: pd.DataFrame, splits_path: Path, seed: int,
+                     harmonizers: Sequence[Harmonizer], train_site: str, test_site: str) -> list[dict]:
+    """Train on ``train_site``'s training controls, test on ``test_site``'s test controls (see the module docstring)."""
+    rows = table.merge(splits, on="subject")
+    train = rows[(rows["site"] == train_site) & (rows["split"] == "train")]
+    test = rows[(rows["site"] == test_site) & (rows["split"] == "test")]
+    if len(train) < 3 or test.empty:
+        raise ValueError(f"seed {seed}: {len(train)} training controls at {train_site} and {len(test)} test controls "
+                         f"at {test_site}; need at least 3 and 1")
+    ages = train["age"].to_numpy(float)
+    root = ctx.out / f"{train_site}_to_{test_site}"
+    model_root = root / "raw" / f"seed{seed}"  # one model per seed: trained on raw images of the training site
+
+    def predict(dataset: Path, name: str) -> pd.DataFrame:
+        return _train_and_predict(ctx, model_root, ctx.raw, splits_path, seed, [train_site], [test_site],
+                                  test_dataset=dataset, name=name)
+
+    runs = [_run(ctx, "raw", seed, None, train_site, test_site, ages, predict(ctx.raw, "raw"), train)]
+    for harmonizer in harmonizers:
+        # the test site harmonized to the training site: "to source" when training on the source site
+        folder = harmonizer.to_source if train_site == ctx.source_site else harmonizer.to_target
+        if folder is not None:
+            runs.append(_run(ctx, "cyclegan", seed, harmonizer.seed, train_site, test_site, ages,
+                             predict(folder, f"cyclegan_harmonizer{harmonizer.seed}"), train))
+    matched = _histogram_matched(train, test, root / "histogram" / f"seed{seed}")
+    runs.append(_run(ctx, "histogram", seed, None, train_site, test_site, ages, predict(matched, "histogram"), train))
+    test_site_train = rows[(rows["site"] == test_site) & (rows["split"] == "train")]
+    for condition, predicted in _feature_predictions(train, test, test_site_train).items():
+        runs.append(_run(ctx, condition, seed, None, train_site, test_site, ages, predicted, train))
+    return runs
+
+
+def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
+    img = nib.load(str(path))
+    return np.asarray(img.dataobj, dtype=np.float32), img.affine
+
+
+def _histogram_matched(train: pd.DataFrame, test: pd.DataFrame, out: Path) -> Path:
+    """The test images histogram-matched to the training site's training images, as a table folder."""
+    baseline = fit_intensity_baseline("histogram", ((_load(r.image_cube)[0], _load(r.mask_cube)[0]) for r in train.itertuples()))
+    records = []
+    for row in test.itertuples():
+        data, affine = _load(row.image_cube)
+        path = out / "images" / f"sub-{row.subject}_ses-{row.session or 'none'}_desc-histogram_T1w.nii.gz"
+        save_nifti(path, nib.Nifti1Image(baseline(data, _load(row.mask_cube)[0]), affine))
+        records.append({**row._asdict(), "image_cube": str(path)})
+    table = pd.DataFrame(records).drop(columns=["Index", "split"], errors="ignore")
+    write_table(out / "preprocessed.tsv", table)
+    return out
+
+
+def _feature_predictions(train: pd.DataFrame, test: pd.DataFrame, test_site_train: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Ridge regression on regional mean T1: raw features, and after ComBat (no subject's age used to adjust)."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def features(rows: pd.DataFrame) -> np.ndarray:
+        return pd.DataFrame([regional_means(*_load(p)) for p in rows["image_cube"]])[FEATURES].to_numpy(float)
+
+    x_train, x_test = features(train), features(test)
+    out = {}
+    fitted = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 11))).fit(x_train, train["age"].to_numpy(float))
+    out["features_raw"] = test.assign(predicted_age=fitted.predict(x_test))
+    if len(test_site_train) >= 2:
+        both = pd.concat([train, test_site_train], ignore_index=True)
+        combat = ComBat(continuous=["age"]).fit(np.vstack([x_train, features(test_site_train)]), both["site"], both)
+        z_train = combat.transform_without_covariates(x_train, train["site"])
+        z_test = combat.transform_without_covariates(x_test, test["site"])
+        fitted = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 11))).fit(z_train, train["age"].to_numpy(float))
+        out["features_combat"] = test.assign(predicted_age=fitted.predict(z_test))
+    return out
 
 
 def _volume_mae(train: pd.DataFrame, test: pd.DataFrame, volumes: pd.DataFrame | None) -> float:
@@ -150,23 +283,92 @@ def _volume_mae(train: pd.DataFrame, test: pd.DataFrame, volumes: pd.DataFrame |
     return _mae(score["age"], volume_regressor(fit, score))
 
 
-def _summarise(results: pd.DataFrame) -> pd.DataFrame:
+def _mae_samples(test: pd.DataFrame, n_resamples: int, seed: int) -> np.ndarray:
+    """Subject-bootstrap samples of the MAE; the resamples depend only on the subjects and the seed, so two
+    conditions scored on the same subjects get the same resamples (paired)."""
+    clusters = ClusterBootstrap(test["subject"].to_numpy())
+    rng = np.random.default_rng(seed)
+    error = np.abs(test["predicted_age"].to_numpy(float) - test["age"].to_numpy(float))
+    return np.array([error[clusters.sample(rng)].mean() for _ in range(n_resamples)])
+
+
+def _score_runs(runs: list[dict], n_resamples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    results, predictions = [], []
+    for run in runs:
+        test = run["test"]
+        samples = _mae_samples(test, n_resamples, run["seed"])
+        run["samples"] = samples
+        metrics = regression_metrics(test["age"], test["predicted_age"])
+        results.append({k: run[k] for k in ("condition", "train_site", "test_site", "seed", "harmonizer_seed")}
+                       | metrics | {"mae_ci_low": float(np.percentile(samples, 2.5)),
+                                    "mae_ci_high": float(np.percentile(samples, 97.5)),
+                                    "n_subjects": int(test["subject"].nunique()),
+                                    "mean_predictor_mae": _mae(test["age"], np.full(len(test), run["train_mean_age"])),
+                                    "volume_linear_mae": run["volume_linear_mae"]})
+        predictions.append(test.assign(condition=run["condition"], train_site=run["train_site"],
+                                       test_site=run["test_site"], seed=run["seed"],
+                                       harmonizer_seed=run["harmonizer_seed"]))
+    return pd.DataFrame(results), pd.concat(predictions, ignore_index=True)
+
+
+def _summarise(runs: list[dict], results: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
     rows = []
-    for condition, part in results.groupby("condition", sort=False):
-        rows.append({"condition": condition, "seeds": len(part), "mae_mean": part["mae"].mean(),
-                     "mae_sd": part["mae"].std(ddof=1) if len(part) > 1 else float("nan"),
-                     "mse_mean": part["mse"].mean(), "mse_sd": part["mse"].std(ddof=1) if len(part) > 1 else float("nan"),
-                     "mae_ci_low_mean": part["mae_ci_low"].mean(), "mae_ci_high_mean": part["mae_ci_high"].mean(),
-                     "r_mean": part["r"].mean(), "corrected_mae_mean": part["corrected_mae"].mean(),
-                     "mean_predictor_mae": part["mean_predictor_mae"].mean(),
-                     "volume_linear_mae": part["volume_linear_mae"].mean(),
-                     "n_test": int(part["n"].iloc[0])})
+    # the paired reference of each condition: the raw CNN, or for the feature models the raw-feature model
+    reference = {(r["train_site"], r["test_site"], r["condition"], r["seed"]): r for r in runs
+                 if r["condition"] in ("raw", "features_raw")}
+    keys = list(dict.fromkeys((r["train_site"], r["test_site"], r["condition"]) for r in runs))
+    for train_site, test_site, condition in keys:
+        group = [r for r in runs if (r["train_site"], r["test_site"], r["condition"]) == (train_site, test_site, condition)]
+        part = results[(results["train_site"] == train_site) & (results["test_site"] == test_site)
+                       & (results["condition"] == condition)]
+        low, high = two_level_interval([r["samples"] for r in group], n_resamples=n_resamples)
+        baseline = "features_raw" if condition.startswith("features") else "raw"
+        differences, baseline_mae = [], []
+        for r in group:
+            base = reference[(train_site, test_site, baseline, r["seed"])]
+            if not base["test"][["subject", "session"]].equals(r["test"][["subject", "session"]]):
+                raise AssertionError(f"{condition}, seed {r['seed']}: scored on other test subjects than {baseline}")
+            differences.append(r["samples"] - base["samples"])  # same subjects and resamples: paired
+            baseline_mae.append(_mae(base["test"]["age"], base["test"]["predicted_age"]))
+        diff_low, diff_high = two_level_interval(differences, n_resamples=n_resamples)
+        per_harmonizer = part.groupby("harmonizer_seed")["mae"].mean() if part["harmonizer_seed"].notna().any() else None
+        n_test = int(part["n_subjects"].min())
+        reasons = [f"{n_test} test subjects < {UNDERPOWERED_N}"] if n_test < UNDERPOWERED_N else []
+        reasons += [f"{len(part)} run(s) < 3"] if len(part) < 3 else []
+        rows.append({"condition": condition, "train_site": train_site, "test_site": test_site, "runs": len(part),
+                     "seeds": int(part["seed"].nunique()),
+                     "harmonizer_seeds": int(part["harmonizer_seed"].nunique()) if per_harmonizer is not None else 0,
+                     "mae_mean": part["mae"].mean(), "mae_sd": part["mae"].std(ddof=1) if len(part) > 1 else float("nan"),
+                     "mae_sd_harmonizer": (per_harmonizer.std(ddof=1) if per_harmonizer is not None and len(per_harmonizer) > 1
+                                           else float("nan")),
+                     "mae_low": low, "mae_high": high,
+                     "compared_with": baseline, "diff_mae": part["mae"].mean() - float(np.mean(baseline_mae)), "diff_low": diff_low, "diff_high": diff_high,
+                     "mse_mean": part["mse"].mean(), "r_mean": part["r"].mean(), "r2_mean": part["r2"].mean(),
+                     "gap_age_r_mean": part["gap_age_r"].mean(), "mean_predictor_mae": part["mean_predictor_mae"].mean(),
+                     "volume_linear_mae": part["volume_linear_mae"].mean(), "n_test": n_test,
+                     "underpowered": "; ".join(reasons)})
     return pd.DataFrame(rows)
 
 
-def _scatter(pred: pd.DataFrame, path: Path, condition: str) -> None:
+def format_benchmark_table(summary: pd.DataFrame) -> str:
+    """The per-condition summary as a text table: raw MAE with the interval of its mean over runs, the
+    paired difference to raw, R^2, corr(gap, age) and the baselines."""
+    lines = [f"  {'train -> test':<20} {'condition':<16} {'runs':>4} {'MAE [95% CI of mean]':<22} {'SD':>5} "
+             f"{'vs raw* [95% CI]':<22} {'R^2':>6} {'r(gap,age)':>10} {'mean-pred':>9} {'volumes':>8}  n test"]
+    for row in summary.itertuples():
+        route = f"{row.train_site} -> {row.test_site}" if row.train_site != row.test_site else row.train_site
+        diff = "" if row.condition == row.compared_with else f"{row.diff_mae:+.2f} [{row.diff_low:+.2f}, {row.diff_high:+.2f}]"
+        lines.append(f"  {route:<20} {row.condition:<16} {row.runs:>4} {row.mae_mean:5.2f} [{row.mae_low:.2f}, "
+                     f"{row.mae_high:.2f}]{'':<4} {row.mae_sd:5.2f} {diff:<22} {row.r2_mean:6.2f} {row.gap_age_r_mean:10.2f} "
+                     f"{row.mean_predictor_mae:9.2f} {row.volume_linear_mae:8.2f}  {row.n_test}"
+                     + (f"  underpowered: {row.underpowered}" if row.underpowered else ""))
+    lines.append("  * paired difference to the raw CNN (features_combat: to features_raw), same seeds and test subjects")
+    return "\n".join(lines)
+
+
+def _scatter(pred: pd.DataFrame, path: Path, title: str) -> None:
     from pipeline.report.figures import scatter_figure
 
-    png = scatter_figure(pred, f"{condition}: MAE {_mae(pred['age'], pred['predicted_age']):.1f} y")
+    png = scatter_figure(pred, f"{title}: MAE {_mae(pred['age'], pred['predicted_age']):.1f} y")
     with atomic_path(path) as tmp:
         tmp.write_bytes(png)

@@ -49,8 +49,10 @@ class ComBat:
         if len(self.sites_) < 2:
             raise ValueError(f"ComBat needs at least two sites, got {self.sites_}")
         self.levels_ = {c: sorted(set(table[c].astype(str))) for c in self.categorical}
+        covariates_train = self._covariates(table)
+        self.covariate_mean_ = covariates_train.mean(axis=0)
         batch = np.stack([(sites == s).astype(float) for s in self.sites_], axis=1)
-        covariates = self._covariates(table)
+        covariates = covariates_train
         design = np.hstack([batch, covariates])
         beta = np.linalg.solve(design.T @ design, design.T @ y.T)  # (k, p)
         n_per_site = batch.sum(axis=0)
@@ -84,6 +86,23 @@ class ComBat:
         gamma = np.stack(self.gamma_, axis=1)[:, index]
         delta = np.stack(self.delta_, axis=1)[:, index]
         return ((standardized - gamma) / np.sqrt(delta) * scale + stand_mean).T
+
+    def transform_without_covariates(self, features: np.ndarray, sites: Sequence[str]) -> np.ndarray:
+        """Harmonized features when the rows' covariates may not be used (e.g. the true age of subjects
+        whose age is to be predicted): every row gets the training rows' mean covariates, so the
+        adjustment is a per-site, per-feature affine map that carries no information about the row's age."""
+        y = np.asarray(features, float).T
+        sites = np.asarray(sites).astype(str)
+        unknown = sorted({str(s) for s in sites} - set(self.sites_))
+        if unknown:
+            raise ValueError(f"ComBat: site(s) {unknown} were not in the training rows ({self.sites_})")
+        covariates = np.repeat(self.covariate_mean_[None, :], len(sites), axis=0)
+        stand_mean = self._stand_mean(covariates)
+        scale = np.sqrt(self.var_pooled_)[:, None]
+        index = np.array([self.sites_.index(s) for s in sites])
+        gamma = np.stack(self.gamma_, axis=1)[:, index]
+        delta = np.stack(self.delta_, axis=1)[:, index]
+        return (((y - stand_mean) / scale - gamma) / np.sqrt(delta) * scale + stand_mean).T
 
 
 def _empirical_bayes(data: np.ndarray, gamma_hat: np.ndarray, delta_hat: np.ndarray, tol: float = 1e-4,

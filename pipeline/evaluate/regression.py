@@ -1,10 +1,15 @@
-"""Brain-age metrics: MAE, MSE, Pearson r, the brain-age gap and its linear bias correction, with
-bootstrap 95% intervals.
+"""Brain-age metrics: MAE, MSE, Pearson r, R^2 and corr(gap, age), with bootstrap 95% intervals, and
+an age-bias correction for gap analyses only.
 
-Bias correction (Smith et al. 2019; Beheshti et al. 2019): brain-age models regress to the mean, so
-the gap (predicted - true age) correlates negatively with age. Fit ``gap = a * age + b`` on the
-*training* predictions only, then report ``gap - (a * age + b)`` on the test subjects. The corrected
-MAE is reported beside, never instead of, the uncorrected MAE.
+The primary numbers are always the raw ones. Brain-age models regress to the mean, so the gap
+(predicted - true age) correlates negatively with age; ``gap_age_r`` reports that. The common
+correction ``gap - (a * age + b)`` (Smith et al. 2019) needs the scored subject's true age: it turns a
+model that predicts a constant into a near-perfect one (de Lange et al. 2022, "Mind the gap"; Butler
+et al. 2021), so it is not offered here. :class:`AgeBiasCorrection` is the correction of Cole et al.
+2018 / de Lange and Cole 2020: fit ``predicted = a * age + b`` on a *validation* split, then
+``(predicted - b) / a`` uses no true age of the scored subject. It is a tool for gap analyses
+(group differences in the brain-age gap), never an accuracy: no "corrected MAE" is computed anywhere.
+A slope below ``min_slope`` means the model carries no usable age signal and the correction is refused.
 """
 
 from __future__ import annotations
@@ -16,37 +21,54 @@ from scipy import stats
 
 from pipeline.evaluate.resampling import ClusterBootstrap
 
-__all__ = ["regression_metrics", "BiasCorrection", "bootstrap_interval"]
+__all__ = ["regression_metrics", "AgeBiasCorrection", "bootstrap_interval"]
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """MAE, MSE, Pearson r and the mean gap (predicted - true)."""
+    """MAE, MSE, Pearson r, R^2 (1 - SSE / SST about the scored subjects' mean), mean gap and corr(gap, age).
+
+    R^2 is 0 for a predictor of the scored subjects' mean age and negative for anything worse.
+    """
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
     error = y_pred - y_true
     r = float(stats.pearsonr(y_true, y_pred)[0]) if len(y_true) > 2 and np.std(y_pred) > 0 else float("nan")
-    return {"mae": float(np.mean(np.abs(error))), "mse": float(np.mean(error ** 2)), "r": r,
-            "mean_gap": float(np.mean(error)), "n": int(len(y_true))}
+    sst = float(np.sum((y_true - y_true.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(error ** 2)) / sst if len(y_true) > 1 and sst > 0 else float("nan")
+    gap_age = (float(stats.pearsonr(y_true, error)[0]) if len(y_true) > 2 and np.std(error) > 0 and np.std(y_true) > 0
+               else float("nan"))
+    return {"mae": float(np.mean(np.abs(error))), "mse": float(np.mean(error ** 2)), "r": r, "r2": r2,
+            "mean_gap": float(np.mean(error)), "gap_age_r": gap_age, "n": int(len(y_true))}
 
 
 @dataclass(frozen=True)
-class BiasCorrection:
-    """Linear age-bias correction of the brain-age gap, fitted on training predictions."""
+class AgeBiasCorrection:
+    """``predicted = slope * age + intercept`` fitted on validation predictions; inverted without true ages.
+
+    Example:
+        >>> c = AgeBiasCorrection.fit([50, 60, 70, 80], [60, 65, 70, 75])
+        >>> round(c.slope, 2), c.corrected_prediction([65, 70]).round(1).tolist()
+        (0.5, [60.0, 70.0])
+    """
 
     slope: float
     intercept: float
+    n: int = 0
 
     @classmethod
-    def fit(cls, age: np.ndarray, predicted: np.ndarray) -> "BiasCorrection":
-        gap = np.asarray(predicted, float) - np.asarray(age, float)
-        fit = stats.linregress(np.asarray(age, float), gap)
-        return cls(float(fit.slope), float(fit.intercept))
+    def fit(cls, age: np.ndarray, predicted: np.ndarray) -> "AgeBiasCorrection":
+        age, predicted = np.asarray(age, float), np.asarray(predicted, float)
+        if len(age) < 3 or np.std(age) == 0:
+            raise ValueError(f"AgeBiasCorrection: need at least 3 validation subjects of different ages, got {len(age)}")
+        fit = stats.linregress(age, predicted)
+        return cls(float(fit.slope), float(fit.intercept), int(len(age)))
 
-    def corrected_gap(self, age: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-        age = np.asarray(age, float)
-        return np.asarray(predicted, float) - age - (self.slope * age + self.intercept)
+    def usable(self, min_slope: float = 0.2) -> bool:
+        """False when the slope is too flat to invert (a model with little age signal)."""
+        return self.slope >= min_slope
 
-    def corrected_prediction(self, age: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-        return np.asarray(age, float) + self.corrected_gap(age, predicted)
+    def corrected_prediction(self, predicted: np.ndarray) -> np.ndarray:
+        """``(predicted - intercept) / slope``: needs no true age of the scored subjects."""
+        return (np.asarray(predicted, float) - self.intercept) / self.slope
 
 
 def bootstrap_interval(y_true: np.ndarray, y_pred: np.ndarray, metric, *, n_resamples: int = 1000,

@@ -78,12 +78,16 @@ def summary_rows(sections: list[Section]) -> list[tuple[str, str]]:
     traveling = _table(by_id, "harmonization", "Traveling subjects against")
     if traveling:
         rows.append(("traveling-subject MAE", ", ".join(f"{r['condition']} {format_cell(r['mae'])}" for r in traveling)))
-    for table in (2, 3):
-        records = _table(by_id, "brain-age", f"004 Table {table}")
-        if records:
-            text = ", ".join(f"{r['condition']} {r['mae_mean']:.2f} (SD {format_cell(r['mae_sd'])})" for r in records)
-            rows.append((f"brain-age MAE, 004 Table {table} (years)",
-                         f"{text}; mean predictor {records[0]['mean_predictor_mae']:.2f}"))
+    for protocol in ("pooled", "held_out", "cross_site"):
+        records = _table(by_id, "brain-age", f"Brain age, {protocol}:")
+        for route in dict.fromkeys((r["train_site"], r["test_site"]) for r in records):
+            part = [r for r in records if (r["train_site"], r["test_site"]) == route]
+            text = ", ".join(f"{r['condition']} {r['mae_mean']:.2f} [{format_cell(r['mae_low'])}, {format_cell(r['mae_high'])}]"
+                             for r in part)
+            where = route[0] if route[0] == route[1] else f"{route[0]} -> {route[1]}"
+            power = " (underpowered)" if any(r["underpowered"] for r in part) else ""
+            rows.append((f"brain-age raw MAE, {protocol}, {where} (years)",
+                         f"{text}; mean predictor {part[0]['mean_predictor_mae']:.2f}{power}"))
     metrics = _table(by_id, "ad-classification", "Test metrics")
     if metrics:
         rows.append(("AD classification balanced accuracy", ", ".join(

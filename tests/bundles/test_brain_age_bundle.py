@@ -13,7 +13,7 @@ import torch
 
 from pipeline.brain_age import load_brain_age_model
 from pipeline.downstream import task_table
-from pipeline.evaluate.regression import BiasCorrection
+from pipeline.evaluate.regression import AgeBiasCorrection
 from pipeline.nets import BrainAgeCNN3D
 from tests.bundles.test_cyclegan_bundle import REPO, bundle
 
@@ -52,16 +52,22 @@ def test_inference_writes_test_predictions(trained, contrast_pair, tmp_path):
     assert sorted(pred["subject"]) == sorted(expected["subject"]) and (pred["split"] == "test").all()
     np.testing.assert_allclose(pred["gap"], pred["predicted_age"] - pred["age"])
     assert pred["predicted_age"].between(0, 150).all()
-    # bias correction fitted on the training split's predictions only
+    # the gap-analysis correction: fitted on the val split's predictions only, applied without the test ages,
+    # offered only when the model carries age signal, and never scored as an accuracy
     report = json.loads(out.with_suffix(".json").read_text())
     every = tmp_path / "all.tsv"
     bundle("run", "--config_file", INFER, "--bundle_root", str(trained), "--dataset_dir",
            str(contrast_pair / "preprocessed"), "--output_file", str(every), "--split", "all", *NARROW)
     every = pd.read_csv(every, sep="\t", dtype={"subject": str}, keep_default_na=False)
-    fitted = BiasCorrection.fit(every.loc[every["split"] == "train", "age"], every.loc[every["split"] == "train", "predicted_age"])
-    assert report["cnn_bias_corrected"]["correction"]["slope"] == pytest.approx(fitted.slope, rel=1e-4)
-    np.testing.assert_allclose(pred["gap_corrected"], fitted.corrected_gap(pred["age"], pred["predicted_age"]), atol=1e-3)
-    np.testing.assert_allclose(pred["predicted_age_corrected"], pred["age"] + pred["gap_corrected"], atol=1e-6)
+    val = every[every["split"] == "val"]
+    fitted = AgeBiasCorrection.fit(val["age"], val["predicted_age"])
+    gap = report["gap_analysis"]
+    assert gap["fitted_on"] == "val" and gap["n"] == len(val) and gap["slope"] == pytest.approx(fitted.slope, rel=1e-4)
+    assert gap["applied"] == fitted.usable() and ("predicted_age_corrected" in pred.columns) == fitted.usable()
+    if fitted.usable():
+        np.testing.assert_allclose(pred["predicted_age_corrected"], fitted.corrected_prediction(pred["predicted_age"]), atol=1e-3)
+    assert "cnn_bias_corrected" not in report and not [k for k in report["cnn"]["metrics"] if "corrected" in k]
+    assert {"r2", "gap_age_r"} <= set(report["cnn"]["metrics"])
     # metrics and baselines on the same test controls
     assert report["cnn"]["metrics"]["mae"] == pytest.approx(pred["gap"].abs().mean(), rel=1e-6)
     train_mean = table.loc[table["split"] == "train", "age"].mean()

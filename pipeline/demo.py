@@ -1,15 +1,15 @@
 """The main job, ``mriharmony demo``: the whole chain on the embedded phantom cohort.
 
-Stages so far: generate the phantom -> load and validate it as a cohort -> subject-level splits ->
-preprocess (N4, skull strip, rigid to MNI, 2 mm, 64^3) -> train a CycleGAN between two sites (the
-cyclegan_harmonization bundle, narrow at demo scale) -> harmonize the target site to the source
-(reference) site, "to source" as in 004 -> traveling-subject fidelity -> train the brain_age and
-ad_classification bundles (narrow, demo scale) and print their test metrics beside the baselines -> the
-harmonization evaluation (site probes, t-SNE, traveling subjects, biological signal; CycleGAN beside the
-identity, histogram, z-score and ComBat baselines) -> the brain-age benchmark of 004 (Table 2, and Table 3
-on controls the CycleGAN never saw) -> the augmentation grid at demo scale (one repeat on the demo split:
-generators, synthetic images, the classifier per arm) -> the report (``report/report.html`` and
-``report/report.json``). Each stage writes files into the run folder and a re-run reuses what is complete.
+Stages: generate the phantom -> load and validate it as a cohort -> subject-level splits -> preprocess
+(N4, skull strip, rigid to MNI, 2 mm, 64^3) -> train a CycleGAN between two sites (the
+cyclegan_harmonization bundle, narrow at demo scale) -> harmonize the target site to the source (reference)
+site and back -> traveling-subject fidelity -> further CycleGANs on the same split
+(``benchmark.harmonizer_seeds``) -> the harmonization evaluation (site probes, t-SNE, traveling subjects,
+biological signal; every harmonizer seed beside the identity, histogram, z-score and ComBat baselines) -> the
+brain-age benchmark (pooled, held-out: only controls no CycleGAN saw, cross-site) -> the brain_age and
+ad_classification bundles (narrow) scored beside their baselines -> the augmentation grid at demo scale (one
+repeat on the demo split: generators, synthetic images, the classifier per arm) -> the report
+(``report/report.html`` and ``report/report.json``). Each stage writes files into the run folder and a re-run reuses what is complete.
 """
 
 from __future__ import annotations
@@ -184,12 +184,9 @@ def _augmentation_stage(out: Path, config, seconds: dict[str, float]) -> str:
 HARMONIZATION_KEYS = {"source_site", "target_site", "epochs", "batch_size", "spatial_size", "net_kwargs", "disc_kwargs"}
 
 
-def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, seconds: dict[str, float], workers: int | None,
-                         progress: bool) -> str:
-    """Train the CycleGAN bundle between the source (reference) and target sites on the train split,
-    harmonize the target site to the source ("to source", as in 004) and the source to the target, and
-    measure traveling-subject fidelity (test-split subjects are the held-out ones); returns the text."""
-    source, target = cfg["source_site"], cfg["target_site"]  # checked by check_demo_config
+def _cyclegan_overrides(out: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The cyclegan_harmonization bundle settings of the demo's harmonization section."""
+    source, target = cfg["source_site"], cfg["target_site"]
     run_dir = out / "cyclegan" / f"{source}-{target}"  # one folder per site pair: changing the pair never resumes another
     overrides: dict[str, Any] = {"bundle_root": str(run_dir), "dataset_dir": str(out / "preprocessed"),
                                  "splits_file": str(out / "splits.tsv"), "source_site": source, "target_site": target}
@@ -199,6 +196,17 @@ def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, seconds: dict[s
     for section in ("net_kwargs", "disc_kwargs"):
         for key, value in (cfg.get(section) or {}).items():
             overrides[f"{section}#{key}"] = value
+    return overrides
+
+
+def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, seconds: dict[str, float], workers: int | None,
+                         progress: bool) -> str:
+    """Train the CycleGAN bundle between the source (reference) and target sites on the train split,
+    harmonize the target site to the source ("to source", as in 004) and the source to the target, and
+    measure traveling-subject fidelity (test-split subjects are the held-out ones); returns the text."""
+    source, target = cfg["source_site"], cfg["target_site"]  # checked by check_demo_config
+    overrides = _cyclegan_overrides(out, cfg)
+    run_dir = Path(overrides["bundle_root"])
     t = time.perf_counter()
     run_bundle("cyclegan_harmonization", "train", **overrides)
     seconds["cyclegan_train"] = time.perf_counter() - t
@@ -220,7 +228,7 @@ def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, seconds: dict[s
     fidelity = fidelity.merge(splits[["subject", "split"]], on="subject", how="left")
     write_table(out / "harmonized" / "traveling_fidelity.tsv", fidelity)
     text = f"\nCycleGAN {source} <-> {target}: trained in {seconds['cyclegan_train']:.0f} s; {target} harmonized to " \
-           f"{source}; traveling-subject fidelity (harmonized vs identity, against the real {source} image):"
+           f"{source}; traveling-subject fidelity inside the brain (harmonized vs identity, against the real {source} image):"
     for label, part in (("held out (test split)", fidelity[fidelity["split"] == "test"]),
                         ("all traveling (train/val ones chose the checkpoint)", fidelity)):
         if len(part):
@@ -230,7 +238,7 @@ def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, seconds: dict[s
     return text
 
 EVALUATION_KEYS = {"split", "baselines", "probes", "resamples", "seed"}
-BENCHMARK_KEYS = {"seeds", "tables", "bundle"}
+BENCHMARK_KEYS = {"seeds", "protocols", "harmonizer_seeds", "bundle"}
 
 
 def _stage_done(marker: Path, settings: dict[str, Any]) -> bool:
@@ -238,8 +246,8 @@ def _stage_done(marker: Path, settings: dict[str, Any]) -> bool:
     return marker.exists() and json.loads(marker.read_text()) == json.loads(json.dumps(settings))
 
 
-def _evaluation_stage(out: Path, cfg: dict[str, Any], harmonization: dict[str, Any], seconds: dict[str, float]) -> str:
-    """`mriharmony evaluate harmonization` on the demo's split: CycleGAN beside the baselines."""
+def _evaluation_stage(out: Path, cfg: dict[str, Any], harmonizers: list, seconds: dict[str, float]) -> str:
+    """`mriharmony evaluate harmonization` on the demo's split: every harmonizer seed's CycleGAN beside the baselines."""
     from pipeline.evaluate.harmonization import BASELINE_NAMES, evaluate_harmonization, format_evaluation
     from pipeline.harmonize import file_sha256
 
@@ -249,15 +257,16 @@ def _evaluation_stage(out: Path, cfg: dict[str, Any], harmonization: dict[str, A
     marker = out / "evaluation" / "settings.json"
     # inputs: the generator and the split decide the harmonized images (harmonized.tsv itself is rewritten,
     # with its "resumed" column, on every run)
-    model = out / "cyclegan" / f"{harmonization['source_site']}-{harmonization['target_site']}" / "models" / "model.pt"
-    settings_with_inputs = {**settings, "cyclegan": file_sha256(model), "splits": file_sha256(out / "splits.tsv")}
+    settings_with_inputs = {**settings, "cyclegan": [file_sha256(h.checkpoint) for h in harmonizers],
+                            "splits": file_sha256(out / "splits.tsv")}
     t = time.perf_counter()
     if _stage_done(marker, settings_with_inputs):
         report, state = json.loads((out / "evaluation" / "evaluation.json").read_text()), "reused"
     else:
         try:
-            report = evaluate_harmonization(out / "preprocessed", out / "harmonized", out / "evaluation",
-                                            splits_file=out / "splits.tsv", **settings)
+            folders = [h.to_source for h in harmonizers]
+            report = evaluate_harmonization(out / "preprocessed", folders if len(folders) > 1 else folders[0],
+                                            out / "evaluation", splits_file=out / "splits.tsv", **settings)
         except ValueError as error:  # e.g. too few subjects per site in the split: say so, keep the run going
             log.warning("harmonization evaluation skipped: %s", error)
             return f"\nharmonization evaluation: skipped ({error})"
@@ -267,33 +276,55 @@ def _evaluation_stage(out: Path, cfg: dict[str, Any], harmonization: dict[str, A
     return f"\n{format_evaluation(report)}\n({state} in {seconds['evaluation']:.0f} s)"
 
 
-def _benchmark_stage(out: Path, cfg: dict[str, Any], harmonization: dict[str, Any], seconds: dict[str, float]) -> str:
-    """The brain-age benchmark of 004: Table 2 (pooled controls, 70:30 per seed) and Table 3 (test on the
-    controls outside the CycleGAN's training split), conditions none / to_source / to_target."""
+def _harmonizers_stage(out: Path, cfg: dict[str, Any], harmonization: dict[str, Any], seconds: dict[str, float]) -> list:
+    """The harmonizer seeds: seed 0 is the harmonization stage's CycleGAN; seeds 1, ... (``benchmark.harmonizer_seeds``)
+    are trained on the same split into ``benchmark/harmonizers`` and harmonize both ways."""
+    from pipeline.benchmarks.harmonizers import prepare_harmonizers
+
+    t = time.perf_counter()
+    harmonizers = prepare_harmonizers(
+        out / "preprocessed", out / "benchmark" / "harmonizers", source_site=harmonization["source_site"],
+        target_site=harmonization["target_site"], harmonized=out / "harmonized",
+        harmonized_to_target=out / "harmonized_to_target", harmonizer_seeds=int(cfg.get("harmonizer_seeds", 1)),
+        splits_file=out / "splits.tsv",
+        bundle_overrides={k: v for k, v in _cyclegan_overrides(out, harmonization).items() if k != "bundle_root"})
+    seconds["harmonizer_seeds"] = time.perf_counter() - t
+    return harmonizers
+
+
+def _benchmark_stage(out: Path, cfg: dict[str, Any], harmonization: dict[str, Any], harmonizers: list,
+                     seconds: dict[str, float]) -> str:
+    """The brain-age benchmark (`mriharmony benchmark brain-age`) for each configured protocol: pooled
+    (Komandur et al. Table 2), held_out (Table 3: only controls no CycleGAN saw), cross_site (train on one
+    site, test on the other). Harmonizer seed 0 is the demo's CycleGAN; further seeds are trained on the
+    same split."""
     from pipeline.benchmarks.brain_age import format_benchmark_table, run_brain_age_benchmark
 
     bundle = dict(cfg.get("bundle") or {})  # keys checked by check_demo_config
     overrides = {k: v for k, v in bundle.items() if k != "net_kwargs"}
     overrides.update({f"net_kwargs#{k}": v for k, v in (bundle.get("net_kwargs") or {}).items()})
+    source, target = harmonization["source_site"], harmonization["target_site"]
     text = ""
-    for table in cfg.get("tables", [2, 3]):
+    for protocol in cfg.get("protocols", list(BENCHMARK_PROTOCOLS)):
         t = time.perf_counter()
         try:
-            summary = run_brain_age_benchmark(
-                out / "preprocessed", out / "harmonized", out / "benchmark" / f"table{table}",
-                source_site=harmonization["source_site"], target_site=harmonization["target_site"],
-                harmonized_to_target=out / "harmonized_to_target", seeds=int(cfg.get("seeds", 2)),
-                held_out=table == 3, cyclegan_splits=out / "splits.tsv", bundle_overrides=overrides)
+            summary = run_brain_age_benchmark(out / "preprocessed", out / "benchmark" / protocol, harmonizers,
+                                              source_site=source, target_site=target, protocol=protocol,
+                                              seeds=int(cfg.get("seeds", 2)), bundle_overrides=overrides)
         except ValueError as error:  # too few controls at this scale: say so, keep the run going
-            log.warning("brain-age benchmark table %d skipped: %s", table, error)
-            text += f"\nbrain-age benchmark (004 Table {table}): skipped ({error})"
+            log.warning("brain-age benchmark %s skipped: %s", protocol, error)
+            text += f"\nbrain-age benchmark ({protocol}): skipped ({error})"
             continue
-        seconds[f"benchmark_table{table}"] = time.perf_counter() - t
-        what = "held-out: test controls outside the CycleGAN's training split" if table == 3 else "pooled controls, 70:30 by subject"
-        text += (f"\nbrain-age benchmark, 004 Table {table} ({what}; {harmonization['source_site']} + "
-                 f"{harmonization['target_site']}; {int(cfg.get('seeds', 2))} seed(s), "
-                 f"{seconds[f'benchmark_table{table}']:.0f} s):\n{format_benchmark_table(summary)}")
+        seconds[f"benchmark_{protocol}"] = time.perf_counter() - t
+        text += (f"\nbrain-age benchmark, {BENCHMARK_PROTOCOLS[protocol]} ({source} + {target}; "
+                 f"{int(cfg.get('seeds', 2))} seed(s) x {len(harmonizers)} harmonizer seed(s), "
+                 f"{seconds[f'benchmark_{protocol}']:.0f} s):\n{format_benchmark_table(summary)}")
     return text
+
+
+BENCHMARK_PROTOCOLS = {"pooled": "pooled controls, 70:30 by subject (Komandur et al. Table 2)",
+                       "held_out": "controls no CycleGAN saw, 70:30 by subject (Komandur et al. Table 3)",
+                       "cross_site": "trained on one site, tested on the other"}
 
 
 SECTIONS = {"phantom", "splits", "preprocess", "harmonization", "evaluation", "benchmark", "downstream", "augmentation"}
@@ -309,9 +340,11 @@ def check_demo_config(config: dict[str, Any], out: str | Path = "mriharmony-demo
     benchmark = dict(config.get("benchmark") or {})
     check_keys(benchmark, BENCHMARK_KEYS, "benchmark")
     check_keys(dict(benchmark.get("bundle") or {}), DOWNSTREAM_BUNDLE_KEYS - {"model", "task", "seed"}, "benchmark.bundle")
-    wrong = [t for t in benchmark.get("tables", [2, 3]) if t not in (2, 3)]
+    wrong = [p for p in benchmark.get("protocols", list(BENCHMARK_PROTOCOLS)) if p not in BENCHMARK_PROTOCOLS]
     if wrong:
-        raise ConfigError(f"benchmark.tables: expected 2 and/or 3 (004 Table 2, Table 3), got {wrong}")
+        raise ConfigError(f"benchmark.protocols: expected some of {list(BENCHMARK_PROTOCOLS)}, got {wrong}")
+    if int(benchmark.get("harmonizer_seeds", 1)) < 1:
+        raise ConfigError(f"benchmark.harmonizer_seeds: expected at least 1, got {benchmark['harmonizer_seeds']}")
     spec = phantom_spec_from_config(config.get("phantom") or {})
     for key in ("source_site", "target_site") if harmonization else ():
         if harmonization.get(key) not in spec.sites:
@@ -362,10 +395,11 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
     text = ""
     if harmonization:
         text += _harmonization_stage(out, harmonization, splits, seconds, workers, progress)
+        harmonizers = _harmonizers_stage(out, benchmark, harmonization, seconds)
     if evaluation:
-        text += _evaluation_stage(out, evaluation, harmonization, seconds)
+        text += _evaluation_stage(out, evaluation, harmonizers, seconds)
     if benchmark:
-        text += _benchmark_stage(out, benchmark, harmonization, seconds)
+        text += _benchmark_stage(out, benchmark, harmonization, harmonizers, seconds)
     if downstream:
         text += _downstream_stage(out, downstream, seconds)
     if augmentation:

@@ -40,8 +40,9 @@ def test_every_command_has_help(command, capsys):
 
 def test_demo_smoke(tiny_demo):
     """README command 1, at tiny scale: generates, validates, splits, preprocesses, trains a CycleGAN
-    for one epoch, harmonizes both ways, evaluates with baselines, runs the brain-age benchmark (Tables 2
-    and 3), the downstream bundles and the augmentation grid, writes the report, says where."""
+    for one epoch (and a second harmonizer seed), harmonizes both ways, evaluates with baselines, runs the
+    brain-age benchmark (pooled; held-out and cross-site skipped with their reason at this size), the
+    downstream bundles and the augmentation grid, writes the report, says where."""
     out, result = tiny_demo
     stdout = result.stdout
     for site in ("adni", "oasis", "ukb"):
@@ -67,44 +68,52 @@ def test_demo_smoke(tiny_demo):
     assert sorted(to_target.loc[to_target["harmonized"], "site"]) == ["ukb"] * 4
     fidelity = pd.read_csv(out / "harmonized" / "traveling_fidelity.tsv", sep="\t")
     assert list(fidelity["subject"]) == ["trav01"] and 0 < fidelity.loc[0, "identity_mae"] < 0.2
-    # evaluation (all subjects at this size; the demo's default is the test split), CycleGAN beside every baseline
+    # harmonizer seeds: the demo's CycleGAN is seed 0, a second one is trained on the same split (benchmark/harmonizers)
+    second = out / "benchmark" / "harmonizers" / "seed1"
+    settings = json.loads((second / "train_settings.json").read_text())
+    assert settings["overrides"]["seed"] == 1 and settings["overrides"]["splits_file"] == str(out / "splits.tsv")
+    assert (second / "to_source" / "harmonized.tsv").exists() and (second / "to_target" / "harmonized.tsv").exists()
+    # evaluation (all subjects at this size; the demo's default is the test split), both harmonizer seeds beside every baseline
     evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
     assert evaluation["n_images"] == (cohort["site"].isin(["ukb", "oasis"])).sum() == 8 and evaluation["split"] == "all"
-    assert evaluation["conditions"] == ["identity", "cyclegan", "histogram", "zscore", "combat"]
+    assert evaluation["conditions"] == ["identity", "cyclegan_seed0", "cyclegan_seed1", "histogram", "zscore", "combat"]
     assert "site probe, balanced accuracy" in stdout
-    # the brain-age benchmark: Table 2 (per-seed 70:30) and Table 3 (test = controls outside the CycleGAN's train split)
-    for table in (2, 3):
-        bench = json.loads((out / "benchmark" / f"table{table}" / "summary.json").read_text())
-        assert [row["condition"] for row in bench["summary"]] == ["none", "to_source", "to_target"]
-        assert f"004 Table {table}" in stdout
-    table3 = pd.read_csv(out / "benchmark" / "table3" / "splits_seed0.tsv", sep="\t")
-    gan_train = set(splits.loc[splits["split"] == "train", "subject"])
-    assert set(table3.loc[table3["split"] == "test", "subject"]).isdisjoint(gan_train)
+    # the brain-age benchmark: pooled ran with both harmonizer seeds; at this size the held-out protocol (only
+    # controls no CycleGAN saw) and the cross-site one have too few controls and say so
+    bench = json.loads((out / "benchmark" / "pooled" / "summary.json").read_text())
+    assert [row["condition"] for row in bench["summary"]] == ["raw", "to_source", "to_target"]
+    assert bench["harmonizer_seeds"] == [0, 1] and [row["runs"] for row in bench["summary"]] == [2, 4, 4]
+    assert all(row["underpowered"] for row in bench["summary"])
+    assert "brain-age benchmark (held_out): skipped (seed 0: 1 controls left after excluding 5 that a CycleGAN saw" in stdout
+    assert "brain-age benchmark (cross_site): skipped (seed 0: 2 training controls at oasis" in stdout
+    assert not (out / "benchmark" / "held_out").exists()
     # downstream bundles: trained on the train split, scored on the test split beside their baselines
     report = json.loads((out / "brain_age" / "eval" / "predictions.json").read_text())
     test_controls = cohort.merge(splits, on="subject").query("split == 'test' and diagnosis == 'CN'")
     assert report["cnn"]["metrics"]["n"] == len(test_controls) and "train_mean" in report["baselines"]
     assert "brain age (controls, test split)" in stdout and "volume_linear" in stdout
+    # the AD stages ran (TINY_DEMO's split puts the only AD subject in train), never silently skipped
     ad = cohort.merge(splits, on="subject").query("diagnosis in ['CN', 'AD']")
-    if ad.loc[ad["split"] == "train", "diagnosis"].nunique() == 2 and (ad["split"] == "test").any():
-        metrics = json.loads((out / "ad_classification" / "eval" / "metrics.json").read_text())
-        assert metrics["metrics"]["n"] == (ad["split"] == "test").sum() and "volume_logistic" in metrics["baselines"]
-        assert (out / "ad_classification" / "eval" / "gradcam").is_dir()
-        grid = pd.read_csv(out / "augment_grid" / "summary.tsv", sep="\t")
-        assert {"none", "oversampling", "translation_AD", "conditional_AD", "class_prior"} <= set(grid["arm"])
-        assert "augmentation grid (1 repeat(s)" in stdout
-        grid_splits = pd.read_csv(out / "augment_grid" / "repeat-0" / "splits.tsv", sep="\t")
-        assert grid_splits.sort_values("subject").reset_index(drop=True).equals(
-            splits.sort_values("subject").reset_index(drop=True))  # repeat 0 is the demo's own split
-    else:
-        assert "ad_classification: skipped (training classes" in stdout
-        assert "augmentation grid: skipped (training classes" in stdout
+    assert ad.loc[ad["split"] == "train", "diagnosis"].nunique() == 2 and (ad["split"] == "test").any()
+    assert "skipped (training classes" not in stdout
+    metrics = json.loads((out / "ad_classification" / "eval" / "metrics.json").read_text())
+    assert metrics["metrics"]["n"] == (ad["split"] == "test").sum() and "volume_logistic" in metrics["baselines"]
+    assert (out / "ad_classification" / "eval" / "gradcam").is_dir()
+    grid = pd.read_csv(out / "augment_grid" / "summary.tsv", sep="\t")
+    assert {"none", "oversampling", "translation_AD", "conditional_AD", "class_prior"} <= set(grid["arm"])
+    assert "augmentation grid (1 repeat(s)" in stdout
+    assert json.loads((out / "augment_grid" / "grid.json").read_text())["class_weights"].startswith(
+        "inverse class frequency of the real training rows")
+    grid_splits = pd.read_csv(out / "augment_grid" / "repeat-0" / "splits.tsv", sep="\t")
+    assert grid_splits.sort_values("subject").reset_index(drop=True).equals(
+        splits.sort_values("subject").reset_index(drop=True))  # repeat 0 is the demo's own split
     # the report: where it is, the summary table, every section, the per-stage wall time
-    assert f"report: {out / 'report' / 'report.html'}" in stdout and "brain-age MAE, 004 Table 2" in stdout
+    assert f"report: {out / 'report' / 'report.html'}" in stdout and "brain-age raw MAE, pooled" in stdout
+    assert "corrected" not in stdout[stdout.index("report: "):]  # the summary: raw errors only
     page = json.loads((out / "report" / "report.json").read_text())
     assert all(section["present"] for section in page["sections"].values())
     stages = [row["stage"] for row in page["sections"]["provenance"]["tables"]["Wall time per stage"]]
-    assert {"preprocess", "cyclegan_train", "evaluation", "benchmark_table2", "benchmark_table3"} <= set(stages)
+    assert {"preprocess", "cyclegan_train", "harmonizer_seeds", "evaluation", "benchmark_pooled"} <= set(stages)
     assert yaml.safe_load((out / "config.yaml").read_text())["harmonization"]["epochs"] == 1  # the run's own config
 
 
@@ -113,14 +122,16 @@ def test_demo_rerun_resumes(tiny_demo):
     evaluation and every trained model (benchmark included)."""
     out, _ = tiny_demo
     model_mtime = (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").stat().st_mtime_ns
-    bench_mtime = (out / "benchmark" / "table2" / "none" / "seed0" / "models" / "model.pt").stat().st_mtime_ns
+    second_mtime = (out / "benchmark" / "harmonizers" / "seed1" / "models" / "model.pt").stat().st_mtime_ns
+    bench_mtime = (out / "benchmark" / "pooled" / "raw" / "seed0" / "models" / "model.pt").stat().st_mtime_ns
     again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *TINY_DEMO], capture_output=True, text=True,
                            timeout=900)
     log = (out / "logs" / "demo.log").read_text()
     assert again.returncode == 0, again.stderr
     assert "(reused" in log and "12 ok (12 resumed)" in log and "harmonize: 4 images (4 resumed)" in log
     assert (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").stat().st_mtime_ns == model_mtime
-    assert (out / "benchmark" / "table2" / "none" / "seed0" / "models" / "model.pt").stat().st_mtime_ns == bench_mtime
+    assert (out / "benchmark" / "harmonizers" / "seed1" / "models" / "model.pt").stat().st_mtime_ns == second_mtime
+    assert (out / "benchmark" / "pooled" / "raw" / "seed0" / "models" / "model.pt").stat().st_mtime_ns == bench_mtime
     assert "brain age (controls, test split), reused" in again.stdout and "(reused in" in again.stdout
 
 
@@ -141,7 +152,8 @@ def test_full_scale_config_is_valid():
     ("splits=3", "splits: expected a mapping with keys ['fractions', 'seed', 'stratify'], got 3"),
     ("evaluation.probes_extra=1", "unknown key 'evaluation.probes_extra'"),
     ("benchmark.bundle.colour=red", "unknown key 'benchmark.bundle.colour'"),
-    ("benchmark.tables=[2,4]", "benchmark.tables: expected 2 and/or 3 (004 Table 2, Table 3), got [4]"),
+    ("benchmark.protocols=[pooled,table4]", "benchmark.protocols: expected some of ['pooled', 'held_out', 'cross_site'], got ['table4']"),
+    ("benchmark.harmonizer_seeds=0", "benchmark.harmonizer_seeds: expected at least 1, got 0"),
     ("harmonization.target_site=mars", "harmonization.target_site: 'mars' is not a phantom site"),
 ])
 def test_demo_bad_config_fails_before_work(tmp_path, capsys, override, message):

@@ -66,46 +66,66 @@ def _pool(arrays: list[np.ndarray], size: int) -> np.ndarray:
                      for a in arrays])
 
 
-def _tables(raw_dir: Path, harmonized_dir: Path, splits_file) -> tuple[pd.DataFrame, str, str]:
+def _sites(harmonized_dir: Path) -> tuple[str, str]:
     description = harmonized_dir / "dataset_description.json"
     if not description.exists():
         raise FileNotFoundError(f"{description} does not exist (expected the output folder of `mriharmony harmonize`)")
     info = json.loads(description.read_text())
-    target, reference = info["InputSite"], info["OutputSite"]
-    raw = attach_splits(read_preprocessed(raw_dir), read_splits(find_splits_file(raw_dir, splits_file)))
+    return info["InputSite"], info["OutputSite"]
+
+
+def _tables(raw_dir: Path, harmonized_dirs: Sequence[Path], splits_file) -> tuple[pd.DataFrame, str, str, list[str]]:
+    """The raw table of the two sites with one ``harmonized_<k>`` image column per harmonized folder."""
     from pipeline.harmonize import read_harmonized
 
-    harmonized = read_harmonized(harmonized_dir)
-    harmonized = harmonized[harmonized["harmonized"].astype(str).str.lower() == "true"]
+    target, reference = _sites(harmonized_dirs[0])
+    for folder in harmonized_dirs[1:]:
+        if _sites(folder) != (target, reference):
+            raise ValueError(f"{folder} harmonizes {' -> '.join(_sites(folder))}, not {target} -> {reference} like "
+                             f"{harmonized_dirs[0]}; pass harmonizers of one site pair")
+    raw = attach_splits(read_preprocessed(raw_dir), read_splits(find_splits_file(raw_dir, splits_file)))
     raw = raw[raw["site"].isin([target, reference])].copy()
-    raw["harmonized_image"] = raw.merge(harmonized[["subject", "session", "site", "image_cube"]].rename(
-        columns={"image_cube": "harmonized_image"}), on=["subject", "session", "site"], how="left")["harmonized_image"].to_numpy()
-    return raw.reset_index(drop=True), target, reference
+    columns = []
+    for k, folder in enumerate(harmonized_dirs):
+        harmonized = read_harmonized(folder)
+        harmonized = harmonized[harmonized["harmonized"].astype(str).str.lower() == "true"]
+        columns.append(f"harmonized_{k}")
+        raw[columns[-1]] = raw.merge(harmonized[["subject", "session", "site", "image_cube"]].rename(
+            columns={"image_cube": columns[-1]}), on=["subject", "session", "site"], how="left")[columns[-1]].to_numpy()
+    return raw.reset_index(drop=True), target, reference, columns
 
 
-def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path, out: str | Path, *,
+def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path | Sequence[str | Path], out: str | Path, *,
                            baselines: Sequence[str] = BASELINE_NAMES, split: str = "test",
                            splits_file: str | Path | None = None, probes: Sequence[str] = ("linear", "cnn"),
                            n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Evaluate one harmonization run (see the module docstring); returns what evaluation.json holds."""
+    """Evaluate harmonization (see the module docstring); returns what evaluation.json holds.
+
+    ``harmonized_dir``: one ``mriharmony harmonize`` folder (condition ``cyclegan``), or several - one per
+    harmonizer seed, each a CycleGAN trained on the same subjects - scored as ``cyclegan_seed<k>`` so the
+    spread over harmonizer seeds shows.
+    """
     unknown = sorted(set(baselines) - set(BASELINE_NAMES))
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; allowed: {list(BASELINE_NAMES)}")
     started = time.perf_counter()
     out = Path(out)
-    table, target, reference = _tables(Path(raw_dir), Path(harmonized_dir), splits_file)
+    folders = [Path(harmonized_dir)] if isinstance(harmonized_dir, (str, Path)) else [Path(h) for h in harmonized_dir]
+    table, target, reference, harmonized_columns = _tables(Path(raw_dir), folders, splits_file)
     rows = (table if split == "all" else table[table["split"] == split]).reset_index(drop=True)
-    missing = rows.loc[(rows["site"] == target) & rows["harmonized_image"].isna(), "subject"]
-    if len(missing):
-        raise ValueError(f"{harmonized_dir}: no harmonized image for {target} subject(s) {sorted(missing)[:5]} of split {split}")
+    for folder, column in zip(folders, harmonized_columns):
+        missing = rows.loc[(rows["site"] == target) & rows[column].isna(), "subject"]
+        if len(missing):
+            raise ValueError(f"{folder}: no harmonized image for {target} subject(s) {sorted(missing)[:5]} of split {split}")
     if rows["site"].nunique() < 2:
         raise ValueError(f"split {split!r} has images of {sorted(set(rows['site']))} only; need {target} and {reference}")
     is_target = (rows["site"] == target).to_numpy()
     raw_images = [_load(p) for p in rows["image_cube"]]
     masks = [np.asarray(nib.load(p).dataobj) > 0 for p in rows["mask_cube"]]
     conditions: dict[str, list[np.ndarray]] = {"identity": [a for a, _ in raw_images]}
-    conditions["cyclegan"] = [(_load(h)[0] if t else a) for (a, _), h, t in
-                              zip(raw_images, rows["harmonized_image"], is_target)]
+    for k, column in enumerate(harmonized_columns):
+        name = "cyclegan" if len(folders) == 1 else f"cyclegan_seed{k}"
+        conditions[name] = [(_load(h)[0] if t else a) for (a, _), h, t in zip(raw_images, rows[column], is_target)]
     reference_train = table[(table["site"] == reference) & (table["split"] == "train")]
     for name in ("histogram", "zscore"):
         if name in baselines:
@@ -148,7 +168,7 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path, out:
     write_table(out / "traveling.tsv", travel)
     write_table(out / "features.tsv", feature_table)
     write_table(out / "biological.tsv", effects)
-    report = {"version": __version__, "raw": str(raw_dir), "harmonized": str(harmonized_dir), "target_site": target,
+    report = {"version": __version__, "raw": str(raw_dir), "harmonized": [str(f) for f in folders], "target_site": target,
               "reference_site": reference, "split": split, "n_images": int(len(rows)),
               "n_subjects": int(rows["subject"].nunique()), "conditions": list(features), "probes": list(probes),
               "seed": seed, "site_probe": probe_table.to_dict(orient="records"),

@@ -3,6 +3,7 @@ as a harmonizer."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -34,3 +35,31 @@ def test_a_class_translator_is_not_a_harmonizer(ad_pair, tmp_path):
                 "info": {"source_site": "CN", "target_site": "AD", "domain_key": "diagnosis", "net_kwargs": kw}}, ckpt)
     with pytest.raises(ValueError, match="translates between diagnosis values .* not a harmonizer"):
         harmonize_cohort(read_preprocessed(ad_pair / "preprocessed"), ckpt, tmp_path / "out", progress=False)
+
+
+def test_site_domains_never_train_on_traveling_subjects_and_keep_test_ones_out_of_validation(contrast_pair, tmp_path):
+    """The harmonizer's data rules: traveling subjects (scanned at both sites) are never trained on; those of
+    train / val choose the checkpoint; those of the test split are left for the final evaluation."""
+    table = read_preprocessed(contrast_pair / "preprocessed")
+    n_sites = table.groupby("subject")["site"].nunique()
+    traveling = sorted(n_sites[n_sites > 1].index)
+    assert len(traveling) == 6
+    splits = pd.read_csv(contrast_pair / "splits.tsv", sep="\t", dtype={"subject": str})
+    wanted = dict(zip(traveling, ["train", "train", "val", "val", "test", "test"]))
+    splits["split"] = [wanted.get(s, split) for s, split in zip(splits["subject"], splits["split"])]
+    splits.to_csv(tmp_path / "splits.tsv", sep="\t", index=False)
+    data = site_pair_data(contrast_pair / "preprocessed", "dark", "bright", splits_file=tmp_path / "splits.tsv")
+    trained = {i["subject"] for i in data.train_x + data.train_y}
+    assert not trained & set(traveling)
+    split = splits.set_index("subject")["split"]
+    single = table[~table["subject"].isin(traveling)]
+    for site, items in (("dark", data.train_x), ("bright", data.train_y)):
+        expected = single[(single["site"] == site) & single["subject"].map(split).eq("train")]
+        assert sorted(i["subject"] for i in items) == sorted(expected["subject"])
+    assert sorted(p["subject"] for p in data.val_pairs) == traveling[:4]  # train and val traveling subjects
+    pair = data.val_pairs[0]
+    rows = table[table["subject"] == pair["subject"]].set_index("site")["image_cube"]
+    assert (pair["x"], pair["y"]) == (rows["dark"], rows["bright"])  # source-site image -> its target-site image
+    used = {p["subject"] for p in data.val_pairs} | {i["subject"] for i in data.val_x} | trained
+    assert not used & set(traveling[4:])  # test-split traveling subjects: neither trained nor validated on
+    assert {i["subject"] for i in data.val_x} <= set(single.loc[single["subject"].map(split).eq("val"), "subject"])

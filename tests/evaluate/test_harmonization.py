@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pipeline.cli import main
-from pipeline.evaluate.traveling import image_fidelity
+from pipeline.evaluate.fidelity import image_fidelity
 from pipeline.harmonize import harmonize_cohort, read_harmonized
 from pipeline.nets import HarmonizationGenerator3D
 from pipeline.preprocess.batch import read_preprocessed
@@ -65,7 +65,8 @@ def test_traveling_fidelity_reads_the_harmonized_images(evaluation, contrast_pai
     made = harmonized[(harmonized["subject"] == subject) & (harmonized["site"] == "bright")]["image_cube"].iloc[0]
     real = raw[(raw["subject"] == subject) & (raw["site"] == "dark")]["image_cube"].iloc[0]
     load = lambda p: torch.from_numpy(np.asarray(nib.load(p).dataobj, np.float32))[None, None]  # noqa: E731
-    expected = image_fidelity(load(made), load(real))["mae"]
+    masks = [raw[(raw["subject"] == subject) & (raw["site"] == site)]["mask_cube"].iloc[0] for site in ("bright", "dark")]
+    expected = image_fidelity(load(made), load(real), (load(masks[0]) > 0) | (load(masks[1]) > 0))["mae"]
     row = travel[(travel["condition"] == "cyclegan") & (travel["subject"] == subject)].iloc[0]
     assert row["mae"] == pytest.approx(expected, rel=1e-5)
     assert row["mae"] != pytest.approx(travel[(travel["condition"] == "identity") & (travel["subject"] == subject)]["mae"].iloc[0])
@@ -93,3 +94,36 @@ def test_bad_input_is_named(contrast_pair, tmp_path):
         evaluate_harmonization(contrast_pair / "preprocessed", tmp_path, tmp_path / "out")
     with pytest.raises(ValueError, match=r"unknown baseline\(s\) \['ants'\]"):
         evaluate_harmonization(contrast_pair / "preprocessed", tmp_path, tmp_path / "out", baselines=["ants"])
+
+
+def test_baselines_and_combat_are_fitted_on_training_rows_only(evaluation, contrast_pair, tmp_path):
+    """Poison every non-training image of the reference site (x 0.3): the histogram, z-score and ComBat fits
+    use training rows only, so the target site's harmonized features do not move."""
+    from pipeline.atomic import write_table
+    from pipeline.evaluate.harmonization import evaluate_harmonization
+
+    table = read_preprocessed(contrast_pair / "preprocessed", only_ok=False)
+    splits = pd.read_csv(contrast_pair / "splits.tsv", sep="\t", dtype={"subject": str}).set_index("subject")["split"]
+    poison = (table["site"] == "dark") & (table["subject"].map(splits) != "train")
+    assert poison.sum() >= 3
+    for i in table.index[poison]:
+        image = nib.load(table.loc[i, "image_cube"])
+        path = tmp_path / "poisoned" / f"{i}.nii.gz"
+        path.parent.mkdir(exist_ok=True)
+        nib.save(nib.Nifti1Image(np.asarray(image.dataobj) * 0.3, image.affine), path)
+        table.loc[i, "image_cube"] = str(path)
+    write_table(tmp_path / "raw" / "preprocessed.tsv", table)
+    evaluate_harmonization(tmp_path / "raw", evaluation / "harm", tmp_path / "eval", split="all",
+                           splits_file=contrast_pair / "splits.tsv", probes=["linear"], n_resamples=20,
+                           baselines=["identity", "histogram", "zscore", "combat"])
+    keys = ["condition", "subject", "session", "site"]
+    clean = _read(evaluation / "eval" / "features.tsv").set_index(keys).sort_index()
+    dirty = _read(tmp_path / "eval" / "features.tsv").set_index(keys).sort_index()
+    features = [c for c in clean.columns if c.endswith("_mean")]
+    for condition in ("histogram", "zscore", "combat"):
+        a, b = (t.xs(condition, level="condition").xs("bright", level="site", drop_level=False)[features]
+                for t in (clean, dirty))
+        np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-6, err_msg=condition)
+    poisoned = dirty.xs("identity", level="condition").xs("dark", level="site", drop_level=False)[features]
+    assert not np.allclose(poisoned.to_numpy(), clean.xs("identity", level="condition").xs(
+        "dark", level="site", drop_level=False)[features].to_numpy())  # the poison is real

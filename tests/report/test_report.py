@@ -45,10 +45,15 @@ def test_report_numbers_are_the_run_files(report):
     evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
     (probe,) = [t for title, t in sections["harmonization"]["tables"].items() if title.startswith("Site probe")]
     assert _same(probe, evaluation["site_probe"])
-    for table in (2, 3):
-        bench = json.loads((out / "benchmark" / f"table{table}" / "summary.json").read_text())
-        (records,) = [t for title, t in sections["brain-age"]["tables"].items() if title.startswith(f"004 Table {table}")]
+    ran = [p for p in ("pooled", "held_out", "cross_site") if (out / "benchmark" / p / "summary.json").exists()]
+    assert "pooled" in ran
+    for protocol in ran:
+        bench = json.loads((out / "benchmark" / protocol / "summary.json").read_text())
+        (records,) = [t for title, t in sections["brain-age"]["tables"].items() if title.startswith(f"Brain age, {protocol}:")]
         assert _same(records, bench["summary"])
+    # the summary shows raw errors only: nothing a constant predictor could be made to look good by
+    assert not [k for k, v in page["summary"].items() if "corrected" in k or "corrected" in str(v)]
+    assert any(k.startswith("brain-age raw MAE, pooled") for k in page["summary"])
     metrics = json.loads((out / "ad_classification" / "eval" / "metrics.json").read_text())
     cnn = sections["ad-classification"]["tables"]["Test metrics"][0]
     assert cnn["model"] == "cnn" and _same(cnn["balanced_accuracy"], metrics["metrics"]["balanced_accuracy"])
@@ -82,7 +87,7 @@ def test_report_of_a_partial_run_names_what_is_missing(tiny_demo, tmp_path):
     assert page["preprocessing"]["present"] and not page["preprocessing"]["missing"]
     assert page["harmonization"]["missing"] == [str(run / "evaluation" / "evaluation.json")]
     assert not page["ad-classification"]["present"] and not page["augmentation"]["present"]
-    assert str(run / "benchmark" / "table2" / "summary.json") in page["brain-age"]["missing"]
+    assert str(run / "benchmark" / "pooled" / "summary.json") in page["brain-age"]["missing"]
     html = result.html.read_text()
     assert html.count("Not in this run") == sum(len(s["missing"]) for s in page.values())
     assert result.summary[0] == ("preprocessed images", "12 of 12 (0 failed)")

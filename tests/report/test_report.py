@@ -36,7 +36,10 @@ def report(tiny_demo):
 def test_report_numbers_are_the_run_files(report):
     out, page, html = report
     sections = page["sections"]
-    assert list(sections) == list(SECTION_IDS) and all(s["present"] and not s["missing"] for s in sections.values())
+    assert list(sections) == list(SECTION_IDS) and all(s["present"] for s in sections.values())
+    # only what the run skipped is missing: the held-out and cross-site protocols have too few controls here
+    skipped = [str(out / "benchmark" / p / "summary.json") for p in ("held_out", "cross_site")]
+    assert {k: s["missing"] for k, s in sections.items() if s["missing"]} == {"brain-age": skipped}
     preprocessed = read_table(out / "preprocessed" / "preprocessed.tsv")
     per_site = sections["preprocessing"]["tables"]["Images per site"]
     assert {r["site"]: r["ok"] for r in per_site} == (preprocessed["status"] == "ok").groupby(preprocessed["site"]).sum().to_dict()

@@ -193,7 +193,8 @@ BENCHMARK_COLUMNS = [("train_site", "trained on"), ("test_site", "tested on"), (
                      ("mae_high", "95% high (mean)"), ("mae_sd", "MAE SD (runs)"),
                      ("mae_sd_harmonizer", "MAE SD (harmonizer seeds)"), ("compared_with", "paired with"),
                      ("diff_mae", "MAE difference"), ("diff_low", "95% low"), ("diff_high", "95% high"),
-                     ("r2_mean", "R^2"), ("gap_age_r_mean", "r(gap, age)"), ("mean_predictor_mae", "mean-predictor MAE"),
+                     ("mse_mean", "MSE"), ("r_mean", "r"), ("r2_mean", "R^2"), ("gap_age_r_mean", "r(gap, age)"),
+                     ("mean_predictor_mae", "mean-predictor MAE"),
                      ("volume_linear_mae", "volume-linear MAE"), ("n_test", "n test"), ("underpowered", "underpowered")]
 BENCHMARK_TITLES = {"pooled": "Pooled controls, 70:30 by subject per seed (Komandur et al. Table 2)",
                     "held_out": "Only controls no CycleGAN saw, 70:30 per seed (Komandur et al. Table 3)",

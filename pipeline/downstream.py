@@ -72,12 +72,16 @@ def class_weights(items: list[dict], num_classes: int, *, rows: str = "real"):
     ``rows="real"`` (the default) counts the real rows only, so every arm of an augmentation experiment trains
     under the same loss balance and what synthetic images add (class balance included) shows in its results;
     ``"all"`` counts synthetic rows too, which cancels the balance that added minority-class images bring.
+    A class without any real row (a synthetic-only arm) has no real balance to keep: then all rows count.
     """
     import torch
 
     if rows not in ("real", "all"):
         raise ValueError(f"class weight rows must be 'real' or 'all', got {rows!r}")
     counted = [i for i in items if rows == "all" or not i.get("synthetic", False)]
+    present = {i["label"] for i in items}
+    if {i["label"] for i in counted} != present:
+        counted = list(items)
     counts = [sum(i["label"] == c for i in counted) for c in range(num_classes)]
     return torch.tensor([len(counted) / max(1, n) for n in counts], dtype=torch.float32)
 

@@ -100,6 +100,8 @@ def test_class_weights_come_from_the_real_training_rows():
              + [{"label": 1, "synthetic": True}] * 4)
     assert class_weights(items, 2).tolist() == pytest.approx([8 / 6, 8 / 2])
     assert class_weights(items, 2, rows="all").tolist() == pytest.approx([12 / 6, 12 / 6])
+    synthetic_only = [{**i, "synthetic": True} for i in items]  # no real balance to keep: every row counts
+    assert class_weights(synthetic_only, 2).tolist() == pytest.approx([12 / 6, 12 / 6])
     parser = ConfigParser()
     parser.read_config(str(bundle_dir("ad_classification") / "configs" / "train.yaml"))
     parser["train_items"] = items

@@ -129,7 +129,7 @@ def run_brain_age_benchmark(raw: str | Path, out: str | Path, harmonizers: Seque
             for train_site, test_site in ((source_site, target_site), (target_site, source_site)):
                 runs += _cross_site_runs(ctx, table, splits, splits_path, seed, harmonizers, train_site, test_site)
         else:
-            runs += _pooled_runs(ctx, splits, splits_path, seed, harmonizers)
+            runs += _pooled_runs(ctx, table, splits, splits_path, seed, harmonizers)
     results, predictions = _score_runs(runs, n_resamples)
     summary = _summarise(runs, results, n_resamples)
     write_table(out / "results.tsv", results)
@@ -180,11 +180,11 @@ def _run(ctx: _Context, condition: str, seed: int, harmonizer_seed: int | None, 
             "volume_linear_mae": _volume_mae(train_rows, test, ctx.volumes)}
 
 
-def _pooled_runs(ctx: _Context, splits: pd.DataFrame, splits_path: Path, seed: int,
+def _pooled_runs(ctx: _Context, table: pd.DataFrame, splits: pd.DataFrame, splits_path: Path, seed: int,
                  harmonizers: Sequence[Harmonizer]) -> list[dict]:
     sites = [ctx.source_site, ctx.target_site]
     pooled = "+".join(sites)
-    train_rows = controls(ctx.raw, *sites).merge(splits, on="subject")
+    train_rows = table.merge(splits, on="subject")
     train_rows = train_rows[train_rows["split"] == "train"]
     ages = train_rows["age"].to_numpy(float)
     runs = [_run(ctx, "raw", seed, None, pooled, pooled, ages,

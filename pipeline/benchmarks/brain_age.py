@@ -101,7 +101,6 @@ class _Context:
     target_site: str
     overrides: dict[str, Any]
     volumes: pd.DataFrame | None
-    n_resamples: int
 
 
 def run_brain_age_benchmark(raw: str | Path, out: str | Path, harmonizers: Sequence[Harmonizer], *, source_site: str,
@@ -116,7 +115,7 @@ def run_brain_age_benchmark(raw: str | Path, out: str | Path, harmonizers: Seque
     table = controls(raw, source_site, target_site)
     truth = find_phantom_volumes(table)  # the phantom's true volumes, for the volume baseline
     ctx = _Context(Path(raw), out, source_site, target_site, dict(bundle_overrides or {}),
-                   read_volume_table(truth) if truth is not None else None, n_resamples)
+                   read_volume_table(truth) if truth is not None else None)
     exclude: set[str] = set()
     if protocol == "held_out":
         for harmonizer in harmonizers:

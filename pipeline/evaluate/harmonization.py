@@ -10,16 +10,23 @@ flatters it), every condition is scored the same way:
   (:mod:`pipeline.evaluate.combat`), fitted on the training rows of both sites (features only, so it
   enters the feature-level probe and the biological-signal check, not the image-level ones).
 - Site probe (:mod:`pipeline.evaluate.site_probe`): linear on 8^3 volumes, MONAI CNN on 16^3 volumes,
-  and linear on the regional features; subject-level cross-validation, bootstrap intervals.
+  and linear on the regional features; subject-level cross-validation, bootstrap intervals. Beside the raw
+  probe (``adjustment`` ``none``), two deconfounded ones for the linear and feature probes:
+  ``residualized`` (features residualized for age, sex and diagnosis on the training folds) and
+  ``traveling`` (the traveling subjects alone: the same anatomy at both sites, so a perfect harmonizer
+  brings it to chance).
+- Biology leak (:mod:`pipeline.evaluate.biology_leak`): a CN-vs-AD probe and an age regressor per
+  condition, paired to the identity's; a harmonizer must not push them below it.
 - t-SNE of the 8^3 volumes (:mod:`pipeline.evaluate.tsne`), one panel per image condition.
 - Traveling subjects (present at both sites in the split): MAE / PSNR / SSIM of the target-site image
   under each condition against the same subject's real reference-site image, inside the union of both
-  images' brain masks (:mod:`pipeline.evaluate.fidelity`), whole-cube values beside.
+  images' brain masks (:mod:`pipeline.evaluate.fidelity`), whole-cube values beside; ``oracle`` is each
+  target image histogram-matched to its own reference image (uses the answer: a bound, not a method).
 - Biological signal (:mod:`pipeline.evaluate.biological_signal`): age slope, AD effect and site effect
   of the regional T1 measures per condition.
 
 Writes ``site_probe.tsv``, ``tsne.tsv`` and ``tsne.png``, ``traveling.tsv``, ``features.tsv``,
-``biological.tsv`` and ``evaluation.json`` (everything, with the settings) into EVAL.
+``biological.tsv``, ``biology_leak.tsv`` and ``evaluation.json`` (everything, with the settings) into EVAL.
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ from pipeline.evaluate.biological_signal import biological_effects
 from pipeline.evaluate.combat import ComBat
 from pipeline.evaluate.intensity_baselines import fit_intensity_baseline
 from pipeline.evaluate.regional_features import REGIONS, regional_means
-from pipeline.evaluate.site_probe import site_probe
+from pipeline.evaluate.biology_leak import biology_probes, paired_to_reference
+from pipeline.evaluate.site_probe import confound_design, site_probe, traveling_rows
 from pipeline.evaluate.fidelity import image_fidelity
 from pipeline.evaluate.tsne import tsne_figure, tsne_table
 from pipeline.preprocess.batch import read_preprocessed
@@ -139,7 +147,10 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path | Seq
         features["combat"] = _combat(table, rows, features["identity"])
     demographics = rows[[c for c in ("subject", "session", "site", "age", "sex", "diagnosis") if c in rows.columns]]
 
-    probe_rows, tsne_tables, travel_rows, effect_rows = [], {}, [], []
+    probe_rows, tsne_tables, travel_rows, effect_rows, leak_rows = [], {}, [], [], []
+    confounds = confound_design(rows)
+    traveling = traveling_rows(rows)
+    leak_reference: dict[str, dict] = {}
     for name, arrays in conditions.items():
         pooled = {8: _pool(arrays, 8)}  # the linear probe's and t-SNE's input
         for probe in probes:
@@ -148,15 +159,21 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path | Seq
                 pooled[size] = _pool(arrays, size)
             result = site_probe(rows, probe=probe, volumes=pooled[size], n_resamples=n_resamples, seed=seed)
             probe_rows.append(_probe_row(name, probe, result))
+        probe_rows += _deconfounded_probes(name, "linear", rows, pooled[8], confounds, traveling, n_resamples, seed)
+        leak_rows += _biology_leak(name, "linear", rows, pooled[8], leak_reference, n_resamples, seed)
         tsne_tables[name] = tsne_table(pooled[8], rows, condition=name, seed=seed)
         travel_rows += _traveling(name, arrays, masks, rows, target, reference)
+    travel_rows += _traveling_oracle(conditions["identity"], masks, rows, target, reference)
     for name, table_features in features.items():
-        result = site_probe(rows, probe="linear", volumes=table_features[FEATURES].to_numpy(np.float32),
-                            n_resamples=n_resamples, seed=seed)
+        values = table_features[FEATURES].to_numpy(np.float32)
+        result = site_probe(rows, probe="linear", volumes=values, n_resamples=n_resamples, seed=seed)
         probe_rows.append(_probe_row(name, "features", result))
+        probe_rows += _deconfounded_probes(name, "features", rows, values, confounds, traveling, n_resamples, seed)
+        leak_rows += _biology_leak(name, "features", rows, values, leak_reference, n_resamples, seed)
         effect_rows.append(biological_effects(pd.concat([demographics, table_features[FEATURES]], axis=1), FEATURES,
                                               condition=name))
     probe_table = pd.DataFrame(probe_rows)
+    leak_table = pd.DataFrame(leak_rows, columns=LEAK_COLUMNS)
     tsne = pd.concat(tsne_tables.values(), ignore_index=True)
     travel = pd.DataFrame(travel_rows, columns=["condition", "subject", *TRAVEL_METRICS])
     effects = pd.concat(effect_rows, ignore_index=True)
@@ -168,12 +185,14 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path | Seq
     write_table(out / "traveling.tsv", travel)
     write_table(out / "features.tsv", feature_table)
     write_table(out / "biological.tsv", effects)
+    write_table(out / "biology_leak.tsv", leak_table)
     report = {"version": __version__, "raw": str(raw_dir), "harmonized": [str(f) for f in folders], "target_site": target,
               "reference_site": reference, "split": split, "n_images": int(len(rows)),
               "n_subjects": int(rows["subject"].nunique()), "conditions": list(features), "probes": list(probes),
               "seed": seed, "site_probe": probe_table.to_dict(orient="records"),
               "traveling": travel.groupby("condition", sort=False)[list(TRAVEL_METRICS)].mean().reset_index().to_dict(orient="records")
               if len(travel) else [], "biological": effects.to_dict(orient="records"),
+              "biology_leak": leak_table.to_dict(orient="records"), "n_traveling": int(rows.loc[traveling, "subject"].nunique()),
               "seconds": time.perf_counter() - started}
     write_json(out / "evaluation.json", report)
     return report
@@ -184,8 +203,14 @@ def format_evaluation(report: dict) -> str:
     lines = [f"harmonization {report['target_site']} -> {report['reference_site']}, split {report['split']}: "
              f"{report['n_images']} images of {report['n_subjects']} subjects",
              "site probe, balanced accuracy [95% interval] (chance 0.5 for two sites):"]
-    lines += [f"  {row['condition']:<10} {row['probe']:<9} {row['balanced_accuracy']:.3f} [{row['low']:.3f}, {row['high']:.3f}]"
+    lines += [f"  {row['condition']:<10} {row['probe']:<9} {row.get('adjustment', 'none'):<13} "
+              f"{row['balanced_accuracy']:.3f} [{row['low']:.3f}, {row['high']:.3f}]  n={row['n_subjects']}"
               for row in report["site_probe"]]
+    if report.get("biology_leak"):
+        lines.append("biology kept? diagnosis (balanced accuracy) and age (MAE, y) probes, difference to identity [95%]:")
+        lines += [f"  {row['condition']:<10} {row['input']:<9} {row['task']:<9} {row['estimate']:.3f} "
+                  f"({row['difference_to_identity']:+.3f} [{row['difference_low']:+.3f}, {row['difference_high']:+.3f}])"
+                  for row in report["biology_leak"]]
     if report["traveling"]:
         lines.append("traveling subjects against their real reference-site image (mean):")
         lines += [f"  {row['condition']:<10} in the brain: MAE {row['mae']:.4f}  PSNR {row['psnr']:.1f} dB  SSIM "
@@ -194,10 +219,46 @@ def format_evaluation(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _probe_row(condition: str, probe: str, result: dict) -> dict:
-    return {"condition": condition, "probe": probe, "balanced_accuracy": result["balanced_accuracy"],
+def _probe_row(condition: str, probe: str, result: dict, adjustment: str = "none") -> dict:
+    return {"condition": condition, "probe": probe, "adjustment": adjustment, "balanced_accuracy": result["balanced_accuracy"],
             "low": result["interval_95"][0], "high": result["interval_95"][1], "chance": result["chance"],
             "n_images": result["n_images"], "n_subjects": result["n_subjects"], "folds": result["folds"]}
+
+
+ADJUSTMENTS = {"residualized": "residualized for age, sex, diagnosis (fitted on training folds)",
+               "traveling": "traveling subjects only (the same anatomy at both sites)"}
+LEAK_COLUMNS = ["condition", "input", "task", "metric", "estimate", "low", "high", "n_images", "n_subjects",
+                "difference_to_identity", "difference_low", "difference_high", "floor"]
+
+
+def _deconfounded_probes(condition: str, probe: str, rows: pd.DataFrame, x: np.ndarray, confounds: np.ndarray,
+                         traveling: np.ndarray, n_resamples: int, seed: int) -> list[dict]:
+    """The linear site probe on confound residuals, and on the traveling subjects alone (when at least two)."""
+    out = [_probe_row(condition, probe, site_probe(rows, probe="linear", volumes=x, covariates=confounds,
+                                                   n_resamples=n_resamples, seed=seed), "residualized")]
+    if rows.loc[traveling, "subject"].nunique() >= 2:
+        part = rows[traveling].reset_index(drop=True)
+        out.append(_probe_row(condition, probe, site_probe(part, probe="linear", volumes=x[traveling],
+                                                           n_resamples=n_resamples, seed=seed), "traveling"))
+    return out
+
+
+def _biology_leak(condition: str, source: str, rows: pd.DataFrame, x: np.ndarray, reference: dict[str, dict],
+                  n_resamples: int, seed: int) -> list[dict]:
+    """Diagnosis and age probes on one condition's inputs, paired to the identity's (the first condition seen)."""
+    probes = biology_probes(rows, x, seed=seed)
+    reference.setdefault(source, probes)
+    out = []
+    for task, probe in probes.items():
+        summary = probe.summary(n_resamples, seed)
+        difference = paired_to_reference(probe, reference[source][task], n_resamples=n_resamples, seed=seed)
+        out.append({"condition": condition, "input": source, "task": task, "metric": summary["metric"],
+                    "estimate": summary["estimate"], "low": summary["low"], "high": summary["high"],
+                    "n_images": summary["n_images"], "n_subjects": summary["n_subjects"],
+                    "difference_to_identity": difference[0], "difference_low": difference[1],
+                    "difference_high": difference[2],
+                    "floor": summary.get("chance", summary.get("mean_predictor_mae"))})
+    return out
 
 
 def _combat(table: pd.DataFrame, rows: pd.DataFrame, evaluated: pd.DataFrame) -> pd.DataFrame:
@@ -212,7 +273,22 @@ def _combat(table: pd.DataFrame, rows: pd.DataFrame, evaluated: pd.DataFrame) ->
     return pd.DataFrame(combat.transform(evaluated[FEATURES].to_numpy(), rows["site"], rows), columns=FEATURES)
 
 
-def _traveling(condition: str, arrays: list[np.ndarray], masks: list[np.ndarray], rows: pd.DataFrame, target: str,
+def _traveling_oracle(identity: list[np.ndarray], masks: list[np.ndarray], rows: pd.DataFrame, target: str,
+                      reference: str) -> list[dict]:
+    """The per-pair oracle: each traveling subject's target-site image histogram-matched (in its mask) to
+    its own reference-site image. It uses the answer, so it is a bound for intensity mappings, not a method."""
+    out = []
+    for subject, part in rows.groupby("subject"):
+        if set(part["site"]) >= {target, reference}:
+            i = part.index[part["site"] == target][0]
+            j = part.index[part["site"] == reference][0]
+            matched = fit_intensity_baseline("histogram", [(identity[j], masks[j])])(identity[i], masks[i])
+            arrays = {i: matched, j: identity[j]}
+            out += _traveling("oracle", arrays, masks, rows.loc[[i, j]], target, reference)
+    return out
+
+
+def _traveling(condition: str, arrays: list[np.ndarray] | dict[int, np.ndarray], masks: list[np.ndarray], rows: pd.DataFrame, target: str,
                reference: str) -> list[dict]:
     """Fidelity of each traveling subject's target-site image to its reference-site image, inside the union of
     the two images' brain masks (the same mask for every condition), whole-cube values beside."""

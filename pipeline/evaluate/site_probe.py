@@ -10,6 +10,14 @@ subject's scans at several sites, stay in one fold):
 
 The score is the balanced accuracy of the out-of-fold predictions with a subject-level bootstrap 95%
 interval.
+
+The phantom's sites, like real cohorts, differ in age, sex and diagnosis, so a probe can find the site
+from the biology alone. Two deconfounded variants separate the scanner from the biology:
+
+- ``covariates`` (:func:`confound_design`: age, sex, diagnosis): every feature is residualized on them
+  by least squares fitted on the training fold only, then probed;
+- :func:`traveling_rows`: only the subjects scanned at every site of the table (the same anatomy at each
+  site), so nothing but the scanner tells the sites apart; a perfect harmonizer brings this to chance.
 """
 
 from __future__ import annotations
@@ -27,9 +35,47 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline.evaluate.paired_difference import bootstrap_metric_samples, weighted_classification_metrics
 
-__all__ = ["downsampled_volumes", "site_probe", "PROBES"]
+__all__ = ["downsampled_volumes", "site_probe", "confound_design", "traveling_rows", "PROBES", "CONFOUNDS"]
 
 PROBES = ("linear", "cnn")
+CONFOUNDS = ("age", "sex", "diagnosis")
+
+
+def confound_design(table: pd.DataFrame, columns: Sequence[str] = CONFOUNDS) -> np.ndarray:
+    """Numeric confound matrix (N, k) of ``table``: age (missing -> the mean), sex (1 = F) and one
+    indicator per diagnosis but the first (sorted); a column absent from the table or constant is left out."""
+    parts = []
+    if "age" in columns and "age" in table:
+        age = pd.to_numeric(table["age"], errors="coerce")
+        parts.append(age.fillna(age.mean()).fillna(0.0).to_numpy(float)[:, None])
+    if "sex" in columns and "sex" in table:
+        parts.append((table["sex"].astype(str).str.upper() == "F").to_numpy(float)[:, None])
+    if "diagnosis" in columns and "diagnosis" in table:
+        levels = sorted(set(table["diagnosis"].astype(str)))
+        parts += [(table["diagnosis"].astype(str) == level).to_numpy(float)[:, None] for level in levels[1:]]
+    design = np.hstack(parts) if parts else np.zeros((len(table), 0))
+    keep = design.std(axis=0) > 0 if len(design) else np.zeros(design.shape[1], bool)
+    return design[:, keep]
+
+
+def traveling_rows(table: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of the rows whose subject has an image at every site of ``table``."""
+    n_sites = table["site"].nunique()
+    per_subject = table.groupby("subject")["site"].nunique()
+    return table["subject"].map(per_subject).to_numpy() == n_sites
+
+
+def _residualize(train_x: np.ndarray, test_x: np.ndarray, train_z: np.ndarray,
+                 test_z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Remove from every feature its least-squares fit on the confounds (intercept included), fitted on
+    the training rows only."""
+    shape = train_x.shape[1:]
+    a = np.hstack([np.ones((len(train_z), 1)), train_z])
+    b = np.hstack([np.ones((len(test_z), 1)), test_z])
+    flat_train, flat_test = train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1)
+    beta, *_ = np.linalg.lstsq(a, flat_train, rcond=None)
+    return ((flat_train - a @ beta).reshape(-1, *shape).astype(np.float32),
+            (flat_test - b @ beta).reshape(-1, *shape).astype(np.float32))
 
 
 def downsampled_volumes(paths: Sequence[str], size: int = 8) -> np.ndarray:
@@ -75,13 +121,16 @@ def _cnn_fold(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_cl
 
 
 def site_probe(table: pd.DataFrame, *, probe: str = "linear", image_key: str = "image_cube", folds: int = 5,
-               seed: int = 0, n_resamples: int = 1000, volumes: np.ndarray | None = None) -> dict:
+               seed: int = 0, n_resamples: int = 1000, volumes: np.ndarray | None = None,
+               covariates: np.ndarray | None = None) -> dict:
     """Cross-validated site prediction on the images of ``table`` (columns ``site``, ``subject``, ``image_key``).
 
     Args:
         probe: ``linear`` (8^3) or ``cnn`` (16^3).
         folds: subject-level folds (fewer when a site has fewer subjects).
         volumes: precomputed downsampled volumes (N, s, s, s) in the table's order, else loaded.
+        covariates: confounds (N, k), e.g. :func:`confound_design`; every feature is residualized on
+            them inside each fold, fitted on the training fold only.
 
     Returns:
         ``balanced_accuracy``, ``interval_95``, ``chance``, ``n_images``, ``n_subjects``, ``folds``, ``sites``
@@ -104,7 +153,10 @@ def site_probe(table: pd.DataFrame, *, probe: str = "linear", image_key: str = "
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     for fold, (train, test) in enumerate(splitter.split(x, y, groups)):
         fit = _linear_fold if probe == "linear" else _cnn_fold
-        probabilities[test] = fit(x[train], y[train], x[test], len(sites), seed + fold)
+        train_x, test_x = x[train], x[test]
+        if covariates is not None and covariates.shape[1]:
+            train_x, test_x = _residualize(train_x, test_x, covariates[train], covariates[test])
+        probabilities[test] = fit(train_x, y[train], test_x, len(sites), seed + fold)
     accuracy = weighted_classification_metrics(y, probabilities)["balanced_accuracy"]
     samples = bootstrap_metric_samples(y, probabilities, groups, n_resamples=n_resamples, seed=seed)["balanced_accuracy"]
     interval = [float(np.nanpercentile(samples, 2.5)), float(np.nanpercentile(samples, 97.5))]

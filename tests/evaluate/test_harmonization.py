@@ -46,19 +46,35 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 def test_probe_finds_raw_sites_and_combat_removes_them_from_features(evaluation):
-    probe = _read(evaluation / "eval" / "site_probe.tsv").set_index(["condition", "probe"])
-    assert set(probe.index) == {(c, p) for c in ("identity", "cyclegan", "histogram", "zscore") for p in
-                                ("linear", "features")} | {("combat", "features")}
-    assert probe.loc[("identity", "linear"), "balanced_accuracy"] >= 0.9
-    assert probe.loc[("identity", "features"), "balanced_accuracy"] >= 0.9
-    assert probe.loc[("combat", "features"), "balanced_accuracy"] < 0.7
+    probe = _read(evaluation / "eval" / "site_probe.tsv").set_index(["condition", "probe", "adjustment"])
+    adjustments = ("none", "residualized", "traveling")
+    assert set(probe.index) == {(c, p, a) for c in ("identity", "cyclegan", "histogram", "zscore") for p in
+                                ("linear", "features") for a in adjustments} | {("combat", "features", a) for a in adjustments}
+    for adjustment in adjustments:  # the dark / bright contrast is a scanner effect: no adjustment hides it
+        assert probe.loc[("identity", "linear", adjustment), "balanced_accuracy"] >= 0.9
+        assert probe.loc[("identity", "features", adjustment), "balanced_accuracy"] >= 0.9
+    assert probe.loc[("combat", "features", "none"), "balanced_accuracy"] < 0.7
+    traveling = probe.xs("traveling", level="adjustment")
+    assert (traveling["n_subjects"] < probe.xs("none", level="adjustment").loc[traveling.index, "n_subjects"]).all()
     assert (probe["chance"] == 0.5).all()
+
+
+def test_biology_leak_pairs_every_condition_to_identity(evaluation):
+    leak = _read(evaluation / "eval" / "biology_leak.tsv").set_index(["condition", "input", "task"])
+    identity = leak.xs("identity", level="condition")
+    assert (identity["difference_to_identity"] == 0).all()
+    assert {"age", "diagnosis"} >= set(identity.index.get_level_values("task")) and len(identity) >= 2
+    ages = leak.xs("age", level="task")
+    assert (ages["metric"] == "mae").all() and (ages["floor"] > 0).all()
+    # the histogram baseline keeps the anatomy: its age probe does not fall far behind the identity's
+    assert leak.loc[("histogram", "features", "age"), "estimate"] < leak.loc[("histogram", "features", "age"), "floor"] + 5
 
 
 def test_traveling_fidelity_reads_the_harmonized_images(evaluation, contrast_pair):
     travel = _read(evaluation / "eval" / "traveling.tsv")
     means = travel.groupby("condition")["mae"].mean()
     assert means["histogram"] < 0.7 * means["identity"]  # matching the dark site's histogram helps
+    assert means["oracle"] <= means["histogram"] * 1.05  # the per-pair oracle matches each subject's own image
     harmonized = read_harmonized(evaluation / "harm")
     raw = read_preprocessed(contrast_pair / "preprocessed")
     subject = travel["subject"].iloc[0]

@@ -35,7 +35,7 @@ from pipeline.preprocess.config import DEFAULT_PREPROCESS_CONFIG, PreprocessConf
 
 __all__ = ["DemoResult", "run_demo", "check_demo_config", "phantom_spec_from_config", "SCALES"]
 
-SCALES = {"demo": CONFIG_DIR / "demo.yaml", "full": CONFIG_DIR / "demo_full.yaml"}
+SCALES = {"demo": CONFIG_DIR / "demo.yaml", "study": CONFIG_DIR / "demo_study.yaml", "full": CONFIG_DIR / "demo_full.yaml"}
 log = logging.getLogger("mriharmony.demo")
 
 

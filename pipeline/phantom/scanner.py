@@ -76,6 +76,7 @@ class SiteProfile:
     scanner: ScannerProfile
     demographics: Demographics
     description: str = ""
+    protocol: dict[str, Any] = field(default_factory=dict)  # the real acquisition it imitates, with its source
 
 
 def _check_keys(data: dict, allowed: set[str], where: str, source: str) -> None:
@@ -139,7 +140,7 @@ def load_site_profiles(path: str | Path | None = None) -> tuple[ScannerProfile, 
     for name, entry in (data["sites"] or {}).items():
         if not str(name).isalnum():
             raise ValueError(f"{source}: sites.{name}: site names must be alphanumeric (they become BIDS labels)")
-        _check_keys(entry, {"description", "scanner", "demographics"}, f"sites.{name}", source)
+        _check_keys(entry, {"description", "protocol", "scanner", "demographics"}, f"sites.{name}", source)
         demo = entry.get("demographics") or {}
         _check_keys(demo, {f.name for f in fields(Demographics)}, f"sites.{name}.demographics", source)
         missing = {"age_mean", "age_sd", "age_min", "age_max"} - set(demo)
@@ -153,7 +154,8 @@ def load_site_profiles(path: str | Path | None = None) -> tuple[ScannerProfile, 
         if not demographics.age_min < demographics.age_max:
             raise ValueError(f"{source}: sites.{name}.demographics: age_min must be below age_max")
         scanner = _scanner(entry.get("scanner") or {}, f"sites.{name}.scanner", source, base=reference)
-        sites[str(name)] = SiteProfile(str(name), scanner, demographics, str(entry.get("description", "")))
+        sites[str(name)] = SiteProfile(str(name), scanner, demographics, str(entry.get("description", "")),
+                                   dict(entry.get("protocol") or {}))
     return reference, sites
 
 

@@ -145,6 +145,41 @@ def test_full_scale_config_is_valid():
     assert parts["benchmark"]["seeds"] == 5 and parts["harmonization"]["spatial_size"] == [64, 64, 64]
 
 
+#: What makes a protocol (the same in the study and the full configuration); everything else is size.
+PROTOCOL_KEYS = ["phantom.sites", "phantom.resolution_is_realistic", "phantom.effects", "phantom.seed", "splits.stratify",
+                 "splits.seed", "harmonization.source_site", "harmonization.target_site", "evaluation",
+                 "benchmark.protocols", "augmentation.arms"]
+
+
+def _protocol(config: dict) -> dict:
+    out = {}
+    for key in PROTOCOL_KEYS:
+        if key == "phantom.resolution_is_realistic":
+            out[key] = config["phantom"]["resolution"] in (1.0, 1.5, 2.0)
+            continue
+        value = config
+        for part in key.split("."):
+            value = value[part]
+        out[key] = value
+    return out
+
+
+def test_study_config_has_the_full_protocol_at_a_cpu_size():
+    """The study (configs/demo_study.yaml) is the evidence run: the full configuration's protocol, smaller; at least
+    3 sites x 60 subjects + 8 traveling, test splits of 20 or more per site, 3 downstream and 2 harmonizer seeds."""
+    from pipeline.config import load_config
+    from pipeline.demo import SCALES, check_demo_config
+
+    study, full = load_config(SCALES["study"]), load_config(SCALES["full"])
+    assert _protocol(study) == _protocol(full)
+    parts = check_demo_config(study)
+    spec = parts["phantom"]
+    assert len(spec.sites) >= 3 and spec.subjects_per_site >= 60 and spec.traveling >= 8
+    assert spec.subjects_per_site * study["splits"]["fractions"][2] >= 20
+    assert study["benchmark"]["seeds"] >= 3 and study["benchmark"]["harmonizer_seeds"] >= 2
+    assert set(study["evaluation"]["baselines"]) == {"identity", "histogram", "zscore", "combat"}
+
+
 @pytest.mark.parametrize("override, message", [
     ("phantom.colour=3", "unknown key 'phantom.colour'"),
     ("phantom.sites=[adni,mars]", r"phantom.sites: unknown site(s) ['mars']"),

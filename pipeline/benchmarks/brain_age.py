@@ -17,7 +17,10 @@ Protocols (each run on the controls of the two sites):
   the training site's training images). Beside them a ridge regression on regional mean T1
   (``features_raw``) and the same after ComBat (``features_combat``: site parameters estimated on both
   sites' training controls with age protected, applied without any subject's age, see
-  :meth:`~pipeline.evaluate.combat.ComBat.transform_without_covariates`). Both directions.
+  :meth:`~pipeline.evaluate.combat.ComBat.transform_without_covariates`). Both directions. The raw model is
+  also scored on its own site's test controls (route ``A -> A``); ``penalty`` is each condition's MAE minus
+  that within-site MAE (the out-of-site penalty of Bashyam et al. 2022), so the penalty a method removes is
+  raw's penalty minus its own (= its paired difference to raw).
 
 Every condition of a seed is scored on the same test subjects. ``harmonizer_seeds`` CycleGANs (each
 trained on the same training subjects, :mod:`pipeline.benchmarks.harmonizers`) multiply the harmonized
@@ -217,6 +220,9 @@ def _cross_site_runs(ctx: _Context, table: pd.DataFrame, splits: pd.DataFrame, s
                                   test_dataset=dataset, name=name)
 
     runs = [_run(ctx, "raw", seed, None, train_site, test_site, ages, predict(ctx.raw, "raw"), train)]
+    # the same model on its own site's test controls: the within-site error the cross-site penalty is measured from
+    within = _train_and_predict(ctx, model_root, ctx.raw, splits_path, seed, [train_site], [train_site], name="within_site")
+    runs.append(_run(ctx, "raw", seed, None, train_site, train_site, ages, within, train))
     for harmonizer in harmonizers:
         # the test site harmonized to the training site: "to source" when training on the source site
         folder = harmonizer.to_source if train_site == ctx.source_site else harmonizer.to_target
@@ -330,6 +336,7 @@ def _summarise(runs: list[dict], results: pd.DataFrame, n_resamples: int) -> pd.
             differences.append(r["samples"] - base["samples"])  # same subjects and resamples: paired
             baseline_mae.append(_mae(base["test"]["age"], base["test"]["predicted_age"]))
         diff_low, diff_high = two_level_interval(differences, n_resamples=n_resamples)
+        penalty = _penalty(group, runs, train_site, test_site, n_resamples)
         per_harmonizer = part.groupby("harmonizer_seed")["mae"].mean() if part["harmonizer_seed"].notna().any() else None
         n_test = int(part["n_subjects"].min())
         reasons = [f"{n_test} test subjects < {UNDERPOWERED_N}"] if n_test < UNDERPOWERED_N else []
@@ -345,8 +352,28 @@ def _summarise(runs: list[dict], results: pd.DataFrame, n_resamples: int) -> pd.
                      "mse_mean": part["mse"].mean(), "r_mean": part["r"].mean(), "r2_mean": part["r2"].mean(),
                      "gap_age_r_mean": part["gap_age_r"].mean(), "mean_predictor_mae": part["mean_predictor_mae"].mean(),
                      "volume_linear_mae": part["volume_linear_mae"].mean(), "n_test": n_test,
+                     "penalty": penalty[0], "penalty_low": penalty[1], "penalty_high": penalty[2],
                      "underpowered": "; ".join(reasons)})
     return pd.DataFrame(rows)
+
+
+def _penalty(group: list[dict], runs: list[dict], train_site: str, test_site: str,
+             n_resamples: int) -> tuple[float, float, float]:
+    """Cross-site penalty: the MAE on the other site's test controls minus the same raw model's MAE on its own
+    site's test controls (other subjects: independent resamples, differenced per seed), with a two-level
+    interval; NaN within a site and in the pooled protocols."""
+    if train_site == test_site:
+        return float("nan"), float("nan"), float("nan")
+    within = {r["seed"]: r for r in runs if (r["train_site"], r["test_site"], r["condition"]) == (train_site, train_site, "raw")}
+    if not within:
+        return float("nan"), float("nan"), float("nan")
+    # the two MAEs are of other subjects: shuffle one side's resamples so that the draws are independent
+    differences = [r["samples"] - np.random.default_rng(r["seed"] + 1).permutation(within[r["seed"]]["samples"])
+                   for r in group]
+    estimate = float(np.mean([_mae(r["test"]["age"], r["test"]["predicted_age"])
+                              - _mae(within[r["seed"]]["test"]["age"], within[r["seed"]]["test"]["predicted_age"]) for r in group]))
+    low, high = two_level_interval(differences, n_resamples=n_resamples)
+    return estimate, low, high
 
 
 def format_benchmark_table(summary: pd.DataFrame) -> str:

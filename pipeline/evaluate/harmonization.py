@@ -172,7 +172,7 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path | Seq
         leak_rows += _biology_leak(name, "features", rows, values, leak_reference, n_resamples, seed)
         effect_rows.append(biological_effects(pd.concat([demographics, table_features[FEATURES]], axis=1), FEATURES,
                                               condition=name))
-    probe_table = pd.DataFrame(probe_rows)
+    probe_table = _paired_to_identity(pd.DataFrame(probe_rows))
     leak_table = pd.DataFrame(leak_rows, columns=LEAK_COLUMNS)
     tsne = pd.concat(tsne_tables.values(), ignore_index=True)
     travel = pd.DataFrame(travel_rows, columns=["condition", "subject", *TRAVEL_METRICS])
@@ -191,7 +191,7 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path | Seq
               "n_subjects": int(rows["subject"].nunique()), "conditions": list(features), "probes": list(probes),
               "seed": seed, "site_probe": probe_table.to_dict(orient="records"),
               "traveling": travel.groupby("condition", sort=False)[list(TRAVEL_METRICS)].mean().reset_index().to_dict(orient="records")
-              if len(travel) else [], "biological": effects.to_dict(orient="records"),
+              if len(travel) else [], "traveling_intervals": _traveling_intervals(travel, n_resamples, seed), "biological": effects.to_dict(orient="records"),
               "biology_leak": leak_table.to_dict(orient="records"), "n_traveling": int(rows.loc[traveling, "subject"].nunique()),
               "seconds": time.perf_counter() - started}
     write_json(out / "evaluation.json", report)
@@ -222,7 +222,26 @@ def format_evaluation(report: dict) -> str:
 def _probe_row(condition: str, probe: str, result: dict, adjustment: str = "none") -> dict:
     return {"condition": condition, "probe": probe, "adjustment": adjustment, "balanced_accuracy": result["balanced_accuracy"],
             "low": result["interval_95"][0], "high": result["interval_95"][1], "chance": result["chance"],
-            "n_images": result["n_images"], "n_subjects": result["n_subjects"], "folds": result["folds"]}
+            "n_images": result["n_images"], "n_subjects": result["n_subjects"], "folds": result["folds"],
+            "samples": result["samples"]}
+
+
+def _paired_to_identity(table: pd.DataFrame) -> pd.DataFrame:
+    """Each probe row's balanced accuracy minus the identity's (same probe, adjustment and rows), with the
+    paired subject-bootstrap 95% interval; the samples column is dropped."""
+    table = table.copy()
+    identity = {(r.probe, r.adjustment): r for r in table.itertuples() if r.condition == "identity"}
+    differences = []
+    for row in table.itertuples():
+        reference = identity.get((row.probe, row.adjustment))
+        if reference is None:
+            differences.append((float("nan"),) * 3)
+            continue
+        delta = np.asarray(row.samples) - np.asarray(reference.samples)
+        differences.append((row.balanced_accuracy - reference.balanced_accuracy,
+                            float(np.nanpercentile(delta, 2.5)), float(np.nanpercentile(delta, 97.5))))
+    table[["difference_to_identity", "difference_low", "difference_high"]] = differences
+    return table.drop(columns="samples")
 
 
 ADJUSTMENTS = {"residualized": "residualized for age, sex, diagnosis (fitted on training folds)",
@@ -271,6 +290,31 @@ def _combat(table: pd.DataFrame, rows: pd.DataFrame, evaluated: pd.DataFrame) ->
     combat = ComBat(continuous=["age"], categorical=categorical).fit(train_features[FEATURES].to_numpy(),
                                                                       train["site"], train)
     return pd.DataFrame(combat.transform(evaluated[FEATURES].to_numpy(), rows["site"], rows), columns=FEATURES)
+
+
+def _traveling_intervals(travel: pd.DataFrame, n_resamples: int, seed: int) -> list[dict]:
+    """Per condition and in-brain metric: the mean over traveling subjects with a subject-bootstrap 95%
+    interval, and the paired difference to the identity (same subjects, same resamples) with its interval."""
+    if travel.empty:
+        return []
+    out = []
+    subjects = sorted(set(travel["subject"]))
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(subjects), len(subjects)) for _ in range(n_resamples)]
+    wide = {metric: travel.pivot_table(index="subject", columns="condition", values=metric).reindex(subjects)
+            for metric in ("mae", "psnr", "ssim")}
+    for condition in dict.fromkeys(travel["condition"]):
+        for metric, table in wide.items():
+            values = table[condition].to_numpy(float)
+            identity = table["identity"].to_numpy(float)
+            means = np.array([np.nanmean(values[d]) for d in draws])
+            differences = np.array([np.nanmean(values[d] - identity[d]) for d in draws])
+            out.append({"condition": condition, "metric": metric, "mean": float(np.nanmean(values)),
+                        "low": float(np.nanpercentile(means, 2.5)), "high": float(np.nanpercentile(means, 97.5)),
+                        "difference_to_identity": float(np.nanmean(values - identity)),
+                        "difference_low": float(np.nanpercentile(differences, 2.5)),
+                        "difference_high": float(np.nanpercentile(differences, 97.5)), "n_subjects": len(subjects)})
+    return out
 
 
 def _traveling_oracle(identity: list[np.ndarray], masks: list[np.ndarray], rows: pd.DataFrame, target: str,

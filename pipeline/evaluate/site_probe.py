@@ -133,8 +133,10 @@ def site_probe(table: pd.DataFrame, *, probe: str = "linear", image_key: str = "
             them inside each fold, fitted on the training fold only.
 
     Returns:
-        ``balanced_accuracy``, ``interval_95``, ``chance``, ``n_images``, ``n_subjects``, ``folds``, ``sites``
-        and ``predictions`` (out-of-fold probabilities per row, a list).
+        ``balanced_accuracy``, ``interval_95``, ``chance``, ``n_images``, ``n_subjects``, ``folds``, ``sites``,
+        ``predictions`` (out-of-fold probabilities per row, a list) and ``samples`` (the balanced accuracy on
+        each subject resample: the same resamples for the same rows and seed, so two conditions' samples
+        subtract into a paired bootstrap).
     """
     if probe not in PROBES:
         raise ValueError(f"probe must be one of {PROBES}, got {probe!r}")
@@ -163,4 +165,4 @@ def site_probe(table: pd.DataFrame, *, probe: str = "linear", image_key: str = "
     return {"probe": probe, "balanced_accuracy": accuracy,
             "interval_95": interval, "chance": 1.0 / len(sites), "sites": sites,
             "n_images": int(len(table)), "n_subjects": int(len(set(groups))), "folds": n_folds,
-            "predictions": probabilities.tolist()}
+            "predictions": probabilities.tolist(), "samples": samples}

@@ -21,6 +21,7 @@ import jinja2
 from pipeline import __version__
 from pipeline.atomic import write_json, write_text
 from pipeline.report.collect import Section, collect_sections
+from pipeline.report.findings import MIN_TEST_SUBJECTS, Finding, headline_findings
 
 __all__ = ["ReportResult", "build_report", "format_cell", "summary_rows"]
 
@@ -33,11 +34,13 @@ class ReportResult:
     json: Path
     sections: list[Section]
     summary: list[tuple[str, str]]
+    findings: list[Finding]
 
     @property
     def summary_text(self) -> str:
         width = max((len(k) for k, _ in self.summary), default=0)
-        lines = [f"report: {self.html}", *(f"  {k:<{width}}  {v}" for k, v in self.summary)]
+        lines = [f"report: {self.html}", "headline findings:", *(f"  - {f.line}" for f in self.findings),
+                 *(f"  {k:<{width}}  {v}" for k, v in self.summary)]
         return "\n".join(lines)
 
 
@@ -72,9 +75,13 @@ def summary_rows(sections: list[Section]) -> list[tuple[str, str]]:
         ok, total = sum(r["ok"] for r in per_site), sum(r["images"] for r in per_site)
         rows.append(("preprocessed images", f"{ok} of {total} ({total - ok} failed)"))
     probes = _table(by_id, "harmonization", "Site probe")
-    for probe in dict.fromkeys(r["probe"] for r in probes):
-        values = ", ".join(f"{r['condition']} {format_cell(r['balanced_accuracy'])}" for r in probes if r["probe"] == probe)
-        rows.append((f"site probe ({probe}), chance 0.5", values))
+    for probe, adjustment in dict.fromkeys((r["probe"], r.get("adjustment", "none")) for r in probes):
+        part = [r for r in probes if (r["probe"], r.get("adjustment", "none")) == (probe, adjustment)]
+        values = ", ".join(f"{r['condition']} {format_cell(r['balanced_accuracy'])}" for r in part)
+        n = min(r["n_subjects"] for r in part)
+        power = f" (underpowered: n = {n} subjects; see the study run)" if n < MIN_TEST_SUBJECTS else ""
+        label = probe if adjustment == "none" else f"{probe}, {adjustment}"
+        rows.append((f"site probe ({label}), chance {format_cell(part[0]['chance'])}", values + power))
     traveling = _table(by_id, "harmonization", "Traveling subjects against")
     if traveling:
         rows.append(("traveling-subject MAE", ", ".join(f"{r['condition']} {format_cell(r['mae'])}" for r in traveling)))
@@ -120,13 +127,16 @@ def build_report(run: str | Path, out: str | Path | None = None) -> ReportResult
         raise ValueError(f"{run}: nothing to report: none of {', '.join(m for s in sections for m in s.missing)} exists")
     out = Path(out) if out is not None else run / "report"
     summary = summary_rows(sections)
+    findings = headline_findings({sec.id: {t.title: t.records for t in sec.tables} for sec in sections})
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     html = _environment().get_template(TEMPLATE.name).render(run=str(run.resolve()), version=__version__,
-                                                             generated=generated, sections=sections, summary=summary)
+                                                             generated=generated, sections=sections, summary=summary,
+                                                             findings=findings)
     html_path = write_text(out / "report.html", html)
     json_path = write_json(out / "report.json", {
         "run": str(run.resolve()), "version": __version__, "generated": generated, "summary": dict(summary),
+        "findings": [{"topic": f.topic, "text": f.text, "n": f.n, "underpowered": f.underpowered} for f in findings],
         "sections": {s.id: {"title": s.title, "present": s.present, "intro": s.intro, "missing": s.missing,
                             "tables": {t.title: t.records for t in s.tables}, "notes": s.notes,
                             "figures": [f.title for f in s.figures]} for s in sections}})
-    return ReportResult(html=html_path, json=json_path, sections=sections, summary=summary)
+    return ReportResult(html=html_path, json=json_path, sections=sections, summary=summary, findings=findings)

@@ -157,10 +157,34 @@ def harmonization_section(run: Path) -> Section:
                          f"{', '.join(c for c in evaluation['conditions'] if not c.startswith('cyclegan'))}; "
                          f"{evaluation['split']} split: {evaluation['n_images']} images of {evaluation['n_subjects']} subjects.")
         section.tables.append(Table("Site probe: balanced accuracy of predicting the site (chance 0.5; lower is better)", [
-            ("condition", "condition"), ("probe", "probe"), ("balanced_accuracy", "balanced accuracy"), ("low", "95% low"),
-            ("high", "95% high"), ("n_subjects", "subjects"), ("folds", "folds")], evaluation["site_probe"],
+            ("condition", "condition"), ("probe", "probe"), ("adjustment", "adjustment"),
+            ("balanced_accuracy", "balanced accuracy"), ("low", "95% low"), ("high", "95% high"),
+            ("difference_to_identity", "vs identity"), ("difference_low", "95% low"), ("difference_high", "95% high"),
+            ("n_subjects", "subjects"), ("folds", "folds")], evaluation["site_probe"],
             "linear: logistic regression on 8^3 volumes; cnn: a small 3D CNN on 16^3; features: regional mean T1 "
-            "(ComBat acts on these). Subject-level cross-validation; intervals: bootstrap over subjects."))
+            "(ComBat acts on these). Adjustment none: the raw probe, confounded by the sites' different ages and "
+            "diagnoses; residualized: every feature residualized for age, sex and diagnosis on the training folds; "
+            "traveling: the traveling subjects only (the same anatomy at both sites). Subject-level cross-validation; "
+            "intervals: bootstrap over subjects; vs identity: paired difference (same subjects, same resamples)."))
+        if evaluation["site_probe"]:
+            section.figures.append(Figure("Site probes with 95% intervals", fig.data_uri(fig.probe_dot_plot(
+                evaluation["site_probe"])), "Dots: balanced accuracy; bars: subject-bootstrap 95% interval; dashed: chance."))
+        if evaluation.get("traveling_intervals"):
+            section.tables.append(Table("Traveling subjects, mean with 95% interval and paired difference to identity", [
+                ("condition", "condition"), ("metric", "metric"), ("mean", "mean"), ("low", "95% low"), ("high", "95% high"),
+                ("difference_to_identity", "vs identity"), ("difference_low", "95% low"),
+                ("difference_high", "95% high"), ("n_subjects", "subjects")], evaluation["traveling_intervals"],
+                "In the brain mask. oracle: each subject's target-site image histogram-matched to its own reference-site "
+                "image; it uses the answer, so it bounds what an intensity mapping can reach."))
+        if evaluation.get("biology_leak"):
+            section.tables.append(Table("Biology kept? Diagnosis and age probes per condition, paired to identity", [
+                ("condition", "condition"), ("input", "input"), ("task", "task"), ("metric", "metric"),
+                ("estimate", "estimate"), ("low", "95% low"), ("high", "95% high"),
+                ("difference_to_identity", "vs identity"), ("difference_low", "95% low"),
+                ("difference_high", "95% high"), ("floor", "floor"), ("n_subjects", "subjects")],
+                evaluation["biology_leak"], "diagnosis: CN vs AD balanced accuracy (floor: chance); age: ridge regression "
+                "MAE on controls (floor: the training-fold mean). A harmonizer that erased atrophy would fall toward "
+                "the floor: its difference to identity would exclude 0 in the bad direction."))
         if evaluation["traveling"]:
             section.tables.append(Table("Traveling subjects against their real reference-site image (mean)", [
                 ("condition", "condition"), ("mae", "MAE (brain)"), ("psnr", "PSNR (dB, brain)"), ("ssim", "SSIM (brain)"),
@@ -171,6 +195,9 @@ def harmonization_section(run: Path) -> Section:
             section.tables.append(Table("Biological signal kept (regional mean T1; OLS with site as a fixed effect)", [
                 ("condition", "condition"), ("measure", "measure"), ("effect", "effect"), ("estimate", "estimate"),
                 ("low", "95% low"), ("high", "95% high"), ("n", "n"), ("unit", "unit")], evaluation["biological"]))
+            section.figures.append(Figure("Age and AD effects per measure and method (forest plot)", fig.data_uri(
+                fig.forest_plot(evaluation["biological"])), "Estimates with 95% intervals of the table below, per "
+                "measure: a method keeps the biology when its interval overlaps the identity's."))
         else:
             section.notes.append("Biological signal: too few subjects in this split to fit age and diagnosis effects.")
         if (run / "evaluation" / "tsne.png").exists():
@@ -195,7 +222,9 @@ BENCHMARK_COLUMNS = [("train_site", "trained on"), ("test_site", "tested on"), (
                      ("diff_mae", "MAE difference"), ("diff_low", "95% low"), ("diff_high", "95% high"),
                      ("mse_mean", "MSE"), ("r_mean", "r"), ("r2_mean", "R^2"), ("gap_age_r_mean", "r(gap, age)"),
                      ("mean_predictor_mae", "mean-predictor MAE"),
-                     ("volume_linear_mae", "volume-linear MAE"), ("n_test", "n test"), ("underpowered", "underpowered")]
+                     ("volume_linear_mae", "volume-linear MAE"), ("penalty", "cross-site penalty"),
+                     ("penalty_low", "95% low"), ("penalty_high", "95% high"), ("n_test", "n test"),
+                     ("underpowered", "underpowered")]
 BENCHMARK_TITLES = {"pooled": "Pooled controls, 70:30 by subject per seed (Komandur et al. Table 2)",
                     "held_out": "Only controls no CycleGAN saw, 70:30 per seed (Komandur et al. Table 3)",
                     "cross_site": "Trained on one site, tested on the other"}
@@ -221,6 +250,10 @@ def brain_age_section(run: Path) -> Section:
             f"regression on true ventricle and hippocampal volumes. Underpowered: fewer than {summary['underpowered_below_n']} "
             "test subjects or fewer than 3 runs."
             + (f" Left out as seen by a CycleGAN: {len(summary['excluded_seen_subjects'])} subjects." if protocol == "held_out" else "")))
+        if protocol == "cross_site" and any(r.get("penalty") is not None for r in summary["summary"]):
+            section.figures.append(Figure("Cross-site brain-age penalty per method", fig.data_uri(
+                fig.penalty_bars(summary["summary"])), "MAE on the other site minus the same raw model's MAE on its own "
+                "site's test controls (years), mean over runs with the two-level 95% interval."))
         for path in sorted(folder.glob("scatter_*.png")):  # the benchmark's own scatter plots (test predictions of every run)
             section.figures.append(_image_figure(path, f"{protocol}: {path.stem.removeprefix('scatter_')}",
                                                  "Test predictions of every run."))

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 __all__ = ["png_bytes", "data_uri", "qc_mosaic", "site_strip_plot", "confusion_figure", "gradcam_figure",
-           "scatter_figure"]
+           "scatter_figure", "probe_dot_plot", "forest_plot", "penalty_bars"]
 
 
 def png_bytes(fig) -> bytes:
@@ -126,5 +126,81 @@ def scatter_figure(table: pd.DataFrame, title: str) -> bytes:
     ax.plot(lims, lims, color="grey", lw=1)
     ax.set(xlim=lims, ylim=lims, xlabel="true age (years)", ylabel="predicted age (years)", title=title)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def _conditions(records: Sequence[dict]) -> list[str]:
+    return list(dict.fromkeys(r["condition"] for r in records))
+
+
+def probe_dot_plot(records: Sequence[dict]) -> bytes:
+    """Site probes: one panel per probe x adjustment, a dot and 95% interval per condition, chance dashed."""
+    panels = list(dict.fromkeys((r["probe"], r.get("adjustment", "none")) for r in records))
+    conditions = _conditions(records)
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels) + 1.2, 0.35 * len(conditions) + 1.2),
+                             squeeze=False, sharey=True)
+    for ax, (probe, adjustment) in zip(axes[0], panels):
+        part = {r["condition"]: r for r in records if (r["probe"], r.get("adjustment", "none")) == (probe, adjustment)}
+        for i, condition in enumerate(conditions):
+            if condition in part:
+                r = part[condition]
+                ax.errorbar(r["balanced_accuracy"], i, xerr=[[r["balanced_accuracy"] - r["low"]], [r["high"] - r["balanced_accuracy"]]],
+                            fmt="o", ms=4, color="C0" if condition != "identity" else "black", capsize=2)
+        chance = next(iter(part.values()))["chance"]
+        ax.axvline(chance, ls="--", color="grey", lw=1)
+        ax.set_xlim(min(0.3, chance - 0.1), 1.02)
+        ax.set_title(f"{probe}\n{adjustment}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_yticks(range(len(conditions)), conditions)
+    axes[0][0].invert_yaxis()
+    fig.supxlabel("balanced accuracy of the site (lower = less site signal)", fontsize=8)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def forest_plot(records: Sequence[dict], effects: Sequence[str] = ("age", "AD")) -> bytes:
+    """Biological effects: one panel per effect x measure, estimate and 95% interval per condition."""
+    rows = [r for r in records if r["effect"] in effects and r.get("low") is not None]
+    panels = list(dict.fromkeys((r["effect"], r["measure"]) for r in rows))
+    conditions = _conditions(rows)
+    columns = min(4, max(1, len(panels)))
+    lines = -(-len(panels) // columns) if panels else 1
+    fig, axes = plt.subplots(lines, columns, figsize=(2.6 * columns + 1.0, (0.28 * len(conditions) + 0.9) * lines),
+                             squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (effect, measure) in zip(axes.flat, panels):
+        part = {r["condition"]: r for r in rows if (r["effect"], r["measure"]) == (effect, measure)}
+        for i, condition in enumerate(conditions):
+            if condition in part:
+                r = part[condition]
+                ax.errorbar(r["estimate"], i, xerr=[[r["estimate"] - r["low"]], [r["high"] - r["estimate"]]], fmt="o", ms=3,
+                            color="black" if condition == "identity" else "C1", capsize=2)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(range(len(conditions)), conditions if ax in axes[:, 0] else [""] * len(conditions), fontsize=7)
+        ax.invert_yaxis()
+        unit = next(iter(part.values()))["unit"]
+        ax.set_title(f"{effect}: {measure.replace('_mean', '')}\n({unit})", fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def penalty_bars(records: Sequence[dict]) -> bytes:
+    """Cross-site brain-age penalty per route and condition: bars with the 95% interval of the mean."""
+    rows = [r for r in records if r.get("penalty") is not None and r["train_site"] != r["test_site"]]
+    routes = list(dict.fromkeys((r["train_site"], r["test_site"]) for r in rows))
+    fig, axes = plt.subplots(1, max(1, len(routes)), figsize=(3.6 * max(1, len(routes)), 3.0), squeeze=False, sharey=True)
+    for ax, route in zip(axes[0], routes):
+        part = [r for r in rows if (r["train_site"], r["test_site"]) == route]
+        x = np.arange(len(part))
+        values = np.array([r["penalty"] for r in part], float)
+        errors = np.array([[r["penalty"] - r["penalty_low"], r["penalty_high"] - r["penalty"]] for r in part], float).T
+        ax.bar(x, values, yerr=errors, capsize=3, color=["black" if r["condition"] == "raw" else "C2" for r in part])
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(x, [r["condition"] for r in part], rotation=40, ha="right", fontsize=7)
+        ax.set_title(f"trained on {route[0]}, tested on {route[1]}", fontsize=8)
+    axes[0][0].set_ylabel("penalty (years of MAE)")
     fig.tight_layout()
     return png_bytes(fig)

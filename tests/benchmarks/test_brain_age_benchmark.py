@@ -128,6 +128,13 @@ def test_cross_site_trains_on_one_site_and_tests_the_other(contrast_pair, identi
         assert set(part["condition"]) == conditions
         settings = json.loads((out / f"{train_site}_to_{test_site}" / "raw" / "seed0" / "train_settings.json").read_text())
         assert settings["overrides"]["sites"] == [train_site]  # trained on the training site only
+        # the same raw model on its own site's test controls; the penalty is measured from it
+        within = summary[(summary["train_site"] == train_site) & (summary["test_site"] == train_site)]
+        assert list(within["condition"]) == ["raw"] and within["penalty"].isna().all()
+        expected = part["mae_mean"] - within["mae_mean"].iloc[0]
+        np.testing.assert_allclose(part["penalty"], expected, rtol=1e-9)
+        assert np.isfinite(part[["penalty_low", "penalty_high"]].to_numpy()).all()
+        assert (part["penalty_low"] < part["penalty_high"]).all()
     predictions = read_table(out / "predictions.tsv")
     splits = pd.read_csv(out / "splits_seed0.tsv", sep="\t", dtype={"subject": str})
     for (train_site, test_site, condition), part in predictions.groupby(["train_site", "test_site", "condition"]):

@@ -54,6 +54,9 @@ def test_probe_finds_raw_sites_and_combat_removes_them_from_features(evaluation)
         assert probe.loc[("identity", "linear", adjustment), "balanced_accuracy"] >= 0.9
         assert probe.loc[("identity", "features", adjustment), "balanced_accuracy"] >= 0.9
     assert probe.loc[("combat", "features", "none"), "balanced_accuracy"] < 0.7
+    # paired to the identity on the same subjects and resamples: ComBat's drop is real, identity's own is 0
+    assert probe.loc[("combat", "features", "none"), "difference_high"] < 0
+    assert (probe.xs("identity", level="condition")[["difference_to_identity", "difference_low", "difference_high"]] == 0).all().all()
     traveling = probe.xs("traveling", level="adjustment")
     assert (traveling["n_subjects"] < probe.xs("none", level="adjustment").loc[traveling.index, "n_subjects"]).all()
     assert (probe["chance"] == 0.5).all()
@@ -75,6 +78,12 @@ def test_traveling_fidelity_reads_the_harmonized_images(evaluation, contrast_pai
     means = travel.groupby("condition")["mae"].mean()
     assert means["histogram"] < 0.7 * means["identity"]  # matching the dark site's histogram helps
     assert means["oracle"] <= means["histogram"] * 1.05  # the per-pair oracle matches each subject's own image
+    intervals = {(r["condition"], r["metric"]): r for r in
+                 json.loads((evaluation / "eval" / "evaluation.json").read_text())["traveling_intervals"]}
+    assert intervals[("identity", "mae")]["difference_to_identity"] == 0
+    histogram = intervals[("histogram", "mae")]
+    assert histogram["mean"] == pytest.approx(means["histogram"]) and histogram["low"] <= histogram["mean"] <= histogram["high"]
+    assert histogram["difference_high"] < 0 and histogram["n_subjects"] == travel["subject"].nunique()
     harmonized = read_harmonized(evaluation / "harm")
     raw = read_preprocessed(contrast_pair / "preprocessed")
     subject = travel["subject"].iloc[0]

@@ -81,6 +81,18 @@ def test_report_numbers_are_the_run_files(report):
         assert f'<section id="{section}" data-present="yes">' in html
 
 
+def test_a_tiny_run_says_underpowered_and_shows_no_finding(report):
+    _, page, html = report
+    findings = page["findings"]
+    assert findings and all(f["underpowered"] for f in findings)  # a handful of test subjects: nothing is a finding
+    for finding in findings:
+        assert "underpowered" in finding["text"] and "see the study run" in finding["text"]
+        assert not re.search(r"identity \d", finding["text"])  # no numbers that could be read as a result
+    assert '<section id="findings">' in html and html.count('class="underpowered"') == len(findings)
+    probes = [v for k, v in page["summary"].items() if k.startswith("site probe")]
+    assert probes and all("underpowered: n = " in v for v in probes)
+
+
 def test_report_of_a_partial_run_names_what_is_missing(tiny_demo, tmp_path):
     out, _ = tiny_demo
     run = tmp_path / "run"

@@ -43,7 +43,8 @@ from tqdm import tqdm
 from pipeline import __version__
 from pipeline.atomic import save_nifti, write_json, write_table, write_text
 from pipeline.phantom.anatomy import Effects, LatentSubject, build_anatomy
-from pipeline.phantom.scanner import ScannerProfile, SiteProfile, load_site_profiles, render, scaled_profile
+from pipeline.phantom.scanner import (ScannerProfile, SiteProfile, load_site_profiles, mixed_coil_pattern, render,
+                                      scaled_profile)
 from pipeline.phantom.template import LABELS, TEMPLATE_NAME, load_template, template_labels
 
 __all__ = ["PhantomSpec", "PhantomResult", "generate_phantom", "plan_subjects"]
@@ -156,7 +157,8 @@ def _run_job(job: _Job, root: str, spec: PhantomSpec, reference: ScannerProfile,
     for session, site in job.sessions:
         j = spec.sites.index(site)
         profile = scaled_profile(sites[site].scanner, reference, spec.effects.site)
-        coil = np.random.default_rng([spec.seed, 2000 + j]).normal(0.0, 1.0, size=9)
+        coil = mixed_coil_pattern(np.random.default_rng([spec.seed, 2000 + j]).normal(0.0, 1.0, size=9),
+                                  np.random.default_rng([spec.seed, 1999]).normal(0.0, 1.0, size=9), spec.effects.site)
         rendering = render(anatomy, template, profile, resolution=spec.resolution,
                            rng=np.random.default_rng([spec.seed, job.index, j]), coil_pattern=coil)
         folder, stem = _entities(job.subject, session)

@@ -31,6 +31,7 @@ from pipeline.phantom.sampling import sample_volumes
 from pipeline.phantom.template import TemplateSpace
 
 __all__ = ["ScannerProfile", "Demographics", "SiteProfile", "Rendering", "load_site_profiles", "render",
+           "scaled_profile", "mixed_coil_pattern",
            "DEFAULT_PROFILES", "AXIS_CODES"]
 
 DEFAULT_PROFILES = Path(__file__).resolve().parents[2] / "configs" / "phantom_sites.yaml"
@@ -160,18 +161,41 @@ def load_site_profiles(path: str | Path | None = None) -> tuple[ScannerProfile, 
 
 
 def scaled_profile(profile: ScannerProfile, reference: ScannerProfile, site_effect: float) -> ScannerProfile:
-    """Scale the site's intensity-related deviation from the reference by ``site_effect``."""
-    def mix(a: float, b: float) -> float:
-        return float(b + site_effect * (a - b))
+    """Scale the site's deviation from the reference by ``site_effect``: 1 = the site as profiled, 0 = the
+    reference scanner, above 1 = exaggerated.
 
+    Intensity (contrast, gamma, bias, noise, blur) and geometry (voxel size, oblique tilt, field of view)
+    are interpolated; the discrete keys (orientation, storage type and scale) are the site's unless the
+    effect is 0, when every key is the reference's, so nothing but the subject's own anatomy, pose and noise
+    differs between sites. (The coil pattern is mixed the same way, in :func:`mixed_coil_pattern`.)
+    """
+    def mix(a: float, b: float) -> float:
+        return float(a) if site_effect == 1 else float(b + site_effect * (a - b))  # exact at 1
+
+    def mix3(a: tuple, b: tuple, floor: float) -> tuple[float, float, float]:
+        return tuple(max(floor, mix(x, y)) for x, y in zip(a, b))  # type: ignore[return-value]
+
+    discrete = reference if site_effect == 0 else profile
     return replace(
         profile,
         contrast={k: mix(profile.contrast[k], reference.contrast[k]) for k in TISSUES},
         gamma=mix(profile.gamma, reference.gamma),
         bias=max(0.0, mix(profile.bias, reference.bias)),
         noise=max(0.0, mix(profile.noise, reference.noise)),
-        blur=tuple(max(0.0, mix(a, b)) for a, b in zip(profile.blur, reference.blur)),  # type: ignore[arg-type]
+        blur=mix3(profile.blur, reference.blur, 0.0),
+        voxel_size=mix3(profile.voxel_size, reference.voxel_size, 0.25),
+        oblique_deg=mix(profile.oblique_deg, reference.oblique_deg),
+        fov_mm=mix3(profile.fov_mm, reference.fov_mm, 50.0),
+        orientation=discrete.orientation, intensity_scale=discrete.intensity_scale, dtype=discrete.dtype,
     )
+
+
+def mixed_coil_pattern(site_pattern: np.ndarray, reference_pattern: np.ndarray, site_effect: float) -> np.ndarray:
+    """The site's receive-coil pattern moved toward the reference scanner's by ``site_effect`` (as
+    :func:`scaled_profile`): the site's own at 1, the reference's at 0."""
+    if site_effect == 1:
+        return site_pattern
+    return reference_pattern + site_effect * (site_pattern - reference_pattern)
 
 
 @dataclass

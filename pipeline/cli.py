@@ -156,6 +156,16 @@ def _cmd_evaluate_harmonization(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_site_effects(args: argparse.Namespace) -> int:
+    from pipeline.evaluate.site_effects import format_site_effects, measure_site_effects
+
+    _setup_logging(Path(args.out) / "logs" / "evaluate.log")
+    report = measure_site_effects(args.raw, args.out, n_resamples=args.resamples, seed=args.seed)
+    print("\n" + format_site_effects(report))
+    print(f"\nwritten: {Path(args.out)}/site_effects.tsv, site_iqms.tsv, site_effects.json")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pipeline.report import build_report
 
@@ -241,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "A re-run reuses every finished stage.")
     p.add_argument("--out", default="mriharmony-demo", help="run folder (default: %(default)s)")
     p.add_argument("--scale", choices=sorted(SCALES), default="demo",
-                   help="demo: about 14 min on 2 CPU cores (configs/demo.yaml); full: the paper-sized configuration for "
-                        "GPUs (configs/demo_full.yaml)")
+                   help="demo: about 15 min on 2 CPU cores (configs/demo.yaml); study: the evidence run, the full "
+                        "protocol at a CPU size, at most 90 min on 2 cores (configs/demo_study.yaml); full: the "
+                        "paper-sized configuration for GPUs (configs/demo_full.yaml)")
     p.add_argument("--config", default=None, help="demo YAML (default: the --scale configuration)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set phantom.subjects_per_site=10 (repeatable)")
@@ -381,6 +392,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="folds, CNN and t-SNE seed (default: %(default)s)")
     e.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     e.set_defaults(func=_cmd_evaluate_harmonization)
+    e = evaluate.add_parser("site-effects", help="what site effects survive preprocessing, per site and site pair",
+                            description="Linear site probes on 8^3 volumes and regional features (raw, residualized "
+                                        "for age / sex / diagnosis, traveling subjects only) per site pair and over "
+                                        "all sites, and the image quality metrics per site; every subject of the "
+                                        "preprocessing folder.")
+    e.add_argument("--raw", required=True, help="preprocessing folder")
+    e.add_argument("--out", required=True, help="folder to write")
+    e.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
+    e.add_argument("--seed", type=int, default=0, help="fold seed (default: %(default)s)")
+    e.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
+    e.set_defaults(func=_cmd_evaluate_site_effects)
 
     p = sub.add_parser("augment-grid", help="classifier over augmentation policies (none, classical, oversampling, "
                                             "synthetic), repeated, with paired differences",

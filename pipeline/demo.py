@@ -1,7 +1,8 @@
 """The main job, ``mriharmony demo``: the whole chain on the embedded phantom cohort.
 
 Stages: generate the phantom -> load and validate it as a cohort -> subject-level splits -> preprocess
-(N4, skull strip, rigid to MNI, 2 mm, 64^3) -> train a CycleGAN between two sites (the
+(N4, skull strip, rigid to MNI, 2 mm, 64^3) -> the site effects that survive it (every image, per site pair)
+-> train a CycleGAN between two sites (the
 cyclegan_harmonization bundle, narrow at demo scale) -> harmonize the target site to the source (reference)
 site and back -> traveling-subject fidelity -> further CycleGANs on the same split
 (``benchmark.harmonizer_seeds``) -> the harmonization evaluation (site probes, t-SNE, traveling subjects,
@@ -276,6 +277,30 @@ def _evaluation_stage(out: Path, cfg: dict[str, Any], harmonizers: list, seconds
     return f"\n{format_evaluation(report)}\n({state} in {seconds['evaluation']:.0f} s)"
 
 
+def _site_effects_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float]) -> str:
+    """`mriharmony evaluate site-effects` on every preprocessed image: what survives preprocessing, per site pair."""
+    from pipeline.evaluate.site_effects import format_site_effects, measure_site_effects
+    from pipeline.harmonize import file_sha256
+    from pipeline.preprocess.batch import read_preprocessed
+
+    settings = {"n_resamples": int(cfg.get("resamples", 1000)), "seed": int(cfg.get("seed", 0))}
+    images = sorted(file_sha256(p) for p in read_preprocessed(out / "preprocessed")["image_cube"])
+    marker = out / "site_effects" / "settings.json"
+    t = time.perf_counter()
+    if _stage_done(marker, {**settings, "images": images}):
+        report, state = json.loads((out / "site_effects" / "site_effects.json").read_text()), "reused"
+    else:
+        try:
+            report = measure_site_effects(out / "preprocessed", out / "site_effects", **settings)
+        except ValueError as error:
+            log.warning("site effects skipped: %s", error)
+            return f"\nsite effects: skipped ({error})"
+        write_json(marker, {**settings, "images": images})
+        state = "measured"
+    seconds["site_effects"] = time.perf_counter() - t
+    return f"\n{format_site_effects(report)}\n({state} in {seconds['site_effects']:.0f} s)"
+
+
 def _harmonizers_stage(out: Path, cfg: dict[str, Any], harmonization: dict[str, Any], seconds: dict[str, float]) -> list:
     """The harmonizer seeds: seed 0 is the harmonization stage's CycleGAN; seeds 1, ... (``benchmark.harmonizer_seeds``)
     are trained on the same split into ``benchmark/harmonizers`` and harmonize both ways."""
@@ -397,6 +422,7 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
         text += _harmonization_stage(out, harmonization, splits, seconds, workers, progress)
         harmonizers = _harmonizers_stage(out, benchmark, harmonization, seconds)
     if evaluation:
+        text += _site_effects_stage(out, evaluation, seconds)
         text += _evaluation_stage(out, evaluation, harmonizers, seconds)
     if benchmark:
         text += _benchmark_stage(out, benchmark, harmonization, harmonizers, seconds)
@@ -420,6 +446,7 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
         files["harmonized"] = out / "harmonized" / "harmonized.tsv"
         files["fidelity"] = out / "harmonized" / "traveling_fidelity.tsv"
     if evaluation:
+        files["site_effects"] = out / "site_effects" / "site_effects.json"
         files["evaluation"] = out / "evaluation" / "evaluation.json"
     if benchmark:
         files["benchmark"] = out / "benchmark"

@@ -174,6 +174,21 @@ def _floor_findings(records: list[dict], name: str) -> Iterable[Finding]:
                   _power(n, MIN_TEST_SUBJECTS, "test subjects"))
 
 
+def _site_effect_findings(records: list[dict]) -> Iterable[Finding]:
+    everything = [r for r in records if r["probe"] == "linear" and "+" in r["sites"]]
+    groups = list(dict.fromkeys(r["sites"] for r in everything))
+    if not groups:
+        return
+    group = max(groups, key=lambda g: g.count("+"))  # all sites
+    part = {r["adjustment"]: r for r in everything if r["sites"] == group}
+    n = int(part["none"]["n_subjects"])
+    body = "; ".join(f"{ADJUSTMENT_WORDS.get(a, a).lstrip(', ') or 'raw'} {_f(r['balanced_accuracy'])} "
+                     f"{_interval(r['low'], r['high'])} (n = {r['n_subjects']})" for a, r in part.items())
+    yield Finding("site effects", f"Site effects after preprocessing ({group.replace('+', ', ')}; linear probe on 8^3 "
+                  f"volumes, every subject; chance {_f(part['none']['chance'])})", body + ".", n,
+                  _power(n, MIN_TEST_SUBJECTS, "subjects"))
+
+
 def headline_findings(tables: dict[str, dict[str, list[dict]]]) -> list[Finding]:
     """The findings from the report's tables (section id -> table title -> records)."""
 
@@ -181,6 +196,7 @@ def headline_findings(tables: dict[str, dict[str, list[dict]]]) -> list[Finding]
         return next((records for title, records in tables.get(section, {}).items() if title.startswith(start)), [])
 
     findings: list[Finding] = []
+    findings += _site_effect_findings(table("preprocessing", "Site effects after preprocessing"))
     findings += _site_probe_findings(table("harmonization", "Site probe"))
     findings += _traveling_findings(table("harmonization", "Traveling subjects, mean"))
     findings += _biology_findings(table("harmonization", "Biology kept?"))

@@ -171,12 +171,18 @@ def build_anatomy(template: TemplateSpace, subject: LatentSubject, effects: Effe
     target = ventricle_factor * float(v0.sum())
     t_v = _threshold_for_volume(t.d_ventricles, grow_weight * brain, target, w, (-6.0, 14.0))
     v1 = np.minimum(_sigmoid((t_v - t.d_ventricles) / w) * grow_weight, brain)
-    rest0 = np.maximum(brain - v0, 0.0)
+    # the tissue outside the ventricles, as the sum of its parts (the template's CSF can be below v0 at the
+    # soft ventricle boundary, so brain - v0 would undercount it)
+    csf_nonvent = np.maximum(csf - v0, 0.0)
+    rest0 = csf_nonvent + gm + wm
     rest1 = np.maximum(brain - v1, 0.0)
-    factor = np.where(rest0 > 1e-4, rest1 / np.maximum(rest0, 1e-4), 0.0).astype(np.float32)
-    csf_nonvent = np.maximum(csf - v0, 0.0) * factor
+    # where the ventricles grow, the other tissues shrink in proportion; where they shrink (rest1 > rest0),
+    # the other tissues stay and the freed space becomes WM (scaling them up would exceed occupancy 1 at
+    # the soft ventricle boundary and render it brighter than WM)
+    factor = np.where(rest0 > 1e-4, np.minimum(rest1 / np.maximum(rest0, 1e-4), 1.0), 0.0).astype(np.float32)
+    csf_nonvent = csf_nonvent * factor
     gm, wm = gm * factor, wm * factor
-    wm += np.where(rest0 <= 1e-4, rest1, 0.0).astype(np.float32)  # shrunk ventricle becomes WM
+    wm += np.maximum(rest1 - rest0 * factor, 0.0).astype(np.float32)  # shrunk ventricle becomes WM
     csf = csf_nonvent + v1
     ventricles = v1
 

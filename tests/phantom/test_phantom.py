@@ -204,3 +204,21 @@ def test_bad_site_profiles_fail_clearly(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         load_site_profiles(path)
+
+
+def test_shrinking_ventricles_keep_every_occupancy_within_one():
+    """A young subject whose ventricles come out smaller than the template's (factor < 1) used to get tissue
+    scaled by rest1 / rest0 at the soft ventricle boundary: occupancy up to hundreds, ventricles rendered
+    brighter than WM (the study's QC gate stopped such a traveling subject at every site)."""
+    from pipeline.phantom.anatomy import Effects, LatentSubject, build_anatomy
+    from pipeline.phantom.template import load_template
+
+    template = load_template(4.0)
+    for seed in range(40):
+        anatomy = build_anatomy(template, LatentSubject("s", 30.0, "M", "CN", (seed,)), Effects(individual=2.0))
+        if anatomy.params["ventricle_factor"] < 0.6:
+            break
+    else:
+        pytest.fail("no subject with shrinking ventricles among 40 seeds")
+    tissue = anatomy.channel("csf") + anatomy.channel("gm") + anatomy.channel("wm")
+    assert tissue.max() <= 1.0 + 1e-3 and anatomy.maps.min() >= -1e-6

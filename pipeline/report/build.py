@@ -21,7 +21,7 @@ import jinja2
 from pipeline import __version__
 from pipeline.atomic import write_json, write_text
 from pipeline.report.collect import Section, collect_sections
-from pipeline.report.findings import MIN_TEST_SUBJECTS, Finding, headline_findings
+from pipeline.report.findings import MIN_TEST_SUBJECTS, MIN_TRAVELING_SUBJECTS, Finding, headline_findings
 
 __all__ = ["ReportResult", "build_report", "format_cell", "summary_rows"]
 
@@ -84,7 +84,10 @@ def summary_rows(sections: list[Section]) -> list[tuple[str, str]]:
         rows.append((f"site probe ({label}), chance {format_cell(part[0]['chance'])}", values + power))
     traveling = _table(by_id, "harmonization", "Traveling subjects against")
     if traveling:
-        rows.append(("traveling-subject MAE", ", ".join(f"{r['condition']} {format_cell(r['mae'])}" for r in traveling)))
+        intervals = [r for r in _table(by_id, "harmonization", "Traveling subjects, mean") if r["metric"] == "mae"]
+        n = min((r["n_subjects"] for r in intervals), default=0)
+        power = f" (underpowered: n = {n} traveling subjects; see the study run)" if n < MIN_TRAVELING_SUBJECTS else ""
+        rows.append(("traveling-subject MAE", ", ".join(f"{r['condition']} {format_cell(r['mae'])}" for r in traveling) + power))
     for protocol in ("pooled", "held_out", "cross_site"):
         records = _table(by_id, "brain-age", f"Brain age, {protocol}:")
         for route in dict.fromkeys((r["train_site"], r["test_site"]) for r in records):
@@ -97,8 +100,10 @@ def summary_rows(sections: list[Section]) -> list[tuple[str, str]]:
                          f"{text}; mean predictor {part[0]['mean_predictor_mae']:.2f}{power}"))
     metrics = _table(by_id, "ad-classification", "Test metrics")
     if metrics:
+        n = metrics[0]["n"]
+        power = f" (underpowered: n = {n} test images; see the study run)" if n < MIN_TEST_SUBJECTS else ""
         rows.append(("AD classification balanced accuracy", ", ".join(
-            f"{r['model']} {format_cell(r['balanced_accuracy'])}" for r in metrics)))
+            f"{r['model']} {format_cell(r['balanced_accuracy'])}" for r in metrics) + power))
     grid = _table(by_id, "augmentation", "Augmentation grid")
     if grid:
         rows.append(("augmentation: balanced accuracy, difference to none", ", ".join(

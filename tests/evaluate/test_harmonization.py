@@ -69,8 +69,6 @@ def test_biology_leak_pairs_every_condition_to_identity(evaluation):
     assert {"age", "diagnosis"} >= set(identity.index.get_level_values("task")) and len(identity) >= 2
     ages = leak.xs("age", level="task")
     assert (ages["metric"] == "mae").all() and (ages["floor"] > 0).all()
-    # the histogram baseline keeps the anatomy: its age probe does not fall far behind the identity's
-    assert leak.loc[("histogram", "features", "age"), "estimate"] < leak.loc[("histogram", "features", "age"), "floor"] + 5
 
 
 def test_traveling_fidelity_reads_the_harmonized_images(evaluation, contrast_pair):

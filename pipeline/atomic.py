@@ -73,9 +73,24 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None (JSON has no NaN: ``NaN`` breaks strict
+    parsers such as JavaScript's ``JSON.parse`` and jq)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON atomically (numpy scalars and arrays allowed)."""
-    return write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+    """Write ``data`` as indented, strict JSON atomically (numpy scalars and arrays allowed; NaN and
+    infinities become ``null``)."""
+    return write_text(path, json.dumps(_finite(data), indent=2, default=_json_default, allow_nan=False) + "\n")
 
 
 def write_yaml(path: str | os.PathLike, data: Any) -> Path:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -35,3 +38,12 @@ def test_written_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
     os.umask(mask)
     path = write_text(tmp_path / "a.txt", "x")
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_json_is_strict_nan_and_infinity_become_null(tmp_path):
+    """report.json and every other JSON output must parse in strict readers (JavaScript, jq): no NaN."""
+    path = write_json(tmp_path / "x.json", {"a": float("nan"), "b": [np.float32(1.5), np.inf], "c": np.array([np.nan, 2.0]),
+                                           "d": (1, "x")})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [1.5, None], "c": [None, 2.0], "d": [1, "x"]}

@@ -153,7 +153,8 @@ def _augmentation_config(section: dict[str, Any] | None, splits_cfg: dict[str, A
     if not section:
         return None
     split = {"fractions": splits_cfg.get("fractions", (0.7, 0.15, 0.15)), "seed": int(splits_cfg.get("seed", 0)),
-             "stratify": splits_cfg.get("stratify", ("site", "diagnosis", "age"))}
+             "stratify": splits_cfg.get("stratify", ("site", "diagnosis", "age")),
+             "traveling": splits_cfg.get("traveling", "split")}
     return GridConfig.from_dict({"split": split, **section, "dataset_dir": str(out / "preprocessed")}, "augmentation")
 
 
@@ -381,7 +382,7 @@ def check_demo_config(config: dict[str, Any], out: str | Path = "mriharmony-demo
     for name, section in downstream.items():
         check_keys(dict(section or {}), DOWNSTREAM_BUNDLE_KEYS, f"downstream.{name}")
     splits_cfg = config.get("splits") or {}
-    check_keys(splits_cfg, {"fractions", "stratify", "seed"}, "splits")
+    check_keys(splits_cfg, {"fractions", "stratify", "seed", "traveling"}, "splits")
     return {"harmonization": harmonization, "evaluation": evaluation, "benchmark": benchmark, "downstream": downstream,
             "splits": splits_cfg, "augmentation": _augmentation_config(config.get("augmentation"), splits_cfg, Path(out)),
             "phantom": spec,
@@ -410,7 +411,8 @@ def run_demo(out: str | Path, config: dict[str, Any], *, workers: int | None = N
     seconds["cohort"] = time.perf_counter() - t
     splits = split_subjects(cohort.table, splits_cfg.get("fractions", (0.7, 0.15, 0.15)),
                             seed=int(splits_cfg.get("seed", 0)),
-                            stratify=splits_cfg.get("stratify", ("site", "diagnosis", "age")))
+                            stratify=splits_cfg.get("stratify", ("site", "diagnosis", "age")),
+                            traveling=splits_cfg.get("traveling", "split"))
     t = time.perf_counter()
     preprocessed = run_preprocess(cohort, out / "preprocessed", parts["preprocess"], workers=workers, progress=progress)
     seconds["preprocess"] = time.perf_counter() - t

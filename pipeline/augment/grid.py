@@ -174,7 +174,7 @@ class GridConfig:
                 raise ConfigError(f"{where}.generators: unknown generator {name!r}; allowed: {sorted(GENERATOR_KEYS)}")
             check_keys(section, GENERATOR_KEYS[name], f"{where}.generators.{name}")
         split = {"fractions": [0.6, 0.2, 0.2], "seed": 0, **dict(cfg.get("split") or {})}
-        check_keys(split, {"fractions", "seed", "stratify"}, f"{where}.split")
+        check_keys(split, {"fractions", "seed", "stratify", "traveling"}, f"{where}.split")
         if len(split["fractions"]) != 3:
             raise ConfigError(f"{where}.split.fractions: expected train, val, test fractions, got {split['fractions']}")
         encoder = cfg.get("quality_encoder") or None
@@ -222,7 +222,7 @@ def _repeat_split(config: GridConfig, repeat: int, folder: Path) -> Path:
     from pipeline.preprocess.batch import read_preprocessed
 
     table = read_preprocessed(config.dataset_dir)
-    kwargs = {"stratify": config.split["stratify"]} if "stratify" in config.split else {}
+    kwargs = {key: config.split[key] for key in ("stratify", "traveling") if key in config.split}
     splits = split_subjects(table, config.split["fractions"], seed=int(config.split["seed"]) + repeat, **kwargs)
     path = folder / "splits.tsv"
     fresh = folder / "splits.new.tsv"

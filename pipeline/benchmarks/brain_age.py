@@ -7,7 +7,9 @@ Protocols (each run on the controls of the two sites):
 
 - ``pooled`` (Komandur et al. 2023, Table 2): the controls pooled, split 70:30 by subject per seed (stratified
   by site and age); one model per condition on the same split: ``raw``, ``to_source`` (target site harmonized
-  to the source), ``to_target`` (source harmonized to the target) when given.
+  to the source), ``to_target`` (source harmonized to the target) when given; beside them a ridge
+  regression on regional mean T1 (``features_raw``, the simple baseline) and the same after ComBat fitted
+  on the training controls (``features_combat``).
 - ``held_out`` (their Table 3): the same, on the controls the CycleGAN never saw only. "Never saw" is read
   from each checkpoint's ``info`` (``train_subjects`` and ``val_subjects``: traveling subjects that chose the
   checkpoint count as seen), never assumed; every harmonizer's subjects are left out.
@@ -27,7 +29,9 @@ trained on the same training subjects, :mod:`pipeline.benchmarks.harmonizers`) m
 conditions' runs. Per run: raw MAE, MSE, r, R^2 and corr(gap, age). Per condition: mean and SD over runs
 (brain-age seeds x harmonizer seeds), the SD over harmonizer seeds, a 95% interval *of the mean over runs*
 (two-level bootstrap: runs, then test subjects), and the paired difference to ``raw`` (same seed, same
-subjects, same resamples) with its two-level interval. Baselines: the training mean age (the floor) and a
+subjects, same resamples) with its two-level interval, and the paired difference to the training-mean
+predictor (``vs_mean``: a model beats the mean when its whole interval is below 0). Baselines: the
+training mean age (the floor) and a
 linear regression on the phantom's true ventricle and hippocampal volumes. No bias-corrected error is
 computed: that correction uses the test subjects' true ages and makes a constant predictor look perfect.
 
@@ -199,6 +203,10 @@ def _pooled_runs(ctx: _Context, table: pd.DataFrame, splits: pd.DataFrame, split
             root = ctx.out / condition / f"harmonizer{harmonizer.seed}" / f"seed{seed}"
             runs.append(_run(ctx, condition, seed, harmonizer.seed, pooled, pooled, ages,
                              _train_and_predict(ctx, root, folder, splits_path, seed, sites, sites), train_rows))
+    rows = table.merge(splits, on="subject")
+    test_rows = rows[rows["split"] == "test"]
+    for condition, predicted in _feature_predictions(train_rows, test_rows, test_rows.iloc[:0]).items():
+        runs.append(_run(ctx, condition, seed, None, pooled, pooled, ages, predicted, train_rows))
     return runs
 
 
@@ -257,7 +265,10 @@ def _histogram_matched(train: pd.DataFrame, test: pd.DataFrame, out: Path) -> Pa
 
 
 def _feature_predictions(train: pd.DataFrame, test: pd.DataFrame, test_site_train: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Ridge regression on regional mean T1: raw features, and after ComBat (no subject's age used to adjust)."""
+    """Ridge regression on regional mean T1: raw features, and after ComBat (no subject's age used to adjust).
+
+    ComBat's site parameters are estimated on ``train`` and ``test_site_train`` (the test site's training
+    controls, not used to fit the ridge); it is skipped when those rows hold fewer than two sites."""
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -269,9 +280,10 @@ def _feature_predictions(train: pd.DataFrame, test: pd.DataFrame, test_site_trai
     out = {}
     fitted = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 11))).fit(x_train, train["age"].to_numpy(float))
     out["features_raw"] = test.assign(predicted_age=fitted.predict(x_test))
-    if len(test_site_train) >= 2:
-        both = pd.concat([train, test_site_train], ignore_index=True)
-        combat = ComBat(continuous=["age"]).fit(np.vstack([x_train, features(test_site_train)]), both["site"], both)
+    both = pd.concat([train, test_site_train], ignore_index=True)
+    if both["site"].nunique() >= 2 and both["site"].value_counts().min() >= 2:
+        x_both = np.vstack([x_train, features(test_site_train)]) if len(test_site_train) else x_train
+        combat = ComBat(continuous=["age"]).fit(x_both, both["site"], both)
         z_train = combat.transform_without_covariates(x_train, train["site"])
         z_test = combat.transform_without_covariates(x_test, test["site"])
         fitted = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 11))).fit(z_train, train["age"].to_numpy(float))
@@ -288,12 +300,14 @@ def _volume_mae(train: pd.DataFrame, test: pd.DataFrame, volumes: pd.DataFrame |
     return _mae(score["age"], volume_regressor(fit, score))
 
 
-def _mae_samples(test: pd.DataFrame, n_resamples: int, seed: int) -> np.ndarray:
-    """Subject-bootstrap samples of the MAE; the resamples depend only on the subjects and the seed, so two
-    conditions scored on the same subjects get the same resamples (paired)."""
+def _mae_samples(test: pd.DataFrame, n_resamples: int, seed: int, predicted: np.ndarray | None = None) -> np.ndarray:
+    """Subject-bootstrap samples of the MAE of ``predicted`` (default: the ``predicted_age`` column); the
+    resamples depend only on the subjects and the seed, so two predictors scored on the same subjects get
+    the same resamples (paired)."""
     clusters = ClusterBootstrap(test["subject"].to_numpy())
     rng = np.random.default_rng(seed)
-    error = np.abs(test["predicted_age"].to_numpy(float) - test["age"].to_numpy(float))
+    predicted = test["predicted_age"].to_numpy(float) if predicted is None else np.asarray(predicted, float)
+    error = np.abs(predicted - test["age"].to_numpy(float))
     return np.array([error[clusters.sample(rng)].mean() for _ in range(n_resamples)])
 
 
@@ -303,6 +317,8 @@ def _score_runs(runs: list[dict], n_resamples: int) -> tuple[pd.DataFrame, pd.Da
         test = run["test"]
         samples = _mae_samples(test, n_resamples, run["seed"])
         run["samples"] = samples
+        # the training-mean predictor on the same subjects and resamples: the paired floor
+        run["mean_samples"] = _mae_samples(test, n_resamples, run["seed"], np.full(len(test), run["train_mean_age"]))
         metrics = regression_metrics(test["age"], test["predicted_age"])
         results.append({k: run[k] for k in ("condition", "train_site", "test_site", "seed", "harmonizer_seed")}
                        | metrics | {"mae_ci_low": float(np.percentile(samples, 2.5)),
@@ -336,6 +352,8 @@ def _summarise(runs: list[dict], results: pd.DataFrame, n_resamples: int) -> pd.
             differences.append(r["samples"] - base["samples"])  # same subjects and resamples: paired
             baseline_mae.append(_mae(base["test"]["age"], base["test"]["predicted_age"]))
         diff_low, diff_high = two_level_interval(differences, n_resamples=n_resamples)
+        vs_mean_low, vs_mean_high = two_level_interval([r["samples"] - r["mean_samples"] for r in group],
+                                                       n_resamples=n_resamples)
         penalty = _penalty(group, runs, train_site, test_site, n_resamples)
         per_harmonizer = part.groupby("harmonizer_seed")["mae"].mean() if part["harmonizer_seed"].notna().any() else None
         n_test = int(part["n_subjects"].min())
@@ -351,6 +369,8 @@ def _summarise(runs: list[dict], results: pd.DataFrame, n_resamples: int) -> pd.
                      "compared_with": baseline, "diff_mae": part["mae"].mean() - float(np.mean(baseline_mae)), "diff_low": diff_low, "diff_high": diff_high,
                      "mse_mean": part["mse"].mean(), "r_mean": part["r"].mean(), "r2_mean": part["r2"].mean(),
                      "gap_age_r_mean": part["gap_age_r"].mean(), "mean_predictor_mae": part["mean_predictor_mae"].mean(),
+                     "vs_mean": part["mae"].mean() - part["mean_predictor_mae"].mean(),
+                     "vs_mean_low": vs_mean_low, "vs_mean_high": vs_mean_high,
                      "volume_linear_mae": part["volume_linear_mae"].mean(), "n_test": n_test,
                      "penalty": penalty[0], "penalty_low": penalty[1], "penalty_high": penalty[2],
                      "underpowered": "; ".join(reasons)})
@@ -380,12 +400,15 @@ def format_benchmark_table(summary: pd.DataFrame) -> str:
     """The per-condition summary as a text table: raw MAE with the interval of its mean over runs, the
     paired difference to raw, R^2, corr(gap, age) and the baselines."""
     lines = [f"  {'train -> test':<20} {'condition':<16} {'runs':>4} {'MAE [95% CI of mean]':<22} {'SD':>5} "
-             f"{'vs raw* [95% CI]':<22} {'R^2':>6} {'r(gap,age)':>10} {'mean-pred':>9} {'volumes':>8}  n test"]
+             f"{'vs raw* [95% CI]':<22} {'vs mean [95% CI]':<22} {'R^2':>6} {'r(gap,age)':>10} {'mean-pred':>9} "
+             f"{'volumes':>8}  n test"]
     for row in summary.itertuples():
         route = f"{row.train_site} -> {row.test_site}" if row.train_site != row.test_site else row.train_site
         diff = "" if row.condition == row.compared_with else f"{row.diff_mae:+.2f} [{row.diff_low:+.2f}, {row.diff_high:+.2f}]"
+        vs_mean = f"{row.vs_mean:+.2f} [{row.vs_mean_low:+.2f}, {row.vs_mean_high:+.2f}]"
         lines.append(f"  {route:<20} {row.condition:<16} {row.runs:>4} {row.mae_mean:5.2f} [{row.mae_low:.2f}, "
-                     f"{row.mae_high:.2f}]{'':<4} {row.mae_sd:5.2f} {diff:<22} {row.r2_mean:6.2f} {row.gap_age_r_mean:10.2f} "
+                     f"{row.mae_high:.2f}]{'':<4} {row.mae_sd:5.2f} {diff:<22} {vs_mean:<22} {row.r2_mean:6.2f} "
+                     f"{row.gap_age_r_mean:10.2f} "
                      f"{row.mean_predictor_mae:9.2f} {row.volume_linear_mae:8.2f}  {row.n_test}"
                      + (f"  underpowered: {row.underpowered}" if row.underpowered else ""))
     lines.append("  * paired difference to the raw CNN (features_combat: to features_raw), same seeds and test subjects")

@@ -25,15 +25,25 @@ import pandas as pd
 
 from pipeline.atomic import write_table
 
-__all__ = ["LeakageError", "subject_strata", "split_subjects", "kfold_subjects", "check_no_leakage",
+__all__ = ["LeakageError", "TRAVELING_CHOICES", "traveling_subjects", "subject_strata", "split_subjects", "kfold_subjects", "check_no_leakage",
            "write_splits", "read_splits", "attach_splits"]
 
 SPLIT_NAMES = ("train", "val", "test")
+#: where :func:`split_subjects` puts traveling subjects: spread over the splits like everyone else, or
+#: all in test (held out from every training, so that traveling-subject fidelity is measured on
+#: subjects no model saw and has as many pairs as the cohort has)
+TRAVELING_CHOICES = ("split", "test")
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 
 
 class LeakageError(ValueError):
     """A subject appears in more than one split."""
+
+
+def traveling_subjects(table: pd.DataFrame) -> list[str]:
+    """The subjects scanned at more than one site (sorted)."""
+    per_subject = table.groupby("subject")["site"].nunique()
+    return sorted(per_subject.index[per_subject > 1].astype(str))
 
 
 def subject_strata(
@@ -88,6 +98,7 @@ def split_subjects(
     seed: int = 0,
     stratify: Sequence[str] = ("site", "diagnosis", "age"),
     n_age_bins: int = 3,
+    traveling: str = "split",
 ) -> pd.DataFrame:
     """Split subjects into train / val / test.
 
@@ -97,14 +108,29 @@ def split_subjects(
         seed: random seed; the same seed and table give the same split.
         stratify: subject attributes to stratify by (``site``, ``diagnosis``, ``age``, ``sex``).
         n_age_bins: quantile bins of age used for stratification.
+        traveling: ``split`` (traveling subjects are split like the others) or ``test`` (every subject
+            scanned at more than one site goes to test; the fractions then apply to the others).
 
     Returns:
         Table with columns ``subject`` and ``split``, one row per subject.
+
+    Example:
+        >>> table = pd.DataFrame({"subject": ["a", "a", "b", "c", "d"], "site": ["x", "y", "x", "y", "x"]})
+        >>> split_subjects(table, (0.5, 0.5), stratify=(), traveling="test").set_index("subject")["split"].to_dict()
+        {'a': 'test', 'b': 'test', 'c': 'train', 'd': 'train'}
     """
     fractions = [float(f) for f in fractions]
     if len(fractions) not in (2, 3) or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(f"fractions must be 2 or 3 non-negative numbers summing to 1, got {fractions}")
+    if traveling not in TRAVELING_CHOICES:
+        raise ValueError(f"traveling must be one of {TRAVELING_CHOICES}, got {traveling!r}")
     names = SPLIT_NAMES if len(fractions) == 3 else ("train", "test")
+    held_out = traveling_subjects(table) if traveling == "test" else []
+    if held_out:
+        rest = split_subjects(table[~table["subject"].astype(str).isin(held_out)], fractions, seed=seed,
+                              stratify=stratify, n_age_bins=n_age_bins)
+        out = pd.concat([rest, pd.DataFrame({"subject": held_out, "split": "test"})], ignore_index=True)
+        return out.sort_values("subject").reset_index(drop=True)
     strata = subject_strata(table, stratify, n_age_bins)
     scores = _spread_scores(strata, seed).sort_values(kind="stable")
     n = len(scores)

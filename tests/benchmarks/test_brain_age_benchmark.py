@@ -13,7 +13,8 @@ import pytest
 import torch
 from sklearn.linear_model import LinearRegression
 
-from pipeline.benchmarks.brain_age import _feature_predictions, _histogram_matched, controls, run_brain_age_benchmark
+from pipeline.benchmarks.brain_age import (_feature_predictions, _histogram_matched, _score_runs, _summarise, controls,
+                                           run_brain_age_benchmark)
 from pipeline.benchmarks.harmonizers import harmonizer_from_folders, seen_subjects
 from pipeline.cli import main
 from pipeline.harmonize import harmonize_cohort
@@ -62,7 +63,9 @@ def test_pooled_identity_harmonization_changes_nothing_and_no_corrected_error(co
                  "--protocol", "pooled", "--out", str(out), *NARROW_CLI])
     assert code == 0 and "protocol pooled" in capsys.readouterr().out
     results = read_table(out / "results.tsv")
-    assert sorted(results["condition"].unique()) == ["raw", "to_source"] and len(results) == 4
+    # the CNN conditions, and beside them the ridge on regional mean T1 (raw and after ComBat)
+    assert sorted(results["condition"].unique()) == ["features_combat", "features_raw", "raw", "to_source"]
+    assert len(results) == 8
     for seed in (0, 1):
         raw, harm = (results[(results["seed"] == seed) & (results["condition"] == c)].iloc[0] for c in ("raw", "to_source"))
         assert harm["mae"] == pytest.approx(raw["mae"], rel=1e-4)  # identical images, same split, same seed
@@ -70,6 +73,8 @@ def test_pooled_identity_harmonization_changes_nothing_and_no_corrected_error(co
     assert abs(summary.loc["to_source", "diff_low"]) < 0.02 and abs(summary.loc["to_source", "diff_high"]) < 0.02
     assert (summary["mae_low"] <= summary["mae_mean"]).all() and (summary["mae_mean"] <= summary["mae_high"]).all()
     assert {"r2_mean", "gap_age_r_mean", "mean_predictor_mae", "volume_linear_mae"} <= set(summary.columns)
+    assert np.allclose(summary["vs_mean"], summary["mae_mean"] - summary["mean_predictor_mae"])
+    assert (summary["vs_mean_low"] <= summary["vs_mean_high"]).all()
     # no bias-corrected error in any output: it uses the test ages and flatters a constant predictor
     predictions = read_table(out / "predictions.tsv")
     for table in (results, summary.reset_index(), predictions):
@@ -171,3 +176,29 @@ def test_cross_site_baselines_never_see_a_test_row_or_a_test_age(contrast_pair, 
     for k in range(1, len(test)):
         np.testing.assert_array_equal(np.asarray(nib.load(a["image_cube"][k]).dataobj),
                                       np.asarray(nib.load(b["image_cube"][k]).dataobj))
+
+
+def _runs_predicting(predicted: np.ndarray, ages: np.ndarray, train_mean: float) -> list[dict]:
+    test = pd.DataFrame({"subject": [f"s{i:02d}" for i in range(len(ages))], "session": "", "site": "a",
+                         "age": ages, "predicted_age": predicted})
+    return [{"condition": "raw", "seed": seed, "harmonizer_seed": None, "train_site": "a", "test_site": "a",
+             "test": test, "train_mean_age": train_mean, "volume_linear_mae": float("nan")} for seed in range(3)]
+
+
+def test_vs_mean_is_paired_to_the_training_mean_predictor():
+    """A model that predicts the training mean sits exactly on the floor (difference 0, interval [0, 0]); one
+    with a real age signal beats it with an interval below 0; one that is worse than the mean is above it."""
+    rng = np.random.default_rng(0)
+    ages = rng.uniform(50, 90, 30)
+    train_mean = 70.0
+    cases = {"mean": np.full(30, train_mean), "signal": ages + rng.normal(0, 3, 30),
+             "worse": train_mean - (ages - train_mean)}  # anti-correlated with age
+    rows = {}
+    for name, predicted in cases.items():
+        runs = _runs_predicting(predicted, ages, train_mean)
+        results, _ = _score_runs(runs, 200)
+        rows[name] = _summarise(runs, results, 200).iloc[0]
+    assert rows["mean"]["vs_mean"] == pytest.approx(0.0, abs=1e-9)
+    assert rows["mean"]["vs_mean_low"] == pytest.approx(0.0, abs=1e-9) and rows["mean"]["vs_mean_high"] == pytest.approx(0.0, abs=1e-9)
+    assert rows["signal"]["vs_mean_high"] < 0 and rows["signal"]["vs_mean"] < -5
+    assert rows["worse"]["vs_mean_low"] > 0

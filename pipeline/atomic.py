@@ -17,7 +17,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-__all__ = ["atomic_path", "write_text", "write_json", "write_yaml", "write_table", "save_nifti"]
+__all__ = ["atomic_path", "write_text", "write_json", "read_json_numbers", "write_yaml", "write_table", "save_nifti"]
 
 
 def _current_umask() -> int:
@@ -91,6 +91,20 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as indented, strict JSON atomically (numpy scalars and arrays allowed; NaN and
     infinities become ``null``)."""
     return write_text(path, json.dumps(_finite(data), indent=2, default=_json_default, allow_nan=False) + "\n")
+
+
+def _nan_for_none(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _nan_for_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_for_none(v) for v in obj]
+    return float("nan") if obj is None else obj
+
+
+def read_json_numbers(path: str | os.PathLike) -> Any:
+    """Read a JSON file of results with every ``null`` as NaN, as the number :func:`write_json` wrote it for
+    (the text formatters print NaN as "nan"; a null would stop them)."""
+    return _nan_for_none(json.loads(Path(path).read_text()))
 
 
 def write_yaml(path: str | os.PathLike, data: Any) -> Path:

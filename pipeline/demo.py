@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.atomic import write_json, write_table, write_yaml
+from pipeline.atomic import read_json_numbers, write_json, write_table, write_yaml
 from pipeline.cohort import Cohort, format_summary, load_cohort, split_subjects, summarize, write_cohort, write_splits
 from pipeline.bundles import run_bundle, train_bundle_once
 from pipeline.config import CONFIG_DIR, ConfigError, check_keys, load_config
@@ -131,12 +131,12 @@ def _downstream_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float])
         infer = {**common, "bundle_root": str(run_dir), "split": "test"}
         if name == "brain_age":
             run_bundle(name, "inference", **infer, output_file=str(run_dir / "eval" / "predictions.tsv"))
-            report = json.loads((run_dir / "eval" / "predictions.json").read_text())
+            report = read_json_numbers(run_dir / "eval" / "predictions.json")
             table = format_brain_age_table(report)
             title = "brain age (controls, test split)"
         else:
             run_bundle(name, "inference", **infer, output_dir=str(run_dir / "eval"), gradcam=True)
-            report = json.loads((run_dir / "eval" / "metrics.json").read_text())
+            report = read_json_numbers(run_dir / "eval" / "metrics.json")
             table = format_metrics_table(report)
             title = f"{report['task']} classification ({report['model']}, test split)"
         seconds[f"{name}_inference"] = time.perf_counter() - t
@@ -263,7 +263,7 @@ def _evaluation_stage(out: Path, cfg: dict[str, Any], harmonizers: list, seconds
                             "splits": file_sha256(out / "splits.tsv")}
     t = time.perf_counter()
     if _stage_done(marker, settings_with_inputs):
-        report, state = json.loads((out / "evaluation" / "evaluation.json").read_text()), "reused"
+        report, state = read_json_numbers(out / "evaluation" / "evaluation.json"), "reused"
     else:
         try:
             folders = [h.to_source for h in harmonizers]
@@ -289,7 +289,7 @@ def _site_effects_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float
     marker = out / "site_effects" / "settings.json"
     t = time.perf_counter()
     if _stage_done(marker, {**settings, "images": images}):
-        report, state = json.loads((out / "site_effects" / "site_effects.json").read_text()), "reused"
+        report, state = read_json_numbers(out / "site_effects" / "site_effects.json"), "reused"
     else:
         try:
             report = measure_site_effects(out / "preprocessed", out / "site_effects", **settings)

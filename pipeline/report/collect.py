@@ -232,7 +232,8 @@ BENCHMARK_COLUMNS = [("train_site", "trained on"), ("test_site", "tested on"), (
                      ("mae_sd_harmonizer", "MAE SD (harmonizer seeds)"), ("compared_with", "paired with"),
                      ("diff_mae", "MAE difference"), ("diff_low", "95% low"), ("diff_high", "95% high"),
                      ("mse_mean", "MSE"), ("r_mean", "r"), ("r2_mean", "R^2"), ("gap_age_r_mean", "r(gap, age)"),
-                     ("mean_predictor_mae", "mean-predictor MAE"),
+                     ("mean_predictor_mae", "mean-predictor MAE"), ("vs_mean", "vs mean predictor"),
+                     ("vs_mean_low", "95% low"), ("vs_mean_high", "95% high"),
                      ("volume_linear_mae", "volume-linear MAE"), ("penalty", "cross-site penalty"),
                      ("penalty_low", "95% low"), ("penalty_high", "95% high"), ("n_test", "n test"),
                      ("underpowered", "underpowered")]

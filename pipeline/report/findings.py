@@ -57,8 +57,17 @@ def _interval(low: Any, high: Any, digits: int = 2) -> str:
     return f"[{_f(low, digits)}, {_f(high, digits)}]"
 
 
+STUDY_POINTER = "see the study run (mriharmony demo --scale study)"
+
+
 def _power(n: int, minimum: int, what: str) -> str:
-    return f"n = {n} {what} < {minimum}; see the study run (mriharmony demo --scale study)" if n < minimum else ""
+    return f"n = {n} {what} < {minimum}; {STUDY_POINTER}" if n < minimum else ""
+
+
+def _benchmark_power(record: dict, n: int) -> str:
+    """The benchmark's own reasons (too few test subjects or runs), else the n threshold."""
+    reason = record.get("underpowered")
+    return f"{reason}; {STUDY_POINTER}" if reason else _power(n, MIN_TEST_SUBJECTS, "test subjects")
 
 
 def _verdict(difference: Any, low: Any, high: Any, *, lower_is_better: bool, digits: int = 2) -> str:
@@ -154,11 +163,37 @@ def _penalty_findings(records: list[dict]) -> Iterable[Finding]:
                   + _verdict(r["diff_mae"], r["diff_low"], r["diff_high"], lower_is_better=True).replace("identity", r["compared_with"])
                   for r in part if r is not raw and r["condition"] != "features_raw"]
         n = int(raw["n_test"])
-        reason = raw.get("underpowered") or _power(n, MIN_TEST_SUBJECTS, "test subjects")
+        reason = _benchmark_power(raw, n)
         yield Finding("cross-site brain age", f"Cross-site brain-age penalty, trained on {route[0]}, tested on {route[1]} "
                       f"(MAE minus the same model's within-site MAE, years; {raw['runs']} runs, n = {n})",
                       f"raw {_f(raw['penalty'])} {_interval(raw['penalty_low'], raw['penalty_high'])}; remaining after "
                       + "; ".join(others) + ".", n, reason)
+
+
+CONDITION_WORDS = {"raw": "CNN", "to_source": "CNN on images harmonized to the reference",
+                   "to_target": "CNN on images harmonized to the target", "features_raw": "ridge on regional mean T1",
+                   "features_combat": "ridge on regional mean T1 after ComBat"}
+
+
+def _mean_predictor_findings(records: list[dict], protocol: str) -> Iterable[Finding]:
+    """Does any brain-age model beat the training-mean predictor? Paired: same subjects, same resamples."""
+    if not records or "vs_mean" not in records[0]:
+        return
+    n = int(min(r["n_test"] for r in records))
+    parts = []
+    for r in records:
+        if r.get("vs_mean_low") is None or r.get("vs_mean_high") is None:
+            continue
+        verdict = ("beats the mean predictor" if r["vs_mean_high"] < 0 else
+                   "worse than the mean predictor" if r["vs_mean_low"] > 0 else "does not beat the mean predictor")
+        parts.append(f"{CONDITION_WORDS.get(r['condition'], r['condition'])} {_f(r['mae_mean'])} "
+                     f"({verdict}: {r['vs_mean']:+.2f} {_interval(r['vs_mean_low'], r['vs_mean_high'])})")
+    if not parts:
+        return
+    runs = records[0]["runs"]
+    reason = _benchmark_power(records[0], n)
+    yield Finding("brain age", f"Brain-age MAE against the training-mean predictor ({protocol} controls; years; {runs} "
+                  f"runs, n = {n}; mean predictor {_f(records[0]['mean_predictor_mae'])})", "; ".join(parts) + ".", n, reason)
 
 
 def _floor_findings(records: list[dict], name: str) -> Iterable[Finding]:
@@ -200,6 +235,7 @@ def headline_findings(tables: dict[str, dict[str, list[dict]]]) -> list[Finding]
     findings += _site_probe_findings(table("harmonization", "Site probe"))
     findings += _traveling_findings(table("harmonization", "Traveling subjects, mean"))
     findings += _biology_findings(table("harmonization", "Biology kept?"))
+    findings += _mean_predictor_findings(table("brain-age", "Brain age, pooled"), "pooled")
     findings += _penalty_findings(table("brain-age", "Brain age, cross_site"))
     findings += _floor_findings(table("brain-age", "brain_age bundle"), "Brain age (brain_age bundle, test controls)")
     return findings

@@ -50,3 +50,17 @@ def test_penalty_and_biology_findings():
     assert "raw 3.00 [2.50, 3.50]" in cross.text
     assert "cyclegan 1.00 [0.50, 1.50], beats raw (-2.00 [-2.40, -1.60])" in cross.text
     assert "histogram 2.90 [2.40, 3.40], does not beat raw" in cross.text
+
+
+def test_brain_age_is_judged_against_the_mean_predictor_by_its_paired_interval():
+    pooled = [{"condition": c, "runs": 3, "n_test": 30, "mae_mean": m, "mean_predictor_mae": 8.0, "vs_mean": m - 8.0,
+               "vs_mean_low": m - 8.0 - w, "vs_mean_high": m - 8.0 + w, "underpowered": ""}
+              for c, m, w in (("raw", 7.8, 0.6), ("features_raw", 6.0, 0.8), ("to_source", 9.0, 0.5))]
+    (finding,) = headline_findings({"brain-age": {"Brain age, pooled: pooled controls": pooled}})
+    assert "mean predictor 8.00" in finding.title and not finding.underpowered
+    assert "CNN 7.80 (does not beat the mean predictor: -0.20 [-0.80, 0.40])" in finding.text
+    assert "ridge on regional mean T1 6.00 (beats the mean predictor: -2.00 [-2.80, -1.20])" in finding.text
+    assert "worse than the mean predictor: +1.00" in finding.text
+    few = [dict(r, n_test=12) for r in pooled]
+    (small,) = headline_findings({"brain-age": {"Brain age, pooled: pooled controls": few}})
+    assert small.underpowered and "6.00" not in small.text

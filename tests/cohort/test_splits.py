@@ -97,3 +97,20 @@ def test_splits_roundtrip(tmp_path):
     with pytest.raises(LeakageError):
         write_splits(bad, tmp_path / "bad.tsv")
     assert not (tmp_path / "bad.tsv").exists()
+
+
+def test_traveling_subjects_can_be_held_out_in_test():
+    """traveling="test": every subject scanned at more than one site is in test, the others are split by the
+    fractions exactly as they would be without the traveling subjects; the default spreads them."""
+    table = _table()
+    travelers = [{"subject": f"trav{i:02d}", "session": site, "site": site, "age": 70.0, "sex": "M", "diagnosis": "CN"}
+                 for i in range(9) for site in ("a", "b", "c")]
+    both = pd.concat([table, pd.DataFrame(travelers)], ignore_index=True)
+    held = split_subjects(both, (0.7, 0.15, 0.15), seed=1, traveling="test").set_index("subject")["split"]
+    assert (held[[f"trav{i:02d}" for i in range(9)]] == "test").all()
+    rest = split_subjects(table, (0.7, 0.15, 0.15), seed=1).set_index("subject")["split"]
+    assert held.drop([f"trav{i:02d}" for i in range(9)]).sort_index().equals(rest.sort_index())
+    spread = split_subjects(both, (0.7, 0.15, 0.15), seed=1).set_index("subject")["split"]
+    assert set(spread[[f"trav{i:02d}" for i in range(9)]]) != {"test"}
+    with pytest.raises(ValueError, match="traveling must be one of"):
+        split_subjects(both, (0.7, 0.3), traveling="val")

@@ -223,7 +223,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
         splits = kfold_subjects(table, args.folds, seed=args.seed, stratify=stratify)
         counts = splits["fold"].value_counts().sort_index()
     else:
-        splits = split_subjects(table, args.fractions, seed=args.seed, stratify=stratify)
+        splits = split_subjects(table, args.fractions, seed=args.seed, stratify=stratify, traveling=args.traveling)
         counts = splits["split"].value_counts()
     write_splits(splits, args.out)
     print(f"{len(splits)} subjects -> {args.out}: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
@@ -437,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=None, help="k folds instead of fractions")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--stratify", default="site,diagnosis,age", help="stratify by (default: %(default)s)")
+    p.add_argument("--traveling", choices=["split", "test"], default="split",
+                   help="subjects scanned at several sites: split like the others, or all in test (held out from "
+                        "every training; default: %(default)s)")
     p.set_defaults(func=_cmd_split)
     return parser
 

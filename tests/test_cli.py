@@ -208,6 +208,12 @@ def test_cohort_and_split_commands(small_bids, tmp_path, capsys):
     assert main(["split", str(table), "--out", str(splits), "--folds", "3"]) == 0
     folds = pd.read_csv(splits, sep="\t")
     assert sorted(folds["fold"].unique()) == [0, 1, 2] and folds["subject"].is_unique
+    held = tmp_path / "held.tsv"
+    assert main(["split", str(table), "--out", str(held), "--fractions", "0.7", "0.3", "--traveling", "test"]) == 0
+    cohort = pd.read_csv(table, sep="\t", keep_default_na=False)
+    traveling = set(cohort.groupby("subject")["site"].nunique().loc[lambda n: n > 1].index.astype(str))
+    held_splits = pd.read_csv(held, sep="\t", dtype={"subject": str}).set_index("subject")["split"]
+    assert traveling and (held_splits[sorted(traveling)] == "test").all()
 
     broken = pd.read_csv(table, sep="\t", keep_default_na=False)
     broken.loc[0, "path"] = str(tmp_path / "gone.nii.gz")

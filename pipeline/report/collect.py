@@ -90,6 +90,17 @@ def _look(section: Section, path: Path) -> bool:
     return True
 
 
+def _preprocessing_settings(ok: pd.DataFrame) -> list[str]:
+    """What the skull strip ran as, read from the first finished image's sidecar (a lighter setting is said)."""
+    if ok.empty or "sidecar" not in ok.columns or not Path(str(ok["sidecar"].iloc[0])).exists():
+        return []
+    config = json.loads(Path(str(ok["sidecar"].iloc[0])).read_text()).get("Config", {}).get("skullstrip", {})
+    if config.get("method") == "deepbet" and config.get("precision") == "bf16":
+        return ["Skull strip: deepbet under bf16 autocast, a lighter configuration than the default fp32 (its masks "
+                "agreed with fp32 at Dice 0.9997-0.9998 on the phantom's 2 mm heads)."]
+    return [f"Skull strip: {config.get('method', 'unknown')}" + (f" ({config['precision']})" if "precision" in config else "") + "."]
+
+
 def preprocessing_section(run: Path) -> Section:
     """Images processed and failed per site, mask volumes, registration similarity, the QC mosaic."""
     section = Section("preprocessing", "Preprocessing QC",
@@ -99,6 +110,7 @@ def preprocessing_section(run: Path) -> Section:
         return section
     table = _read_tsv(path)
     ok = table[table["status"] == "ok"]
+    section.notes += _preprocessing_settings(ok)
     rows = []
     for site, part in table.groupby("site"):
         good = part[part["status"] == "ok"]

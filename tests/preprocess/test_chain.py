@@ -148,3 +148,25 @@ def test_given_and_template_masks(phantom_2mm, tmp_path):
     assert record["status"] == "ok"
     # the fallback is coarse (0.77-0.98 on 1 mm phantoms in the benchmark); a wrong mapping scores far lower
     assert dice(canonical_array(record["mask_native"]) > 0, canonical_array(true_mask_path) > 0) > 0.7
+
+
+def test_deepbet_in_bf16_gives_the_fp32_mask_and_leaves_the_digest_of_fp32_runs(phantom_2mm):
+    """skullstrip.precision=bf16 (CPU autocast) changes the mask by a few boundary voxels at most; at its
+    fp32 default the key is left out of the digest, so runs finished before it existed are not redone."""
+    from pipeline.preprocess.config import ConfigError
+    from pipeline.preprocess.skullstrip import deepbet_mask
+
+    row = load_cohort(phantom_2mm.root).table.iloc[0].to_dict()
+    img = load_t1(row["path"])
+    full, half = deepbet_mask(img), deepbet_mask(img, precision="bf16")
+    assert dice(half, full) > 0.995
+    assert dice(half, canonical_array(_truth(phantom_2mm.root, row, "desc-brain_mask.nii.gz")) > 0) > 0.93
+    default = load_preprocess_config()
+    assert default.skullstrip.precision == "fp32"
+    bf16 = load_preprocess_config(overrides=["skullstrip.precision=bf16"])
+    assert bf16.digest() != default.digest()
+    legacy = {k: v for k, v in default.to_dict().items() if k != "qc"}
+    del legacy["skullstrip"]["precision"]  # the configuration as it was before the key existed
+    assert default.digest() == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
+    with pytest.raises(ConfigError, match="precision"):
+        load_preprocess_config(overrides=["skullstrip.precision=fp16"])

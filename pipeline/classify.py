@@ -165,7 +165,9 @@ def classification_baselines(train: pd.DataFrame, evaluate: pd.DataFrame, n_clas
     majority = np.zeros((len(evaluate), n_classes))
     majority[:, int(train["label"].astype(int).mode().iloc[0])] = 1.0
     n_subjects = int(evaluate["subject"].nunique())
-    results = {"majority_class": {"metrics": {**classification_metrics(y, majority), "n_subjects": n_subjects}}}
+    results = {"majority_class": {"metrics": {**classification_metrics(y, majority), "n_subjects": n_subjects},
+                                  "intervals_95": classification_intervals(y, majority, n_resamples=n_resamples,
+                                                                           groups=evaluate["subject"])}}
     path = find_phantom_volumes(train) if volumes_file == "auto" else (volumes_file or None)
     if path is not None:
         volumes = read_volume_table(path, columns)

@@ -76,6 +76,8 @@ def test_3d_inference_metrics_and_gradcam(trained_3d, ad_pair):
         assert name in metrics["metrics"] and len(metrics["intervals_95"][name]) == 2
     # baselines on the same subjects: the majority class is chance; true volumes separate an x3 AD effect
     assert metrics["baselines"]["majority_class"]["metrics"]["balanced_accuracy"] == 0.5
+    low, high = metrics["baselines"]["majority_class"]["intervals_95"]["balanced_accuracy"]
+    assert low <= 0.5 <= high  # a constant predictor's interval, not [nan, nan]
     volume = metrics["baselines"]["volume_logistic"]
     assert volume["volumes_file"] == str(ad_pair / "bids" / "derivatives" / "phantom" / "truth.tsv")
     assert volume["metrics"]["n"] == len(test) and volume["metrics"]["balanced_accuracy"] >= 0.8

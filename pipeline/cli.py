@@ -118,6 +118,19 @@ def _key_values(items: list[str] | None, flag: str, example: str) -> dict:
     return overrides
 
 
+def _cmd_benchmark_brain_age_cv(args: argparse.Namespace) -> int:
+    from pipeline.benchmarks.brain_age import format_benchmark_table
+    from pipeline.benchmarks.brain_age_cv import run_brain_age_cv
+
+    _setup_logging(Path(args.out) / "logs" / "benchmark.log")
+    summary = run_brain_age_cv(args.raw, args.out, folds=args.folds, seed=args.seed,
+                               bundle_overrides=_key_values(args.set, "--set", "epochs=5"))
+    print(f"\nbrain age, {args.folds}-fold cross-validated over every control of {args.raw}:")
+    print(format_benchmark_table(summary))
+    print(f"\nwritten: {Path(args.out) / 'summary.tsv'}, summary.json, predictions.tsv, folds.tsv")
+    return 0
+
+
 def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
     from pipeline.benchmarks.brain_age import format_benchmark_table, run_brain_age_benchmark
     from pipeline.benchmarks.harmonizers import prepare_harmonizers
@@ -369,6 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="folder to write")
     b.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     b.set_defaults(func=_cmd_benchmark_brain_age)
+    b = bench.add_parser("brain-age-cv", help="brain age cross-validated over every control: CNN and a regional-feature "
+                                              "ridge against the mean predictor",
+                         description="Predict every control of every site once by k-fold cross-validation by subject "
+                                     "(the brain_age bundle and a ridge regression on regional mean T1, trained on the "
+                                     "other folds) and report raw MAE with its interval and the paired difference to "
+                                     "the training folds' mean age.")
+    b.add_argument("--raw", required=True, help="preprocessing folder")
+    b.add_argument("--folds", type=int, default=5, help="subject-level folds (default: %(default)s)")
+    b.add_argument("--seed", type=int, default=0, help="fold assignment and training seed (default: %(default)s)")
+    b.add_argument("--set", action="append", metavar="KEY=VALUE", help="brain_age bundle override, repeatable")
+    b.add_argument("--out", required=True, help="folder to write")
+    b.set_defaults(func=_cmd_benchmark_brain_age_cv)
 
     p = sub.add_parser("evaluate", help="evaluate harmonization: site probe, t-SNE, traveling subjects, biology, "
                                         "beside identity / histogram / z-score / ComBat",

@@ -240,7 +240,7 @@ def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, seconds: dict[s
     return text
 
 EVALUATION_KEYS = {"split", "baselines", "probes", "resamples", "seed"}
-BENCHMARK_KEYS = {"seeds", "protocols", "harmonizer_seeds", "bundle"}
+BENCHMARK_KEYS = {"seeds", "protocols", "harmonizer_seeds", "bundle", "cross_validated_folds"}
 
 
 def _stage_done(marker: Path, settings: dict[str, Any]) -> bool:
@@ -345,7 +345,28 @@ def _benchmark_stage(out: Path, cfg: dict[str, Any], harmonization: dict[str, An
         text += (f"\nbrain-age benchmark, {BENCHMARK_PROTOCOLS[protocol]} ({source} + {target}; "
                  f"{int(cfg.get('seeds', 2))} seed(s) x {len(harmonizers)} harmonizer seed(s), "
                  f"{seconds[f'benchmark_{protocol}']:.0f} s):\n{format_benchmark_table(summary)}")
+    folds = int(cfg.get("cross_validated_folds", 0))
+    if folds:
+        text += _cross_validated_stage(out, folds, overrides, seconds)
     return text
+
+
+def _cross_validated_stage(out: Path, folds: int, overrides: dict[str, Any], seconds: dict[str, float]) -> str:
+    """`mriharmony benchmark brain-age-cv`: every control of every site predicted once by k-fold cross-validation,
+    so that the brain-age models meet the mean predictor on more test subjects than the split holds."""
+    from pipeline.benchmarks.brain_age import format_benchmark_table
+    from pipeline.benchmarks.brain_age_cv import run_brain_age_cv
+
+    t = time.perf_counter()
+    try:
+        summary = run_brain_age_cv(out / "preprocessed", out / "benchmark" / "cross_validated", folds=folds,
+                                   bundle_overrides=overrides)
+    except ValueError as error:
+        log.warning("cross-validated brain age skipped: %s", error)
+        return f"\ncross-validated brain age: skipped ({error})"
+    seconds["benchmark_cross_validated"] = time.perf_counter() - t
+    return (f"\nbrain age, {folds}-fold cross-validated over every control of every site "
+            f"({seconds['benchmark_cross_validated']:.0f} s):\n{format_benchmark_table(summary)}")
 
 
 BENCHMARK_PROTOCOLS = {"pooled": "pooled controls, 70:30 by subject (Komandur et al. Table 2)",

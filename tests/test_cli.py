@@ -147,8 +147,8 @@ def test_full_scale_config_is_valid():
 
 #: What makes a protocol (the same in the study and the full configuration); everything else is size.
 PROTOCOL_KEYS = ["phantom.sites", "phantom.resolution_is_realistic", "phantom.effects", "phantom.seed", "splits.stratify",
-                 "splits.seed", "harmonization.source_site", "harmonization.target_site", "evaluation",
-                 "benchmark.protocols", "augmentation.arms"]
+                 "splits.seed", "splits.traveling", "harmonization.source_site", "harmonization.target_site", "evaluation",
+                 "benchmark.protocols", "benchmark.cross_validated_folds", "augmentation.arms"]
 
 
 def _protocol(config: dict) -> dict:

@@ -281,6 +281,15 @@ def brain_age_section(run: Path) -> Section:
         for path in sorted(folder.glob("scatter_*.png")):  # the benchmark's own scatter plots (test predictions of every run)
             section.figures.append(_image_figure(path, f"{protocol}: {path.stem.removeprefix('scatter_')}",
                                                  "Test predictions of every run."))
+    cv = _read_json(run / "benchmark" / "cross_validated" / "summary.json")
+    if cv is not None:  # optional (benchmark.cross_validated_folds): not listed as missing when absent
+        section.tables.append(Table(
+            f"Brain age, cross-validated: every control of {', '.join(cv['sites'])}, {cv['folds']}-fold by subject",
+            BENCHMARK_COLUMNS, cv["summary"],
+            "Each control predicted once by models that never saw that subject (folds stratified by site and age). "
+            "95% low / high: a subject bootstrap. vs mean predictor: the paired difference to the training folds' mean "
+            "age (same subjects, same resamples). The sites are pooled and differ in age, so part of what a model "
+            "predicts can be the site."))
     report = _read_json(run / "brain_age" / "eval" / "predictions.json")
     if _look(section, run / "brain_age" / "eval" / "predictions.json"):
         rows = [{"model": "cnn", **report["cnn"]["metrics"], "low": report["cnn"]["intervals_95"]["mae"][0],

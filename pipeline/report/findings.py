@@ -170,7 +170,7 @@ def _penalty_findings(records: list[dict]) -> Iterable[Finding]:
                       + "; ".join(others) + ".", n, reason)
 
 
-CONDITION_WORDS = {"raw": "CNN", "to_source": "CNN on images harmonized to the reference",
+CONDITION_WORDS = {"raw": "CNN", "cnn": "CNN", "to_source": "CNN on images harmonized to the reference",
                    "to_target": "CNN on images harmonized to the target", "features_raw": "ridge on regional mean T1",
                    "features_combat": "ridge on regional mean T1 after ComBat"}
 
@@ -182,7 +182,7 @@ def _mean_predictor_findings(records: list[dict], protocol: str) -> Iterable[Fin
     n = int(min(r["n_test"] for r in records))
     parts = []
     for r in records:
-        if r.get("vs_mean_low") is None or r.get("vs_mean_high") is None:
+        if r["condition"] == "train_mean" or r.get("vs_mean_low") is None or r.get("vs_mean_high") is None:
             continue
         verdict = ("beats the mean predictor" if r["vs_mean_high"] < 0 else
                    "worse than the mean predictor" if r["vs_mean_low"] > 0 else "does not beat the mean predictor")
@@ -192,8 +192,8 @@ def _mean_predictor_findings(records: list[dict], protocol: str) -> Iterable[Fin
         return
     runs = records[0]["runs"]
     reason = _benchmark_power(records[0], n)
-    yield Finding("brain age", f"Brain-age MAE against the training-mean predictor ({protocol} controls; years; {runs} "
-                  f"runs, n = {n}; mean predictor {_f(records[0]['mean_predictor_mae'])})", "; ".join(parts) + ".", n, reason)
+    yield Finding("brain age", f"Brain-age MAE against the training-mean predictor ({protocol}; years; {runs} "
+                  f"run{'s' if runs != 1 else ''}, n = {n}; mean predictor {_f(records[0]['mean_predictor_mae'])})", "; ".join(parts) + ".", n, reason)
 
 
 def _floor_findings(records: list[dict], name: str) -> Iterable[Finding]:
@@ -235,7 +235,9 @@ def headline_findings(tables: dict[str, dict[str, list[dict]]]) -> list[Finding]
     findings += _site_probe_findings(table("harmonization", "Site probe"))
     findings += _traveling_findings(table("harmonization", "Traveling subjects, mean"))
     findings += _biology_findings(table("harmonization", "Biology kept?"))
-    findings += _mean_predictor_findings(table("brain-age", "Brain age, pooled"), "pooled")
+    findings += _mean_predictor_findings(table("brain-age", "Brain age, pooled"), "pooled controls")
+    findings += _mean_predictor_findings(table("brain-age", "Brain age, cross-validated"),
+                                         "every site's controls, cross-validated")
     findings += _penalty_findings(table("brain-age", "Brain age, cross_site"))
     findings += _floor_findings(table("brain-age", "brain_age bundle"), "Brain age (brain_age bundle, test controls)")
     return findings

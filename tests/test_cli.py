@@ -81,10 +81,12 @@ def test_demo_smoke(tiny_demo):
     # the brain-age benchmark: pooled ran with both harmonizer seeds; at this size the held-out protocol (only
     # controls no CycleGAN saw) and the cross-site one have too few controls and say so
     bench = json.loads((out / "benchmark" / "pooled" / "summary.json").read_text())
-    assert [row["condition"] for row in bench["summary"]] == ["raw", "to_source", "to_target"]
-    assert bench["harmonizer_seeds"] == [0, 1] and [row["runs"] for row in bench["summary"]] == [2, 4, 4]
+    conditions = [row["condition"] for row in bench["summary"]]
+    assert conditions == ["raw", "to_source", "to_target", "features_raw", "features_combat"]
+    assert bench["harmonizer_seeds"] == [0, 1] and [row["runs"] for row in bench["summary"]] == [2, 4, 4, 2, 2]
     assert all(row["underpowered"] for row in bench["summary"])
-    assert "brain-age benchmark (held_out): skipped (seed 0: 1 controls left after excluding 5 that a CycleGAN saw" in stdout
+    # the traveling subject is held out in test, so no CycleGAN saw it: 3 controls left, 3 seen
+    assert "brain-age benchmark (held_out): skipped (seed 0: 3 controls left after excluding 3 that a CycleGAN saw" in stdout
     assert "brain-age benchmark (cross_site): skipped (seed 0: 2 training controls at oasis" in stdout
     assert not (out / "benchmark" / "held_out").exists()
     # downstream bundles: trained on the train split, scored on the test split beside their baselines

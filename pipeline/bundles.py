@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-from pipeline.atomic import write_json
+from pipeline.atomic import _finite, write_json
 
 __all__ = ["BUNDLES_DIR", "bundle_dir", "run_bundle", "train_bundle_once", "load_bundle_weights"]
 
@@ -64,9 +64,10 @@ def train_bundle_once(name: str, run_dir: str | Path, overrides: dict[str, Any],
     marks a complete run; a changed setting retrains. ``bundle_root`` is set to ``run_dir``.
     """
     run_dir = Path(run_dir)
-    settings = json.loads(json.dumps({"config": config, "overlays": [list(o) for o in overlays],
+    # compared as write_json stores it (NaN as null), or a setting holding NaN would never match its marker
+    settings = _finite(json.loads(json.dumps({"config": config, "overlays": [list(o) for o in overlays],
                                       "overrides": {**overrides, "bundle_root": str(run_dir)},
-                                      "inputs": dict(inputs or {})}))
+                                      "inputs": dict(inputs or {})})))
     marker = run_dir / "train_settings.json"
     if (run_dir / model_file).exists() and marker.exists() and json.loads(marker.read_text()) == settings:
         return False

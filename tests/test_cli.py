@@ -85,8 +85,7 @@ def test_demo_smoke(tiny_demo):
     assert conditions == ["raw", "to_source", "to_target", "features_raw", "features_combat"]
     assert bench["harmonizer_seeds"] == [0, 1] and [row["runs"] for row in bench["summary"]] == [2, 4, 4, 2, 2]
     assert all(row["underpowered"] for row in bench["summary"])
-    # the traveling subject is held out in test, so no CycleGAN saw it: 3 controls left, 3 seen
-    assert "brain-age benchmark (held_out): skipped (seed 0: 3 controls left after excluding 3 that a CycleGAN saw" in stdout
+    assert "brain-age benchmark (held_out): skipped (seed 0: 1 controls left after excluding 5 that a CycleGAN saw" in stdout
     assert "brain-age benchmark (cross_site): skipped (seed 0: 2 training controls at oasis" in stdout
     assert not (out / "benchmark" / "held_out").exists()
     # downstream bundles: trained on the train split, scored on the test split beside their baselines
@@ -186,7 +185,7 @@ def test_study_config_has_the_full_protocol_at_a_cpu_size():
     ("phantom.colour=3", "unknown key 'phantom.colour'"),
     ("phantom.sites=[adni,mars]", r"phantom.sites: unknown site(s) ['mars']"),
     ("phantom.resolution=20", "phantom.resolution: expected a voxel size between 0.5 and 8 mm"),
-    ("splits=3", "splits: expected a mapping with keys ['fractions', 'seed', 'stratify'], got 3"),
+    ("splits=3", "splits: expected a mapping with keys ['fractions', 'seed', 'stratify', 'traveling'], got 3"),
     ("evaluation.probes_extra=1", "unknown key 'evaluation.probes_extra'"),
     ("benchmark.bundle.colour=red", "unknown key 'benchmark.bundle.colour'"),
     ("benchmark.protocols=[pooled,table4]", "benchmark.protocols: expected some of ['pooled', 'held_out', 'cross_site'], got ['table4']"),

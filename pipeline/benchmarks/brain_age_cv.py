@@ -19,7 +19,6 @@ columns, so the report reads them the same way).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,6 @@ from pipeline.preprocess.batch import read_preprocessed
 __all__ = ["run_brain_age_cv"]
 
 MODELS = ("cnn", "features_raw", "train_mean")
-log = logging.getLogger("mriharmony.benchmark")
 
 
 def run_brain_age_cv(raw: str | Path, out: str | Path, *, folds: int = 5, seed: int = 0,

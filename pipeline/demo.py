@@ -210,7 +210,9 @@ def _harmonization_stage(out: Path, cfg: dict[str, Any], splits, seconds: dict[s
     overrides = _cyclegan_overrides(out, cfg)
     run_dir = Path(overrides["bundle_root"])
     t = time.perf_counter()
-    run_bundle("cyclegan_harmonization", "train", **overrides)
+    # train_bundle_once, not a bare run: a re-run of a finished bundle would rewrite models/model.pt
+    # (its final-epoch CheckpointSaver fires on COMPLETED even when the resumed trainer has nothing left to do)
+    train_bundle_once("cyclegan_harmonization", run_dir, {k: v for k, v in overrides.items() if k != "bundle_root"})
     seconds["cyclegan_train"] = time.perf_counter() - t
 
     from pipeline.preprocess.batch import read_preprocessed

@@ -87,9 +87,6 @@ def ad_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 TINY_DEMO = ["--set", "splits.fractions=[0.7,0.15,0.15]",  # the only AD subject lands in train: AD stages run
-             # KNOWN BUG (issue 17 note): with traveling subjects held out in test, a re-run retrains the CycleGAN
-             # instead of reusing it; the tiny demo keeps the earlier split until that is fixed
-             "--set", "splits.traveling=split",
              "--set", "phantom.subjects_per_site=3", "--set", "phantom.traveling=1", "--set", "phantom.resolution=4",
              "--set", "harmonization.epochs=1", "--set", "evaluation.resamples=50",
              "--set", "evaluation.split=all",  # 1 test subject per site at this size: too few for a site probe

@@ -85,7 +85,7 @@ def test_demo_smoke(tiny_demo):
     assert conditions == ["raw", "to_source", "to_target", "features_raw", "features_combat"]
     assert bench["harmonizer_seeds"] == [0, 1] and [row["runs"] for row in bench["summary"]] == [2, 4, 4, 2, 2]
     assert all(row["underpowered"] for row in bench["summary"])
-    assert "brain-age benchmark (held_out): skipped (seed 0: 1 controls left after excluding 5 that a CycleGAN saw" in stdout
+    assert "brain-age benchmark (held_out): skipped (seed 0: 3 controls left after excluding 3 that a CycleGAN saw" in stdout
     assert "brain-age benchmark (cross_site): skipped (seed 0: 2 training controls at oasis" in stdout
     assert not (out / "benchmark" / "held_out").exists()
     # downstream bundles: trained on the train split, scored on the test split beside their baselines

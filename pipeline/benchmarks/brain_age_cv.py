@@ -6,8 +6,10 @@ A small cohort's test split holds too few controls for a brain-age error to mean
 Here every control of every site is predicted once, by models that never saw that subject: ``folds``
 subject-level folds (stratified by site and age; all images of a subject, traveling subjects included, in
 one fold); per fold the ``brain_age`` bundle is trained on the other folds (no val split: the bundle's
-validation only monitors) and, on the same folds, a ridge regression on regional mean T1 (``features_raw``)
-and the training folds' mean age (the floor). Per model: raw MAE with a subject-bootstrap interval, and the
+validation only monitors) and, on the same folds, a ridge regression on regional mean T1 (``features_raw``),
+a linear regression on the image's tissue fractions (``tissue_linear``: the parenchymal and grey-matter
+fractions inside the brain mask, see :mod:`pipeline.evaluate.tissue_fractions`) and the training folds'
+mean age (the floor). Per model: raw MAE with a subject-bootstrap interval, and the
 paired difference to the mean predictor (same subjects, same resamples; a model beats the mean when the
 whole interval is below 0). The sites are pooled and differ in age, so a model can partly predict age from
 site: beating the mean says the images carry age information, not that all of it is biology.
@@ -26,16 +28,17 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import write_json, write_table
-from pipeline.benchmarks.brain_age import UNDERPOWERED_N, _feature_predictions, _mae_samples
+from pipeline.benchmarks.brain_age import UNDERPOWERED_N, _feature_predictions, _load, _mae_samples
 from pipeline.bundles import run_bundle, train_bundle_once
 from pipeline.cohort import kfold_subjects, write_splits
 from pipeline.evaluate.regression import regression_metrics
+from pipeline.evaluate.tissue_fractions import TISSUE_FEATURES, tissue_fractions
 from pipeline.harmonize import file_sha256
 from pipeline.preprocess.batch import read_preprocessed
 
 __all__ = ["run_brain_age_cv"]
 
-MODELS = ("cnn", "features_raw", "train_mean")
+MODELS = ("cnn", "features_raw", "tissue_linear", "train_mean")
 
 
 def run_brain_age_cv(raw: str | Path, out: str | Path, *, folds: int = 5, seed: int = 0,
@@ -51,17 +54,19 @@ def run_brain_age_cv(raw: str | Path, out: str | Path, *, folds: int = 5, seed: 
     assignment = kfold_subjects(table, folds, seed=seed, stratify=("site", "age"))
     write_table(out / "folds.tsv", assignment)
     fold_of = assignment.set_index("subject")["fold"]
+    tissue = _tissue_table(table)
     predictions = []
     for fold in range(folds):
         splits = pd.DataFrame({"subject": fold_of.index, "split": np.where(fold_of.to_numpy() == fold, "test", "train")})
         root = out / f"fold{fold}"
         splits_path = write_splits(splits, root / "splits.tsv")
-        rows = table.merge(splits, on="subject")
+        rows = table.assign(split=table["subject"].map(fold_of).eq(fold).map({True: "test", False: "train"}))  # keeps the index
         train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
         cnn = _bundle_predictions(raw, root, splits_path, seed, dict(bundle_overrides or {}))
         features = _feature_predictions(train, test, test.iloc[:0])["features_raw"]
+        fractions = _tissue_predictions(train, test, tissue)
         mean = test.assign(predicted_age=float(train["age"].mean()))
-        for model, predicted in (("cnn", cnn), ("features_raw", features), ("train_mean", mean)):
+        for model, predicted in (("cnn", cnn), ("features_raw", features), ("tissue_linear", fractions), ("train_mean", mean)):
             part = predicted[["subject", "session", "site", "age", "predicted_age"]].assign(model=model, fold=fold)
             predictions.append(part.sort_values(["subject", "session"]))
     predictions = pd.concat(predictions, ignore_index=True)
@@ -85,6 +90,21 @@ def _bundle_predictions(raw: Path, root: Path, splits_path: Path, seed: int, ove
     run_bundle("brain_age", "inference", bundle_root=str(root), dataset_dir=str(raw), split="test",
                output_file=str(output), volumes_file="", **inference)
     return pd.read_csv(output, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False)
+
+
+def _tissue_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The tissue fractions of every image (rows of ``table``, same index), computed once for all folds."""
+    return pd.DataFrame([tissue_fractions(_load(r.image_cube)[0], _load(r.mask_cube)[0]) for r in table.itertuples()],
+                        index=table.index)
+
+
+def _tissue_predictions(train: pd.DataFrame, test: pd.DataFrame, tissue: pd.DataFrame) -> pd.DataFrame:
+    """Least-squares age on the tissue fractions, fitted on the training folds' controls."""
+    from sklearn.linear_model import LinearRegression
+
+    columns = list(TISSUE_FEATURES)
+    fitted = LinearRegression().fit(tissue.loc[train.index, columns].to_numpy(), train["age"].to_numpy(float))
+    return test.assign(predicted_age=fitted.predict(tissue.loc[test.index, columns].to_numpy()))
 
 
 def _summarise(predictions: pd.DataFrame, n_resamples: int, seed: int) -> pd.DataFrame:

@@ -172,7 +172,8 @@ def _penalty_findings(records: list[dict]) -> Iterable[Finding]:
 
 CONDITION_WORDS = {"raw": "CNN", "cnn": "CNN", "to_source": "CNN on images harmonized to the reference",
                    "to_target": "CNN on images harmonized to the target", "features_raw": "ridge on regional mean T1",
-                   "features_combat": "ridge on regional mean T1 after ComBat"}
+                   "features_combat": "ridge on regional mean T1 after ComBat",
+                   "tissue_linear": "linear regression on tissue fractions"}
 
 
 def _mean_predictor_findings(records: list[dict], protocol: str) -> Iterable[Finding]:

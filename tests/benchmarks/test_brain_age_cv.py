@@ -40,7 +40,7 @@ def test_every_control_is_predicted_once_by_models_that_never_saw_it(contrast_pa
         assert np.allclose(mean, train_ages.mean())
     summary = json.loads((out / "summary.json").read_text())
     rows = {r["condition"]: r for r in summary["summary"]}
-    assert set(rows) == {"cnn", "features_raw", "train_mean"} and summary["folds"] == 3
+    assert set(rows) == {"cnn", "features_raw", "tissue_linear", "train_mean"} and summary["folds"] == 3
     for model, row in rows.items():
         part = predictions[predictions["model"] == model]
         assert row["mae_mean"] == pytest.approx((part["predicted_age"] - part["age"]).abs().mean(), rel=1e-9)

@@ -14,6 +14,7 @@ recomputed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -194,7 +195,24 @@ def _mean_predictor_findings(records: list[dict], protocol: str) -> Iterable[Fin
     runs = records[0]["runs"]
     reason = _benchmark_power(records[0], n)
     yield Finding("brain age", f"Brain-age MAE against the training-mean predictor ({protocol}; years; {runs} "
-                  f"run{'s' if runs != 1 else ''}, n = {n}; mean predictor {_f(records[0]['mean_predictor_mae'])})", "; ".join(parts) + ".", n, reason)
+                  f"run{'s' if runs != 1 else ''}, n = {n}; mean predictor {_f(records[0]['mean_predictor_mae'])})",
+                  "; ".join(parts) + "." + _subjects_needed(records, n), n, reason)
+
+
+def _subjects_needed(records: list[dict], n: int) -> str:
+    """When no model beats the mean predictor but one is ahead of it: about how many test subjects would make
+    that model's paired interval exclude 0, if the difference stayed the same (the interval narrows as 1/sqrt(n))."""
+    scored = [r for r in records if r["condition"] != "train_mean" and r.get("vs_mean_low") is not None
+              and r.get("vs_mean_high") is not None]
+    if not scored or any(r["vs_mean_high"] < 0 for r in scored):
+        return ""
+    best = min(scored, key=lambda r: r["vs_mean"])
+    if best["vs_mean"] >= 0:
+        return " No model is ahead of the mean predictor."
+    half_width = (best["vs_mean_high"] - best["vs_mean_low"]) / 2
+    needed = math.ceil(n * (half_width / -best["vs_mean"]) ** 2)
+    return (f" None beats it: at the best model's difference ({CONDITION_WORDS.get(best['condition'], best['condition'])}, "
+            f"{best['vs_mean']:+.2f}) the interval would exclude 0 from about {needed} test subjects.")
 
 
 def _floor_findings(records: list[dict], name: str) -> Iterable[Finding]:

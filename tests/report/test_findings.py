@@ -64,3 +64,9 @@ def test_brain_age_is_judged_against_the_mean_predictor_by_its_paired_interval()
     few = [dict(r, n_test=12) for r in pooled]
     (small,) = headline_findings({"brain-age": {"Brain age, pooled: pooled controls": few}})
     assert small.underpowered and "6.00" not in small.text
+    assert "None beats it" not in finding.text  # one model does
+    # nobody beats it: the best one's difference says how many subjects it would take ((0.6 / 0.2)^2 x 30)
+    behind = [r for r in pooled if r["condition"] != "features_raw"]
+    (none,) = headline_findings({"brain-age": {"Brain age, pooled: pooled controls": behind}})
+    assert "None beats it: at the best model's difference (CNN, -0.20) the interval would exclude 0 from about " \
+           "270 test subjects." in none.text

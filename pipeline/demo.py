@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline import __version__
 from pipeline.atomic import read_json_numbers, write_json, write_table, write_yaml
 from pipeline.cohort import Cohort, format_summary, load_cohort, split_subjects, summarize, write_cohort, write_splits
@@ -82,7 +84,7 @@ def preprocess_config_from_demo(section: dict[str, Any]) -> PreprocessConfig:
 
 
 DOWNSTREAM_KEYS = {"brain_age", "ad_classification"}
-DOWNSTREAM_BUNDLE_KEYS = {"epochs", "batch_size", "lr", "spatial_size", "net_kwargs", "model", "task", "seed"}
+DOWNSTREAM_BUNDLE_KEYS = {"epochs", "batch_size", "lr", "spatial_size", "net_kwargs", "model", "task", "seed", "seeds"}
 
 
 def _too_small(out: Path, task: str) -> str:
@@ -142,7 +144,41 @@ def _downstream_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float])
         seconds[f"{name}_inference"] = time.perf_counter() - t
         state = f"trained in {seconds[f'{name}_train']:.0f} s" if trained else "reused"
         text += f"\n{title}, {state}; baselines fitted on the train split:\n{table}"
+        if int(section.get("seeds", 1)) > 1:
+            t = time.perf_counter()
+            text += _downstream_seeds(name, run_dir, train, infer, report, int(section.get("seeds", 1)))
+            seconds[f"{name}_seeds"] = time.perf_counter() - t
     return text
+
+
+SEED_METRICS = {"brain_age": ("mae", "r"), "ad_classification": ("balanced_accuracy", "auc")}
+
+
+def _downstream_seeds(name: str, run_dir: Path, train: dict[str, Any], infer: dict[str, Any], first: dict[str, Any],
+                      seeds: int) -> str:
+    """Train bundle ``name`` again with seeds 1 .. seeds-1 on the same split (``run_dir/seeds/seed<k>``, reused
+    when unchanged), score each on the test split, and write ``run_dir/seeds.json``: the CNN's test metrics per
+    seed with their mean, SD and range (the baselines do not depend on the seed). ``first`` is seed 0's report."""
+    base = int(train.get("seed", 0))
+    reports = {base: first}
+    for k in range(1, seeds):
+        folder = run_dir / "seeds" / f"seed{base + k}"
+        train_bundle_once(name, folder, {**train, "seed": base + k})
+        if name == "brain_age":
+            run_bundle(name, "inference", **{**infer, "bundle_root": str(folder)}, output_file=str(folder / "eval" / "predictions.tsv"))
+            reports[base + k] = read_json_numbers(folder / "eval" / "predictions.json")
+        else:
+            run_bundle(name, "inference", **{**infer, "bundle_root": str(folder)}, output_dir=str(folder / "eval"))
+            reports[base + k] = read_json_numbers(folder / "eval" / "metrics.json")
+    rows = []
+    for metric in SEED_METRICS[name]:
+        values = [float((r["cnn"]["metrics"] if name == "brain_age" else r["metrics"])[metric]) for r in reports.values()]
+        rows.append({"model": "cnn", "metric": metric, "mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)),
+                     "min": min(values), "max": max(values), "per_seed": values})
+    write_json(run_dir / "seeds.json", {"bundle": name, "seeds": list(reports), "split": "test", "summary": rows,
+                                        "note": "the same split and test subjects; only the training seed differs"})
+    return "".join(f"\n  over {len(reports)} seeds: cnn {r['metric']} {r['mean']:.3f} (SD {r['sd']:.3f}; "
+                   f"{', '.join(f'{v:.3f}' for v in r['per_seed'])})" for r in rows)
 
 
 def _augmentation_config(section: dict[str, Any] | None, splits_cfg: dict[str, Any], out: Path):
@@ -388,7 +424,7 @@ def check_demo_config(config: dict[str, Any], out: str | Path = "mriharmony-demo
     check_keys(evaluation, EVALUATION_KEYS, "evaluation")
     benchmark = dict(config.get("benchmark") or {})
     check_keys(benchmark, BENCHMARK_KEYS, "benchmark")
-    check_keys(dict(benchmark.get("bundle") or {}), DOWNSTREAM_BUNDLE_KEYS - {"model", "task", "seed"}, "benchmark.bundle")
+    check_keys(dict(benchmark.get("bundle") or {}), DOWNSTREAM_BUNDLE_KEYS - {"model", "task", "seed", "seeds"}, "benchmark.bundle")
     wrong = [p for p in benchmark.get("protocols", list(BENCHMARK_PROTOCOLS)) if p not in BENCHMARK_PROTOCOLS]
     if wrong:
         raise ConfigError(f"benchmark.protocols: expected some of {list(BENCHMARK_PROTOCOLS)}, got {wrong}")

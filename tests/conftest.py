@@ -92,6 +92,7 @@ TINY_DEMO = ["--set", "splits.fractions=[0.7,0.15,0.15]",  # the only AD subject
              "--set", "evaluation.split=all",  # 1 test subject per site at this size: too few for a site probe
              "--set", "benchmark.bundle.epochs=1", "--set", "benchmark.harmonizer_seeds=2",
              "--set", "downstream.brain_age.epochs=1", "--set", "downstream.ad_classification.epochs=1",
+             "--set", "downstream.brain_age.seeds=2",
              "--set", "augmentation.classifier.epochs=1", "--set", "augmentation.generators.translation.epochs=1",
              "--set", "augmentation.generators.conditional.epochs=1", "--set", "augmentation.bootstrap=20"]
 

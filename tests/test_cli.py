@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -93,6 +94,13 @@ def test_demo_smoke(tiny_demo):
     test_controls = cohort.merge(splits, on="subject").query("split == 'test' and diagnosis == 'CN'")
     assert report["cnn"]["metrics"]["n"] == len(test_controls) and "train_mean" in report["baselines"]
     assert "brain age (controls, test split)" in stdout and "volume_linear" in stdout
+    # downstream.brain_age.seeds=2: a second CNN on the same split, both scored on the same test controls
+    seeds = json.loads((out / "brain_age" / "seeds.json").read_text())
+    second_report = json.loads((out / "brain_age" / "seeds" / "seed1" / "eval" / "predictions.json").read_text())
+    mae = next(r for r in seeds["summary"] if r["metric"] == "mae")
+    assert seeds["seeds"] == [0, 1] and mae["per_seed"] == [report["cnn"]["metrics"]["mae"], second_report["cnn"]["metrics"]["mae"]]
+    assert mae["mean"] == pytest.approx(np.mean(mae["per_seed"])) and mae["per_seed"][0] != mae["per_seed"][1]
+    assert second_report["cnn"]["metrics"]["n"] == report["cnn"]["metrics"]["n"] and "over 2 seeds: cnn mae" in stdout
     # the AD stages ran (TINY_DEMO's split puts the only AD subject in train), never silently skipped
     ad = cohort.merge(splits, on="subject").query("diagnosis in ['CN', 'AD']")
     assert ad.loc[ad["split"] == "train", "diagnosis"].nunique() == 2 and (ad["split"] == "test").any()
@@ -113,6 +121,8 @@ def test_demo_smoke(tiny_demo):
     assert "corrected" not in stdout[stdout.index("report: "):]  # the summary: raw errors only
     page = json.loads((out / "report" / "report.json").read_text())
     assert all(section["present"] for section in page["sections"].values())
+    seed_table = page["sections"]["brain-age"]["tables"]["brain_age bundle over 2 training seeds (test split)"]
+    assert [row["metric"] for row in seed_table] == ["mae", "r"] and seed_table[0]["mean"] == pytest.approx(mae["mean"])
     stages = [row["stage"] for row in page["sections"]["provenance"]["tables"]["Wall time per stage"]]
     assert {"preprocess", "cyclegan_train", "harmonizer_seeds", "evaluation", "benchmark_pooled"} <= set(stages)
     assert yaml.safe_load((out / "config.yaml").read_text())["harmonization"]["epochs"] == 1  # the run's own config

@@ -302,11 +302,24 @@ def brain_age_section(run: Path) -> Section:
             ("r", "r"), ("gap_age_r", "r(gap, age)"), ("n", "images"), ("n_subjects", "subjects")], rows,
             "Raw errors; baselines fitted on the training split. The predictions table's gap-analysis columns "
             "(a correction fitted on the val split) are not accuracy and are not shown here."))
+        _seed_table(section, run / "brain_age" / "seeds.json")
         predictions = _read_tsv(run / "brain_age" / "eval" / "predictions.tsv")
         if predictions is not None and len(predictions):
             section.figures.append(Figure("brain_age bundle, test split", fig.data_uri(
                 fig.scatter_figure(predictions, "brain_age bundle, test split"))))
     return section
+
+
+def _seed_table(section: Section, path: Path) -> None:
+    """The bundle's CNN retrained with other seeds on the same split (``downstream.<bundle>.seeds``), if run."""
+    record = _read_json(path)
+    if record is None:  # optional: a single-seed run has none
+        return
+    rows = [{**r, "per_seed": ", ".join(f"{v:.3f}" for v in r["per_seed"])} for r in record["summary"]]
+    section.tables.append(Table(f"{record['bundle']} bundle over {len(record['seeds'])} training seeds (test split)", [
+        ("model", "model"), ("metric", "metric"), ("mean", "mean"), ("sd", "SD"), ("min", "min"), ("max", "max"),
+        ("per_seed", "per seed")], rows, "The same split and test subjects; only the training seed differs. The table "
+        "above is seed " + str(record["seeds"][0]) + "."))
 
 
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "auc", "f1", "precision", "recall")
@@ -336,6 +349,7 @@ def ad_classification_section(run: Path) -> Section:
         columns += [(metric, metric.replace("_", " ")), (f"{metric}_interval", "95% interval")]
     section.tables.append(Table("Test metrics", columns + [("n", "images")], rows,
                                 "Intervals: bootstrap over test subjects."))
+    _seed_table(section, run / "ad_classification" / "seeds.json")
     section.figures.append(Figure("Confusion matrices", fig.data_uri(fig.confusion_figure(
         {name: metrics["confusion_matrix"] for name, (metrics, _) in models.items()}, report["classes"]))))
     maps = {name: folder / "gradcam" / f"class-{name}_mean.nii.gz" for name in report["classes"]}

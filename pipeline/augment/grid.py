@@ -52,6 +52,7 @@ from pipeline.downstream import CLASS_NAMES, task_table
 from pipeline.evaluate.paired_difference import (GRID_METRICS, bootstrap_metric_samples, two_level_interval,
                                                  weighted_classification_metrics)
 from pipeline.harmonize import file_sha256
+from pipeline.preprocess.batch import RUN_COLUMNS
 
 __all__ = ["GridArm", "GridRun", "GridConfig", "expand_runs", "run_augment_grid", "format_grid_table"]
 
@@ -282,7 +283,8 @@ def _classifier_overrides(config: GridConfig) -> dict[str, Any]:
 def _train_and_predict(config: GridConfig, run: GridRun, folder: Path, splits: Path, mixed: pd.DataFrame,
                        repeat: int) -> tuple[pd.DataFrame, float]:
     """Train the classifier of one run on its mixed table and predict the repeat's test subjects."""
-    write_table(folder / "mixed.tsv", mixed)
+    # without the preprocessing run's own columns: a resumed re-run of the preprocessing must not retrain the grid
+    write_table(folder / "mixed.tsv", mixed.drop(columns=[c for c in RUN_COLUMNS if c in mixed.columns]))
     common = {"dataset_dir": str(config.dataset_dir), "splits_file": str(splits), **_classifier_overrides(config)}
     train = {**common, "train_table": str(folder / "mixed.tsv"), "augment": run.arm.augment, "seed": repeat}
     t = time.perf_counter()

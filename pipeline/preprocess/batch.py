@@ -30,10 +30,13 @@ from pipeline.preprocess.config import PreprocessConfig
 from pipeline.templates import TEMPLATE_NAME
 from pipeline.table_paths import resolve_paths
 
-__all__ = ["PreprocessResult", "run_preprocess", "read_preprocessed"]
+__all__ = ["PreprocessResult", "run_preprocess", "read_preprocessed", "RUN_COLUMNS"]
 
 log = logging.getLogger("mriharmony.preprocess")
 FAILURE_COLUMNS = ["subject", "session", "site", "source", "step", "reason"]
+# columns that describe one run of the preprocessing (a re-run that resumes changes them), not the image:
+# anything that decides from a table's content whether to retrain must leave them out
+RUN_COLUMNS = ("resumed", "seconds", "step_seconds")
 #: Set to 1 (the CLI's ``--include-qc-failed`` does) to make :func:`read_preprocessed` keep ``qc_failed`` rows
 #: by default, in this process and in the bundle runs it starts (``python -m monai.bundle`` reads it too).
 INCLUDE_QC_FAILED_ENV = "MRIHARMONY_INCLUDE_QC_FAILED"

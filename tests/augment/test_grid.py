@@ -132,7 +132,15 @@ def test_a_rerun_resumes_without_training(grid, ad_pair, tmp_path):
     encoder = grid / "repeat-0" / "none_X1_Y0" / "models" / "model.pt"  # a local weights file for FID / MMD
     config.write_text(yaml.safe_dump({**TINY, "dataset_dir": str(ad_pair / "preprocessed"),
                                       "quality_encoder": str(encoder)}))
-    assert main(["augment-grid", "--config", str(config), "--out", str(grid)]) == 0
+    # as after a resumed re-run of the preprocessing: the table's run columns change, the images do not
+    table_path = ad_pair / "preprocessed" / "preprocessed.tsv"
+    original = table_path.read_bytes()
+    table = pd.read_csv(table_path, sep="\t", dtype=str, keep_default_na=False)
+    table.assign(resumed="True", seconds="0.0").to_csv(table_path, sep="\t", index=False)
+    try:
+        assert main(["augment-grid", "--config", str(config), "--out", str(grid)]) == 0
+    finally:
+        table_path.write_bytes(original)
     assert (marker.stat().st_mtime_ns, model.stat().st_mtime_ns) == before
     again = _read(grid / "quality.tsv")  # the same encoder as the default (the none arm's classifier)
     np.testing.assert_allclose(again["fid"], quality["fid"], rtol=1e-6)

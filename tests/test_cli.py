@@ -135,6 +135,8 @@ def test_demo_rerun_resumes(tiny_demo):
     model_mtime = (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").stat().st_mtime_ns
     second_mtime = (out / "benchmark" / "harmonizers" / "seed1" / "models" / "model.pt").stat().st_mtime_ns
     bench_mtime = (out / "benchmark" / "pooled" / "raw" / "seed0" / "models" / "model.pt").stat().st_mtime_ns
+    grid_model = out / "augment_grid" / "repeat-0" / "none_X1_Y0" / "models" / "model.pt"
+    grid_mtime = grid_model.stat().st_mtime_ns
     again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *TINY_DEMO], capture_output=True, text=True,
                            timeout=900)
     log = (out / "logs" / "demo.log").read_text()
@@ -143,6 +145,7 @@ def test_demo_rerun_resumes(tiny_demo):
     assert (out / "cyclegan" / "ukb-oasis" / "models" / "model.pt").stat().st_mtime_ns == model_mtime
     assert (out / "benchmark" / "harmonizers" / "seed1" / "models" / "model.pt").stat().st_mtime_ns == second_mtime
     assert (out / "benchmark" / "pooled" / "raw" / "seed0" / "models" / "model.pt").stat().st_mtime_ns == bench_mtime
+    assert grid_model.stat().st_mtime_ns == grid_mtime  # the preprocessing's resumed flags do not retrain the grid
     assert "brain age (controls, test split), reused" in again.stdout and "(reused in" in again.stdout
 
 

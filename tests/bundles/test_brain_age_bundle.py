@@ -107,13 +107,21 @@ LEARN_NET = ["--spatial_size", "[32,32,32]", "--net_kwargs#channels", "[8,16,16,
 
 @pytest.mark.slow
 def test_learning_is_real_and_shuffled_labels_stay_at_chance(contrast_pair, tmp_path):
-    """Half a minute of CPU training on about 40 controls (age effect x3, ages 40-90): the held-out MAE is
-    well below the predict-the-training-mean MAE; the same run on permuted ages is not."""
+    """Half a minute of CPU training per seed on about 40 controls (age effect x3, ages 40-90), three seeds:
+    the median held-out MAE is well below the predict-the-training-mean MAE; the same runs on permuted ages
+    are not. One seed's path is not trusted: at lr 1e-3 seed 0 stayed at the mean (ratio 1.05) while
+    seeds 1 and 2 learned (0.58, 0.62); at lr 3e-4 the three gave 0.64, 0.65, 0.57 and shuffled 1.13,
+    1.12, 1.1 (this machine, 2026-12-02)."""
     common = ["--dataset_dir", str(contrast_pair / "preprocessed"), "--epochs", "30", "--batch_size", "8",
-              "--lr", "0.001", *LEARN_NET]
-    bundle("run", "--config_file", TRAIN, "--bundle_root", str(tmp_path / "real"), *common)
-    bundle("run", "--config_file", TRAIN, "--bundle_root", str(tmp_path / "shuffled"), "--permute_labels", "0", *common)
-    real, baseline = _heldout_mae(tmp_path / "real", contrast_pair, tmp_path, "real")
-    shuffled, _ = _heldout_mae(tmp_path / "shuffled", contrast_pair, tmp_path, "shuffled")
-    assert real < 0.7 * baseline, (real, baseline)
-    assert shuffled > 0.85 * baseline, (shuffled, baseline)
+              "--lr", "0.0003", *LEARN_NET]
+    real, shuffled = [], []
+    for seed in ("0", "1", "2"):
+        bundle("run", "--config_file", TRAIN, "--bundle_root", str(tmp_path / f"real{seed}"), "--seed", seed, *common)
+        bundle("run", "--config_file", TRAIN, "--bundle_root", str(tmp_path / f"shuffled{seed}"), "--seed", seed,
+               "--permute_labels", seed, *common)
+        mae, baseline = _heldout_mae(tmp_path / f"real{seed}", contrast_pair, tmp_path, f"real{seed}")
+        real.append(mae / baseline)
+        shuffled.append(_heldout_mae(tmp_path / f"shuffled{seed}", contrast_pair, tmp_path, f"shuffled{seed}")[0] / baseline)
+    assert np.median(real) < 0.8, (real, shuffled)
+    assert np.median(shuffled) > 0.9, (real, shuffled)
+

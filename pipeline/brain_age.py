@@ -1,4 +1,6 @@
-"""Brain-age prediction with a trained BrainAgeCNN3D (the brain_age bundle's inference).
+"""Brain-age prediction with a trained BrainAgeCNN3D: the items and the writer handler of the brain_age
+bundle's inference config (its evaluator runs the network; this module says what to predict and what to
+write).
 
 Writes one row per control of the requested split: predicted age and gap (predicted - true). A JSON
 beside the table holds the raw MAE, MSE, r, R^2 and corr(gap, age) with bootstrap intervals over
@@ -19,11 +21,9 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from pipeline.atomic import write_json, write_table
 from pipeline.bundles import load_bundle_weights
@@ -32,7 +32,7 @@ from pipeline.evaluate.regression import AgeBiasCorrection, bootstrap_interval, 
 from pipeline.evaluate.volume_baseline import (VOLUME_COLUMNS, attach_volumes, find_phantom_volumes, read_volume_table,
                                                volume_regressor)
 
-__all__ = ["load_brain_age_model", "predict_ages", "brain_age_report", "format_brain_age_table"]
+__all__ = ["load_brain_age_model", "prediction_items", "BrainAgeWriter", "brain_age_report", "format_brain_age_table"]
 
 log = logging.getLogger("mriharmony.brain_age")
 
@@ -42,54 +42,82 @@ def load_brain_age_model(network: torch.nn.Module, ckpt_path: str | Path) -> tor
     return load_bundle_weights(network, ckpt_path, "brain_age")
 
 
-def predict_ages(network: torch.nn.Module, ckpt_path: str | Path, dataset_dir: str | Path, output_file: str | Path, *,
-                 split: str | None = "test", splits_file: str | Path | None = None, sites: list[str] | None = None,
-                 spatial_size: tuple[int, int, int] | None = None, volumes_file: str | Path | None = "auto",
-                 volume_columns: Sequence[str] = VOLUME_COLUMNS, n_resamples: int = 1000,
-                 device: str = "cpu") -> pd.DataFrame:
-    """Predicted age of every control of ``split`` (all splits if None or ``"all"``); writes the table and
-    ``<output_file>.json`` (metrics and baselines, see the module docstring) and returns the table.
+def prediction_items(dataset_dir: str | Path, *, split: str | None = "test", splits_file: str | Path | None = None,
+                     sites: list[str] | None = None) -> list[dict]:
+    """The inference config's dataset: one item per control to predict (``split``, all if None or ``"all"``)
+    plus the validation controls, whose predictions fit the gap correction.
 
-    ``volumes_file``: a TSV of regional volumes for the volume baseline; ``"auto"`` finds the phantom's
-    truth table; None (or an empty string) skips that baseline.
+    Each item: ``image`` (path), ``subject``, ``session``, ``site``, ``age``, ``split`` and ``scored`` (in
+    ``split``, so in the table and its metrics).
     """
-    net = load_brain_age_model(network, ckpt_path).to(device)
     full = task_table(dataset_dir, "brain_age", splits_file=splits_file, sites=sites)
     wanted = full["split"] == split if split not in (None, "all") else pd.Series(True, index=full.index)
-    train = full["split"] == "train"
     if not wanted.any():
         raise ValueError(f"{dataset_dir}: no controls of split {split!r}")
-    if spatial_size is None:
-        spatial_size = _input_size(net)
-    val = full["split"] == "val"
-    table = full[wanted | val].copy()  # validation rows are predicted too: they fit the gap correction
-    predictions = []
-    with torch.no_grad():
-        for path in table["image"]:
-            x = torch.from_numpy(np.asarray(nib.load(path).dataobj, dtype=np.float32))[None, None]
-            if tuple(x.shape[2:]) != tuple(spatial_size):
-                x = F.interpolate(x, size=tuple(spatial_size), mode="area")
-            predictions.append(float(net(x.to(device)).item()))
-    table["predicted_age"] = predictions
-    table["gap"] = table["predicted_age"] - table["age"]
-    gap_analysis = _gap_correction(table[table["split"] == "val"])
-    columns = ["subject", "session", "site", "age", "split", "predicted_age", "gap"]
-    if gap_analysis["applied"]:
-        correction = AgeBiasCorrection(gap_analysis["slope"], gap_analysis["intercept"], gap_analysis["n"])
-        table["predicted_age_corrected"] = correction.corrected_prediction(table["predicted_age"])
-        table["gap_corrected"] = table["predicted_age_corrected"] - table["age"]
-        columns += ["predicted_age_corrected", "gap_corrected"]
-    result = table[wanted.loc[table.index]][columns].reset_index(drop=True)
-    write_table(output_file, result)
-    report = brain_age_report(result, full[train], volumes_file=volumes_file, columns=volume_columns,
-                              n_resamples=n_resamples)
-    if gap_analysis["applied"]:
-        gap_analysis["gap_age_r_corrected"] = regression_metrics(result["age"], result["predicted_age_corrected"])["gap_age_r"]
-    report["gap_analysis"] = gap_analysis
-    report["split"] = split
-    write_json(Path(output_file).with_suffix(".json"), report)
-    log.info("brain age on %d controls of split %s:\n%s", len(result), split, format_brain_age_table(report))
-    return result
+    rows = full[wanted | (full["split"] == "val")]
+    return [{"image": r["image"], "subject": r["subject"], "session": r["session"], "site": r["site"],
+             "age": float(r["age"]), "split": r["split"], "scored": bool(wanted[i])} for i, r in rows.iterrows()]
+
+
+class BrainAgeWriter:
+    """Ignite handler of the inference config: collect every item's predicted age, then write the table and
+    ``<output_file>.json`` (metrics, baselines fitted on the training controls, the gap analysis; see the
+    module docstring).
+
+    Args:
+        output_file: the predictions table (TSV).
+        dataset_dir, splits_file, sites: where the training controls of the baselines come from.
+        split: the split that was predicted (recorded in the JSON).
+        volumes_file: a TSV of regional volumes for the volume baseline; ``"auto"`` finds the phantom's
+            truth table; None (or an empty string) skips that baseline.
+        n_resamples: subject-level bootstrap resamples for the intervals.
+    """
+
+    def __init__(self, output_file: str | Path, dataset_dir: str | Path, *, split: str | None = "test",
+                 splits_file: str | Path | None = None, sites: list[str] | None = None,
+                 volumes_file: str | Path | None = "auto", volume_columns: Sequence[str] = VOLUME_COLUMNS,
+                 n_resamples: int = 1000):
+        self.output_file, self.dataset_dir, self.split = Path(output_file), dataset_dir, split
+        self.splits_file, self.sites = splits_file, sites
+        self.volumes_file, self.volume_columns, self.n_resamples = volumes_file, volume_columns, n_resamples
+        self.rows: list[dict] = []
+
+    def attach(self, engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, lambda _: self.rows.clear())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def collect(self, engine) -> None:
+        """One row per item of the (decollated) batch: its metadata and predicted age."""
+        for item, output in zip(engine.state.batch, engine.state.output):
+            row = {k: item[k] for k in ("subject", "session", "site", "split")}
+            row.update(age=float(item["age"]), scored=bool(item["scored"]), predicted_age=float(output["pred"].item()))
+            self.rows.append(row)
+
+    def write(self, engine=None) -> pd.DataFrame:
+        table = pd.DataFrame(self.rows)
+        table["gap"] = table["predicted_age"] - table["age"]
+        gap_analysis = _gap_correction(table[table["split"] == "val"])
+        columns = ["subject", "session", "site", "age", "split", "predicted_age", "gap"]
+        if gap_analysis["applied"]:
+            correction = AgeBiasCorrection(gap_analysis["slope"], gap_analysis["intercept"], gap_analysis["n"])
+            table["predicted_age_corrected"] = correction.corrected_prediction(table["predicted_age"])
+            table["gap_corrected"] = table["predicted_age_corrected"] - table["age"]
+            columns += ["predicted_age_corrected", "gap_corrected"]
+        result = table[table["scored"]][columns].reset_index(drop=True)
+        write_table(self.output_file, result)
+        full = task_table(self.dataset_dir, "brain_age", splits_file=self.splits_file, sites=self.sites)
+        report = brain_age_report(result, full[full["split"] == "train"], volumes_file=self.volumes_file,
+                                  columns=self.volume_columns, n_resamples=self.n_resamples)
+        if gap_analysis["applied"]:
+            gap_analysis["gap_age_r_corrected"] = regression_metrics(result["age"], result["predicted_age_corrected"])["gap_age_r"]
+        report["gap_analysis"] = gap_analysis
+        report["split"] = self.split
+        write_json(self.output_file.with_suffix(".json"), report)
+        log.info("brain age on %d controls of split %s:\n%s", len(result), self.split, format_brain_age_table(report))
+        return result
 
 
 def _gap_correction(val: pd.DataFrame, min_slope: float = 0.2) -> dict:
@@ -144,12 +172,3 @@ def format_brain_age_table(report: dict) -> str:
         lines.append(f"  {name:<16} {m['mae']:>5.2f} [{low:.2f}, {high:.2f}]{'':<7} {m['r2']:>6.2f} {m['r']:>6.3f} "
                      f"{m['gap_age_r']:>10.2f}  {m['n']}/{m.get('n_subjects', m['n'])}")
     return "\n".join(lines)
-
-
-def _input_size(net: torch.nn.Module) -> tuple[int, int, int]:
-    """The cube size a BrainAgeCNN3D was built for, from its first linear layer's width."""
-    linear = next(m for m in net.head if isinstance(m, torch.nn.Linear))
-    last_conv = [m for m in net.features if isinstance(m, torch.nn.Conv3d)][-1]
-    n_pool = sum(isinstance(m, torch.nn.MaxPool3d) for m in net.features)
-    side = round((linear.in_features / last_conv.out_channels) ** (1 / 3)) * 2 ** n_pool
-    return (side, side, side)

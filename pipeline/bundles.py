@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from pipeline.atomic import _finite, write_json
 
-__all__ = ["BUNDLES_DIR", "bundle_dir", "run_bundle", "train_bundle_once", "load_bundle_weights"]
+__all__ = ["BUNDLES_DIR", "bundle_dir", "run_bundle", "train_bundle_once", "load_bundle_weights", "flag"]
 
 BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
 
@@ -87,3 +87,25 @@ def load_bundle_weights(network, ckpt_path: str | Path, bundle: str):
     state = torch.load(path, map_location="cpu", weights_only=True)
     network.load_state_dict(state.get("model", state))
     return network.eval()
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0", "")
+
+
+def flag(value: Any) -> bool:
+    """A bundle config's boolean, as given in YAML or on the command line.
+
+    ``python -m monai.bundle run ... --amp true`` hands the config the *string* ``"true"`` (Fire reads only
+    ``True`` as a bool), and ``--resume false`` would then be truthy. The configs pass every boolean
+    switch through here: true/yes/on/1 and false/no/off/0 in any case, or a bool; anything else is an error.
+    """
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected a boolean (true or false), got {value!r}")

@@ -1,4 +1,5 @@
-"""AD classification inference: per-subject probabilities, metrics with bootstrap intervals, and
+"""AD classification inference: the items and the handlers of the ad_classification bundle's inference
+config (its evaluator runs the network): per-subject probabilities, metrics with bootstrap intervals, and
 Grad-CAM maps (monai.visualize) for the 3D and the three-view model.
 
 Outputs in ``output_dir``: ``predictions.tsv`` (subject, session, site, diagnosis, label, one
@@ -28,7 +29,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # resizing Grad-CAM maps to the image
 
 from pipeline.atomic import atomic_path, save_nifti, write_json, write_table
 from pipeline.bundles import load_bundle_weights
@@ -39,7 +40,8 @@ from pipeline.evaluate.volume_baseline import (VOLUME_COLUMNS, attach_volumes, f
 from pipeline.transforms.slices import VIEWS
 from pipeline.slices import view_axis
 
-__all__ = ["load_classifier", "predict_classes", "classification_baselines", "format_metrics_table"]
+__all__ = ["load_classifier", "classification_items", "ClassificationWriter", "GradCAMWriter",
+           "classification_baselines", "format_metrics_table"]
 
 log = logging.getLogger("mriharmony.classify")
 
@@ -48,74 +50,131 @@ def load_classifier(network: torch.nn.Module, ckpt_path: str | Path) -> torch.nn
     return load_bundle_weights(network, ckpt_path, "ad_classification")
 
 
-def _input(path: str, model: str, spatial_size: tuple[int, int, int]) -> tuple[torch.Tensor, nib.Nifti1Image]:
-    img = nib.load(path)
-    x = torch.from_numpy(np.asarray(img.dataobj, dtype=np.float32))[None, None]
-    if tuple(x.shape[2:]) != tuple(spatial_size):
-        x = F.interpolate(x, size=tuple(spatial_size), mode="area")
-    if model == "three_view":
-        volume = x[0, 0]
-        planes = [torch.select(volume, view_axis(img.affine, v), volume.shape[view_axis(img.affine, v)] // 2)
-                  for v in VIEWS]
-        x = torch.stack(planes)[None]
-    return x, img
+def classification_items(dataset_dir: str | Path, task: str = "cn_ad", *, split: str | None = "test",
+                         splits_file: str | Path | None = None, sites: list[str] | None = None) -> list[dict]:
+    """The inference config's dataset: one item per image of ``split`` (all if None or ``"all"``).
 
-
-def predict_classes(network: torch.nn.Module, ckpt_path: str | Path, dataset_dir: str | Path, output_dir: str | Path, *,
-                    task: str = "cn_ad", model: str = "resnet3d", split: str | None = "test",
-                    splits_file: str | Path | None = None, sites: list[str] | None = None,
-                    spatial_size: tuple[int, int, int] = (64, 64, 64), gradcam: bool = False,
-                    n_resamples: int = 1000, volumes_file: str | Path | None = "auto",
-                    volume_columns: Sequence[str] = VOLUME_COLUMNS, device: str = "cpu") -> pd.DataFrame:
-    """Predict every subject of ``split`` (all if None or ``"all"``); write predictions, metrics and maps.
-
-    ``volumes_file``: a TSV of regional volumes for the volume baseline; ``"auto"`` finds the phantom's
-    truth table, None (or an empty string) skips the volume baseline.
+    Each item: ``image`` and ``path`` (the image file; ``image`` becomes the tensor), ``label`` (class
+    index), ``subject``, ``session``, ``site``, ``diagnosis`` and ``split``.
     """
-    out = Path(os.path.abspath(output_dir))
-    net = load_classifier(network, ckpt_path).to(device)
-    names = CLASS_NAMES[task]
-    full = task_table(dataset_dir, task, splits_file=splits_file, sites=sites)
-    table = full
+    table = task_table(dataset_dir, task, splits_file=splits_file, sites=sites)
     if split not in (None, "all"):
         table = table[table["split"] == split]
     if table.empty:
         raise ValueError(f"{dataset_dir}: no subjects of split {split!r} for task {task}")
-    probabilities, maps = [], []
-    cams = _gradcams(net, model) if gradcam else None
-    for _, row in table.iterrows():
-        x, img = _input(row["image"], model, spatial_size)
-        x = x.to(device)
-        with torch.no_grad():
-            probabilities.append(torch.softmax(net(x), dim=1)[0].cpu().numpy())
-        if cams is not None:
-            heat = _heat_map(cams, x, int(probabilities[-1].argmax()), img, model)
-            maps.append(heat)
-            _save_map(out / "gradcam", row, heat, img)
-    probabilities = np.stack(probabilities)
-    result = table[["subject", "session", "site", "diagnosis", "label", "split"]].copy().reset_index(drop=True)
-    for i, name in enumerate(names):
-        result[f"prob_{name}"] = probabilities[:, i]
-    result["predicted"] = [names[i] for i in probabilities.argmax(axis=1)]
-    write_table(out / "predictions.tsv", result)
-    metrics = classification_metrics(result["label"], probabilities)
-    metrics["n_subjects"] = int(result["subject"].nunique())
-    intervals = classification_intervals(result["label"], probabilities, n_resamples=n_resamples,
-                                         groups=result["subject"])
-    baselines = classification_baselines(full[full["split"] == "train"], table, len(names), volumes_file=volumes_file,
-                                         columns=volume_columns, n_resamples=n_resamples)
-    report = {"task": task, "classes": names, "model": model, "split": split, "metrics": metrics,
-              "intervals_95": intervals, "baselines": baselines}
-    write_json(out / "metrics.json", report)
-    log.info("%s on %d subjects of split %s:\n%s", model, len(result), split, format_metrics_table(report))
-    if maps:
-        first = nib.load(table.iloc[0]["image"])
-        for label, name in enumerate(names):
-            chosen = [m for m, y in zip(maps, result["label"]) if y == label]
+    return [{"image": r["image"], "path": r["image"], "label": int(r["label"]), "subject": r["subject"],
+             "session": r["session"], "site": r["site"], "diagnosis": r["diagnosis"], "split": r["split"]}
+            for _, r in table.iterrows()]
+
+
+class ClassificationWriter:
+    """Ignite handler of the inference config: collect every item's class probabilities (the
+    postprocessing's softmax), then write ``predictions.tsv`` and ``metrics.json`` (metrics with subject
+    bootstrap intervals and the baselines fitted on the training split; see the module docstring).
+
+    Args:
+        output_dir: where the two files go.
+        dataset_dir, splits_file, sites: where the training rows of the baselines come from.
+        task, model, split: recorded in ``metrics.json``.
+        n_resamples: subject-level bootstrap resamples (0: none).
+        volumes_file: the volume baseline's table; ``"auto"`` finds the phantom's truth, None skips it.
+    """
+
+    def __init__(self, output_dir: str | Path, dataset_dir: str | Path, *, task: str = "cn_ad", model: str = "resnet3d",
+                 split: str | None = "test", splits_file: str | Path | None = None, sites: list[str] | None = None,
+                 n_resamples: int = 1000, volumes_file: str | Path | None = "auto",
+                 volume_columns: Sequence[str] = VOLUME_COLUMNS):
+        self.out, self.dataset_dir = Path(os.path.abspath(output_dir)), dataset_dir
+        self.task, self.model, self.split, self.splits_file, self.sites = task, model, split, splits_file, sites
+        self.n_resamples, self.volumes_file, self.volume_columns = n_resamples, volumes_file, volume_columns
+        self.rows: list[dict] = []
+        self.probabilities: list[np.ndarray] = []
+
+    def attach(self, engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, self.reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def reset(self, engine=None) -> None:
+        self.rows, self.probabilities = [], []
+
+    def collect(self, engine) -> None:
+        for item, output in zip(engine.state.batch, engine.state.output):
+            self.rows.append({k: item[k] for k in ("subject", "session", "site", "diagnosis", "split")}
+                             | {"label": int(item["label"])})
+            self.probabilities.append(output["pred"].detach().float().cpu().numpy().reshape(-1))
+
+    def write(self, engine=None) -> pd.DataFrame:
+        names = CLASS_NAMES[self.task]
+        probabilities = np.stack(self.probabilities)
+        result = pd.DataFrame(self.rows)[["subject", "session", "site", "diagnosis", "label", "split"]]
+        for i, name in enumerate(names):
+            result[f"prob_{name}"] = probabilities[:, i]
+        result["predicted"] = [names[i] for i in probabilities.argmax(axis=1)]
+        write_table(self.out / "predictions.tsv", result)
+        metrics = classification_metrics(result["label"], probabilities)
+        metrics["n_subjects"] = int(result["subject"].nunique())
+        intervals = classification_intervals(result["label"], probabilities, n_resamples=self.n_resamples,
+                                             groups=result["subject"])
+        full = task_table(self.dataset_dir, self.task, splits_file=self.splits_file, sites=self.sites)
+        baselines = classification_baselines(full[full["split"] == "train"], result, len(names),
+                                             volumes_file=self.volumes_file, columns=self.volume_columns,
+                                             n_resamples=self.n_resamples)
+        report = {"task": self.task, "classes": names, "model": self.model, "split": self.split, "metrics": metrics,
+                  "intervals_95": intervals, "baselines": baselines}
+        write_json(self.out / "metrics.json", report)
+        log.info("%s on %d subjects of split %s:\n%s", self.model, len(result), self.split, format_metrics_table(report))
+        return result
+
+
+class GradCAMWriter:
+    """Ignite handler of the inference config: Grad-CAM maps (monai.visualize) of the predicted class for
+    every item, in template space, and each true class's mean map (see the module docstring).
+
+    Args:
+        network: the evaluator's network (eval mode; gradients are enabled for the maps only).
+        output_dir: the maps go to ``output_dir/gradcam``.
+        model: ``resnet3d`` or ``three_view`` (which layers to hook, where the maps go).
+        task: names the mean maps' classes.
+        enabled: the config's ``gradcam`` switch.
+    """
+
+    def __init__(self, network: torch.nn.Module, output_dir: str | Path, *, model: str = "resnet3d",
+                 task: str = "cn_ad", enabled: bool = True):
+        self.network, self.folder = network, Path(os.path.abspath(output_dir)) / "gradcam"
+        self.model, self.names, self.enabled = model, CLASS_NAMES[task], enabled
+        self.maps: list[tuple[int, np.ndarray]] = []
+        self.affine: np.ndarray | None = None
+        self.cams: list | None = None  # built once: each GradCAM hooks the network's layers
+
+    def attach(self, engine) -> None:
+        from ignite.engine import Events
+
+        if not self.enabled:
+            return
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+        engine.add_event_handler(Events.COMPLETED, self.write_means)
+
+    def collect(self, engine) -> None:
+        self.cams = self.cams or _gradcams(self.network, self.model)
+        for item, output in zip(engine.state.batch, engine.state.output):
+            img = nib.load(item["path"])
+            x = item["image"].as_subclass(torch.Tensor)[None].to(next(self.network.parameters()).device)
+            with torch.enable_grad():
+                heat = _heat_map(self.cams, x, int(output["pred"].argmax()), img, self.model)
+            row = {k: item[k] for k in ("subject", "session", "diagnosis")}
+            _save_map(self.folder, row, heat, img)
+            self.maps.append((int(item["label"]), heat))
+            self.affine = img.affine
+
+    def write_means(self, engine=None) -> None:
+        for label, name in enumerate(self.names):
+            chosen = [m for y, m in self.maps if y == label]
             if chosen:
-                save_nifti(out / "gradcam" / f"class-{name}_mean.nii.gz",
-                           nib.Nifti1Image(np.mean(chosen, axis=0).astype(np.float32), first.affine))
-    return result
+                save_nifti(self.folder / f"class-{name}_mean.nii.gz",
+                           nib.Nifti1Image(np.mean(chosen, axis=0).astype(np.float32), self.affine))
 
 
 def _gradcams(net: torch.nn.Module, model: str) -> list:

@@ -87,7 +87,7 @@ def _cmd_harmonize(args: argparse.Namespace) -> int:
     table = read_preprocessed(args.preprocessed)
     sites = [s for s in args.site.split(",") if s] if args.site else None
     result = harmonize_cohort(table, checkpoint, args.out, direction=args.direction, sites=sites,
-                              workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+                              workers=args.workers, scheduler=args.scheduler, amp=args.amp, progress=not args.quiet)
     n_ok = int((result["harmonized"] & (result["status"] == "ok")).sum())
     n_failed = int((result["status"] == "failed").sum())
     print(f"harmonized {n_ok} images ({n_failed} failed) -> {Path(args.out) / 'harmonized.tsv'}")
@@ -332,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder to write")
     p.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default: CPU cores; 0 = no Dask)")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
+    p.add_argument("--amp", default="auto", metavar="{auto,float32,bfloat16,float16}",
+                   help="generator precision: auto (default) = bfloat16 autocast on CPUs with native bfloat16 "
+                        "instructions, where it is about 2x faster and its in-brain error against fp32 was "
+                        "measured at 3e-4, else float32; or float32, bfloat16, float16 (CUDA)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     p.set_defaults(func=_cmd_harmonize)

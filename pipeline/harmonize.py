@@ -1,10 +1,10 @@
 """Apply a trained harmonization generator to a cohort: every preprocessed 64^3 image of the
 chosen site(s) goes through G (site -> other site).
 
-A checkpoint written by the cyclegan_harmonization bundle (``models/model.pt``) holds both
-generators and an ``info`` record (sites, architecture). ``direction="to_target"`` applies
-G_X (source site -> target site) to source-site images; ``"to_source"`` applies G_Y to target-site
-images. Reads the table written by ``mriharmony preprocess`` (``preprocessed.tsv``) and writes:
+A harmonizer is named by the cyclegan_harmonization bundle's ``models/model.pt``: the state dict of
+G_X (source site -> target site, the reference), with G_Y in ``model_to_source.pt`` and the run record
+(sites, architecture, training subjects) in ``run_info.json`` beside it. ``direction="to_target"``
+applies G_X to source-site images; ``"to_source"`` applies G_Y to target-site images. Reads the table written by ``mriharmony preprocess`` (``preprocessed.tsv``) and writes:
 
 - one harmonized image per row of the input site, in BIDS-derivatives naming
   (``..._res-64_desc-harmonizedto<SITE>_T1w.nii.gz``), float32, same affine as its input, brain
@@ -26,6 +26,7 @@ import os
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ from pipeline.nets import HarmonizationGenerator3D
 from pipeline.parallel import map_rows
 from pipeline.table_paths import resolve_paths
 
-__all__ = ["DIRECTIONS", "HarmonizerInfo", "file_sha256", "read_harmonizer_info", "load_generator",
+__all__ = ["DIRECTIONS", "GENERATOR_FILES", "HarmonizerInfo", "file_sha256", "generator_file", "save_harmonizer",
+           "read_harmonizer_info", "load_generator", "HarmonizationPlan", "plan_harmonization", "write_harmonized_image",
            "harmonize_image", "harmonize_cohort", "read_harmonized"]
 
 DIRECTIONS = ("to_target", "to_source")
@@ -66,36 +68,65 @@ class HarmonizerInfo(dict):
         return self["target_site"] if direction == "to_target" else self["source_site"]
 
 
-def _load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"generator checkpoint {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)  # weights only: no code runs from the file
-    if not isinstance(state, dict) or "info" not in state or not {"g_xy", "g_yx"} <= set(state):
-        raise ValueError(f"{path}: expected a cyclegan_harmonization checkpoint with entries 'g_xy', 'g_yx' and "
-                         f"'info' (models/model.pt of a bundle run); found {sorted(state)[:8] if isinstance(state, dict) else type(state).__name__}")
-    return state
+#: the generator file of each direction in a cyclegan_harmonization bundle's ``models/`` folder
+GENERATOR_FILES = {"to_target": "model.pt", "to_source": "model_to_source.pt"}
+
+
+def generator_file(checkpoint: str | Path, direction: str) -> Path:
+    """The weights file of ``direction`` for a harmonizer named by its ``models/model.pt``."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    return Path(checkpoint).with_name(GENERATOR_FILES[direction])
+
+
+def save_harmonizer(folder: str | Path, g_xy: torch.nn.Module, g_yx: torch.nn.Module, info: dict[str, Any]) -> Path:
+    """Write a harmonizer in the bundle's layout (``model.pt``, ``model_to_source.pt``, ``run_info.json``);
+    returns the path of ``model.pt``, which names the harmonizer everywhere."""
+    from pipeline.atomic import atomic_path
+    from pipeline.engines.checkpoints import RUN_INFO_FILE
+
+    folder = Path(folder)
+    write_json(folder / RUN_INFO_FILE, dict(info))
+    for direction, net in (("to_target", g_xy), ("to_source", g_yx)):
+        with atomic_path(folder / GENERATOR_FILES[direction]) as tmp:
+            torch.save(net.state_dict(), tmp)
+    return folder / GENERATOR_FILES["to_target"]
 
 
 def read_harmonizer_info(path: str | Path) -> HarmonizerInfo:
-    """Sites and architecture stored in a bundle checkpoint."""
-    info = HarmonizerInfo(_load_checkpoint(path)["info"])
+    """Sites and architecture of the harmonizer whose ``models/model.pt`` is ``path`` (its run_info.json)."""
+    from pipeline.engines.checkpoints import read_run_info
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"generator checkpoint {path} does not exist")
+    info = HarmonizerInfo(read_run_info(path))
     for key in ("source_site", "target_site", "net_kwargs"):
         if key not in info:
-            raise ValueError(f"{path}: checkpoint info has no {key!r}")
+            raise ValueError(f"{path.with_name('run_info.json')}: no {key!r}; expected the run record of a "
+                             f"cyclegan_harmonization bundle")
     return info
 
 
 def load_generator(path: str | Path, direction: str = "to_target") -> HarmonizationGenerator3D:
-    """The generator of ``direction`` from a bundle checkpoint, in eval mode."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    state = _load_checkpoint(path)
-    net = HarmonizationGenerator3D(**dict(state["info"].get("net_kwargs", {})))
+    """The generator of ``direction`` of the harmonizer whose ``models/model.pt`` is ``path``, in eval mode.
+
+    ``to_target`` loads ``model.pt`` itself (the bundle's ``network_def``), ``to_source`` the
+    ``model_to_source.pt`` beside it; weights only, no code runs from the files.
+    """
+    info = read_harmonizer_info(path)
+    weights = generator_file(path, direction)
+    if not weights.exists():
+        raise FileNotFoundError(f"{weights} does not exist: the {direction} generator of {path} is missing")
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{weights}: expected the state dict of a HarmonizationGenerator3D (models/model.pt of a "
+                         f"cyclegan_harmonization run); found {type(state).__name__} with keys {sorted(state)[:8] if isinstance(state, dict) else ''}")
+    net = HarmonizationGenerator3D(**dict(info.get("net_kwargs", {})))
     try:
-        net.load_state_dict(state["g_xy" if direction == "to_target" else "g_yx"])
+        net.load_state_dict(state)
     except RuntimeError as exc:
-        raise ValueError(f"{path}: the weights do not fit a generator with {state['info'].get('net_kwargs')} "
+        raise ValueError(f"{weights}: the weights do not fit a generator with {info.get('net_kwargs')} "
                          f"({str(exc).splitlines()[0]})") from None
     return net.eval()
 
@@ -116,25 +147,66 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name.replace(".nii.gz", ".json"))
 
 
+def _base_record(row: dict, target_path: Path, sha: str, direction: str) -> dict[str, Any]:
+    return {**row, "image_cube": str(target_path), "source_image_cube": row["image_cube"], "harmonized": True,
+            "generator_sha256": sha, "direction": direction, "status": "ok", "step": "", "reason": "",
+            "resumed": False}
+
+
+def _already_done(target_path: Path, sha: str, direction: str, precision: str = "float32") -> bool:
+    """Whether a previous run wrote this image with the same generator, direction and precision (its sidecar
+    says so)."""
+    sidecar = _sidecar(target_path)
+    if not (target_path.exists() and sidecar.exists()):
+        return False
+    done = json.loads(sidecar.read_text())
+    return (done.get("GeneratorSHA256") == sha and done.get("Direction") == direction
+            and done.get("Precision", "float32") == precision)
+
+
+def _failed(record: dict, step: str, exc: Exception) -> dict[str, Any]:
+    return {**record, "image_cube": "", "harmonized": False, "status": "failed", "step": step,
+            "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def _check_size(shape: tuple[int, ...], trained_size: list[int] | None) -> None:
+    if trained_size and tuple(shape) != tuple(trained_size):
+        raise ValueError(f"image is {'x'.join(map(str, shape))} but the generator was trained at "
+                         f"{'x'.join(map(str, trained_size))} (train with spatial_size equal to the images' size)")
+
+
+def write_harmonized_image(target_path: Path, image: np.ndarray, affine: np.ndarray, *, checkpoint: str, sha: str,
+                           direction: str, input_site: str, output_site: str, source: str,
+                           seconds: float | None = None, precision: str = "float32") -> None:
+    """Write one harmonized image (float32, the input's affine as qform and sform) and then its sidecar,
+    which marks it complete for a resumed run. ``seconds``: the generator's time, when measured per image."""
+    result = nib.Nifti1Image(np.asarray(image, dtype=np.float32), affine)
+    result.set_qform(affine, code=4)
+    result.set_sform(affine, code=4)
+    save_nifti(target_path, result)
+    sidecar = {"Checkpoint": str(checkpoint), "GeneratorSHA256": sha, "Direction": direction, "InputSite": input_site,
+               "OutputSite": output_site, "Source": source, "Precision": precision, "Version": __version__}
+    if seconds is not None:
+        sidecar["Seconds"] = round(seconds, 3)
+    write_json(_sidecar(target_path), sidecar)
+
+
 def harmonize_image(row: dict, checkpoint: str, sha: str, out: str, direction: str, output_site: str, *,
                     trained_size: list[int] | None = None, device: str = "cpu",
-                    threads: int | None = None) -> dict[str, Any]:
+                    threads: int | None = None, amp: str | None = None) -> dict[str, Any]:
     """Harmonize one table row; never raises for a bad image (the record says what failed).
 
     ``trained_size``: the image size the generator was trained at; other sizes are refused (a
     convolutional generator runs on them, but what it learned is tied to the voxel scale).
+    ``amp``: None (fp32) or the autocast dtype name (``bfloat16``; ``float16`` on CUDA).
     """
     if threads:
         torch.set_num_threads(threads)
     target_path = _output_path(Path(out), row, output_site)
-    record = {**row, "image_cube": str(target_path), "source_image_cube": row["image_cube"], "harmonized": True,
-              "generator_sha256": sha, "direction": direction, "status": "ok", "step": "", "reason": "",
-              "resumed": False}
-    sidecar = _sidecar(target_path)
-    if target_path.exists() and sidecar.exists():
-        done = json.loads(sidecar.read_text())
-        if done.get("GeneratorSHA256") == sha and done.get("Direction") == direction:
-            return {**record, "resumed": True}
+    record = _base_record(row, target_path, sha, direction)
+    precision = amp or "float32"
+    if _already_done(target_path, sha, direction, precision):
+        return {**record, "resumed": True}
     step = "load"
     try:
         img = nib.load(row["image_cube"])
@@ -142,50 +214,81 @@ def harmonize_image(row: dict, checkpoint: str, sha: str, out: str, direction: s
         mask = np.asarray(nib.load(row["mask_cube"]).dataobj) > 0
         if data.ndim != 3 or mask.shape != data.shape:
             raise ValueError(f"expected a 3D image and a mask of the same shape, got {data.shape} and {mask.shape}")
-        if trained_size and tuple(data.shape) != tuple(trained_size):
-            raise ValueError(f"image is {data.shape[0]}x{data.shape[1]}x{data.shape[2]} but the generator was trained "
-                             f"at {'x'.join(map(str, trained_size))} (train with spatial_size equal to the images' size)")
+        _check_size(data.shape, trained_size)
         step = "generator"
         generator = _cached_generator(checkpoint, sha, direction).to(device)
         start = time.perf_counter()
-        with torch.no_grad():
-            y = generator(torch.from_numpy(data)[None, None].to(device))[0, 0].cpu().numpy() * mask
+        x = torch.from_numpy(data)[None, None].to(device)
+        with torch.no_grad(), torch.autocast(x.device.type, dtype=getattr(torch, precision), enabled=amp is not None):
+            y = generator(x)[0, 0].float().cpu().numpy() * mask
         step = "write"
-        result = nib.Nifti1Image(y.astype(np.float32), img.affine)
-        result.set_qform(img.affine, code=4)
-        result.set_sform(img.affine, code=4)
-        save_nifti(target_path, result)
-        write_json(sidecar, {"Checkpoint": str(checkpoint), "GeneratorSHA256": sha, "Direction": direction,
-                             "InputSite": row["site"], "OutputSite": output_site, "Source": row["image_cube"],
-                             "Seconds": round(time.perf_counter() - start, 3), "Version": __version__})
+        write_harmonized_image(target_path, y, img.affine, checkpoint=checkpoint, sha=sha, direction=direction,
+                               input_site=row["site"], output_site=output_site, source=row["image_cube"],
+                               seconds=time.perf_counter() - start, precision=precision)
         return record
     except Exception as exc:  # noqa: BLE001 - a bad image is recorded, never fatal
-        return {**record, "image_cube": "", "harmonized": False, "status": "failed", "step": step,
-                "reason": f"{type(exc).__name__}: {exc}"}
+        return _failed(record, step, exc)
 
 
-def harmonize_cohort(table: pd.DataFrame, checkpoint: str | Path, out: str | Path, *, direction: str = "to_target",
-                     sites: list[str] | None = None, workers: int | None = 0, scheduler: str | None = None,
-                     device: str = "cpu", progress: bool = True) -> pd.DataFrame:
-    """Harmonize the ``image_cube`` images of ``sites`` (default: the generator's input site).
+@dataclass(frozen=True)
+class HarmonizationPlan:
+    """What one harmonization run does: which harmonizer, direction and sites, over which table rows, into
+    which folder. Built and checked by :func:`plan_harmonization`; both the Dask path
+    (:func:`harmonize_cohort`) and the bundle's inference workflow run one."""
 
-    Args:
-        table: the preprocessed table (``read_preprocessed``): site, image_cube, mask_cube, ...
-        checkpoint: a cyclegan_harmonization checkpoint (``models/model.pt``).
-        out: output folder.
-        direction: ``to_target`` (G_X: source -> target) or ``to_source`` (G_Y: target -> source).
-        sites: sites to run through the generator. Other sites than the generator's input site are
-            refused: the generator was not trained on them.
-        workers, scheduler: Dask (see :func:`pipeline.parallel.map_rows`); ``workers=0`` runs here.
+    checkpoint: Path
+    out: Path
+    direction: str
+    info: HarmonizerInfo
+    sites: tuple[str, ...]
+    sha: str
+    rows: tuple[dict, ...]
 
-    Returns the harmonized table, also written to ``out/harmonized.tsv``.
-    """
+    @property
+    def input_site(self) -> str:
+        return self.info.input_site(self.direction)
+
+    @property
+    def output_site(self) -> str:
+        return self.info.output_site(self.direction)
+
+    @property
+    def todo(self) -> list[dict]:
+        """The rows that go through the generator."""
+        return [r for r in self.rows if r["site"] in self.sites]
+
+    def target_path(self, row: dict) -> Path:
+        return _output_path(self.out, row, self.output_site)
+
+    def write_cohort(self, records: list[dict]) -> pd.DataFrame:
+        """``harmonized.tsv`` (every row: the records of the harmonized ones, the others passed through),
+        ``failures.tsv`` and ``dataset_description.json``; returns the table."""
+        passed = [{**r, "harmonized": False, "generator_sha256": "", "direction": "", "status": "ok", "step": "",
+                   "reason": "", "resumed": False} for r in self.rows if r["site"] not in self.sites]
+        result = pd.DataFrame(passed + records).sort_values(["subject", "session"]).reset_index(drop=True)
+        failed = result.loc[result["status"] == "failed"]
+        failures = pd.DataFrame({"subject": failed["subject"], "session": failed.get("session", ""),
+                                 "site": failed["site"], "source": failed["source_image_cube"], "step": failed["step"],
+                                 "reason": failed["reason"]})
+        write_table(self.out / "harmonized.tsv", result)
+        write_table(self.out / "failures.tsv", failures.reindex(columns=FAILURE_COLUMNS))
+        write_json(self.out / "dataset_description.json", {
+            "Name": f"mriharmony harmonized T1w ({self.input_site} -> {self.output_site})", "BIDSVersion": "1.9.0",
+            "DatasetType": "derivative", "GeneratedBy": [{"Name": "mriharmony-harmonize", "Version": __version__}],
+            "Checkpoint": str(self.checkpoint), "GeneratorSHA256": self.sha, "Direction": self.direction,
+            "InputSite": self.input_site, "OutputSite": self.output_site, "NetKwargs": dict(self.info["net_kwargs"]),
+        })
+        return result
+
+
+def plan_harmonization(table: pd.DataFrame, checkpoint: str | Path, out: str | Path, *, direction: str = "to_target",
+                       sites: list[str] | None = None) -> HarmonizationPlan:
+    """Check a harmonization request against the harmonizer's run record (see :func:`harmonize_cohort`)."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     missing = {"subject", "site", "image_cube", "mask_cube"} - set(table.columns)
     if missing:
         raise ValueError(f"table: missing column(s) {sorted(missing)}; expected the table of `mriharmony preprocess`")
-    out = Path(os.path.abspath(out))  # workers get absolute paths; tables store them relative to themselves
     info = read_harmonizer_info(checkpoint)
     if info.get("domain_key", "site") != "site":
         raise ValueError(f"{checkpoint} translates between {info['domain_key']} values ({info['source_site']} <-> "
@@ -198,27 +301,41 @@ def harmonize_cohort(table: pd.DataFrame, checkpoint: str | Path, out: str | Pat
                          f"{output_site}; it was not trained on other sites")
     if input_site not in set(table["site"]):
         raise ValueError(f"site {input_site!r} has no images in the table (sites: {sorted(set(table['site']))})")
-    sha = file_sha256(checkpoint)
-    rows = [r.to_dict() for _, r in table.iterrows()]
-    todo = [r for r in rows if r["site"] in sites]
-    records = map_rows(harmonize_image, todo, str(Path(checkpoint).resolve()), sha, str(out), direction, output_site,
-                       trained_size=info.get("spatial_size"), device=device, workers=workers, scheduler=scheduler,
-                       progress=progress, desc="harmonize")
-    passed = [{**r, "harmonized": False, "generator_sha256": "", "direction": "", "status": "ok", "step": "",
-               "reason": "", "resumed": False} for r in rows if r["site"] not in sites]
-    result = pd.DataFrame(passed + records).sort_values(["subject", "session"]).reset_index(drop=True)
-    failed = result.loc[result["status"] == "failed"]
-    failures = pd.DataFrame({"subject": failed["subject"], "session": failed.get("session", ""), "site": failed["site"],
-                             "source": failed["source_image_cube"], "step": failed["step"], "reason": failed["reason"]})
-    write_table(out / "harmonized.tsv", result)
-    write_table(out / "failures.tsv", failures.reindex(columns=FAILURE_COLUMNS))
-    write_json(out / "dataset_description.json", {
-        "Name": f"mriharmony harmonized T1w ({input_site} -> {output_site})", "BIDSVersion": "1.9.0",
-        "DatasetType": "derivative", "GeneratedBy": [{"Name": "mriharmony-harmonize", "Version": __version__}],
-        "Checkpoint": str(checkpoint), "GeneratorSHA256": sha, "Direction": direction,
-        "InputSite": input_site, "OutputSite": output_site, "NetKwargs": dict(info["net_kwargs"]),
-    })
-    return result
+    return HarmonizationPlan(
+        checkpoint=Path(checkpoint).resolve(), out=Path(os.path.abspath(out)), direction=direction, info=info,
+        sites=tuple(sites), sha=file_sha256(generator_file(checkpoint, direction)),  # the weights this direction runs
+        rows=tuple(r.to_dict() for _, r in table.iterrows()))
+
+
+def harmonize_cohort(table: pd.DataFrame, checkpoint: str | Path, out: str | Path, *, direction: str = "to_target",
+                     sites: list[str] | None = None, workers: int | None = 0, scheduler: str | None = None,
+                     device: str = "cpu", amp: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """Harmonize the ``image_cube`` images of ``sites`` (default: the generator's input site).
+
+    Args:
+        table: the preprocessed table (``read_preprocessed``): site, image_cube, mask_cube, ...
+        checkpoint: a cyclegan_harmonization ``models/model.pt`` (its run_info.json and
+            model_to_source.pt beside it).
+        out: output folder.
+        direction: ``to_target`` (G_X: source -> target) or ``to_source`` (G_Y: target -> source).
+        sites: sites to run through the generator. Other sites than the generator's input site are
+            refused: the generator was not trained on them.
+        workers, scheduler: Dask (see :func:`pipeline.parallel.map_rows`); ``workers=0`` runs here.
+        amp: None or ``float32`` (the default: the same images on every CPU), ``bfloat16`` or ``float16``
+            (autocast), or ``auto`` (bfloat16 on CPUs with native bfloat16, else fp32; see
+            :func:`pipeline.engines.autocast.resolve_amp`; the CLI's default). The precision is recorded in
+            each sidecar; a re-run in another precision rewrites the images.
+
+    Returns the harmonized table, also written to ``out/harmonized.tsv``.
+    """
+    from pipeline.engines.autocast import resolve_amp
+
+    amp = resolve_amp(amp, device)
+    plan = plan_harmonization(table, checkpoint, out, direction=direction, sites=sites)
+    records = map_rows(harmonize_image, plan.todo, str(plan.checkpoint), plan.sha, str(plan.out), direction,
+                       plan.output_site, trained_size=plan.info.get("spatial_size"), device=device, workers=workers,
+                       scheduler=scheduler, progress=progress, desc="harmonize", amp=amp)
+    return plan.write_cohort(records)
 
 
 def read_harmonized(out: str | Path, *, only_ok: bool = True) -> pd.DataFrame:

@@ -3,6 +3,9 @@ bad images, Dask, safe loading and clear errors."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 from pathlib import Path
 
 import nibabel as nib
@@ -11,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.harmonize import harmonize_cohort, load_generator, read_harmonized
+from pipeline.harmonize import harmonize_cohort, load_generator, read_harmonized, save_harmonizer
 from pipeline.nets import HarmonizationGenerator3D
 
 KW = {"channels": 4, "n_residual": 1, "output_activation": "residual"}
@@ -27,10 +30,8 @@ def _generator(seed: int) -> HarmonizationGenerator3D:
 
 @pytest.fixture()
 def checkpoint(tmp_path: Path) -> Path:
-    path = tmp_path / "model.pt"
-    torch.save({"g_xy": _generator(1).state_dict(), "g_yx": _generator(2).state_dict(),
-                "info": {"source_site": "a", "target_site": "b", "net_kwargs": KW}}, path)
-    return path
+    return save_harmonizer(tmp_path / "models", _generator(1), _generator(2),
+                           {"source_site": "a", "target_site": "b", "net_kwargs": KW})
 
 
 @pytest.fixture()
@@ -81,6 +82,24 @@ def test_known_answer_both_directions_and_resume(table, checkpoint, tmp_path):
                                _expected(_generator(2), table.loc[2]), atol=1e-6)
 
 
+def test_bfloat16_is_close_recorded_and_resumed_only_in_its_own_precision(table, checkpoint, tmp_path):
+    out = tmp_path / "harm"
+    exact = harmonize_cohort(table, checkpoint, out, progress=False)  # float32, the library default
+    fp32 = nib.load(exact.loc[0, "image_cube"]).get_fdata()
+    fast = harmonize_cohort(table, checkpoint, out, amp="bfloat16", progress=False)
+    assert not fast["resumed"].any()  # another precision: rewritten, not resumed
+    sidecar = json.loads(Path(fast.loc[0, "image_cube"].replace(".nii.gz", ".json")).read_text())
+    assert sidecar["Precision"] == "bfloat16"
+    mask = nib.load(table.loc[0, "mask_cube"]).get_fdata() > 0
+    difference = np.abs(nib.load(fast.loc[0, "image_cube"]).get_fdata() - fp32)[mask]
+    # autocast did run; bfloat16 keeps 8 mantissa bits (0.4% per rounding). This random generator on noise errs
+    # 2.5e-3; the trained generator on real images 3e-4 (python -m pipeline.engines.benchmark --harmonizer ...)
+    assert 0 < difference.mean() < 1e-2
+    assert harmonize_cohort(table, checkpoint, out, amp="bfloat16", progress=False)["resumed"].sum() == 2
+    with pytest.raises(ValueError, match="amp must be one of"):
+        harmonize_cohort(table, checkpoint, out, amp="int8", progress=False)
+
+
 def test_bad_image_is_recorded_and_others_finish(table, checkpoint, tmp_path):
     broken = tmp_path / "broken.nii.gz"
     broken.write_bytes(b"not a nifti")
@@ -104,17 +123,25 @@ def test_errors_are_clear(table, checkpoint, tmp_path):
         harmonize_cohort(table, checkpoint, tmp_path / "x", sites=["b"], progress=False)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_generator(tmp_path / "none.pt")
-    bare = tmp_path / "bare.pt"
+    bare = tmp_path / "bare" / "model.pt"
+    bare.parent.mkdir()
     torch.save(HarmonizationGenerator3D(**KW).state_dict(), bare)
-    with pytest.raises(ValueError, match="expected a cyclegan_harmonization checkpoint"):
-        load_generator(bare)
-    wide = tmp_path / "wide.pt"
-    torch.save({"g_xy": HarmonizationGenerator3D(channels=8).state_dict(), "g_yx": {},
-                "info": {"source_site": "a", "target_site": "b", "net_kwargs": KW}}, wide)
+    with pytest.raises(FileNotFoundError, match=r"run_info.json does not exist: the weights .* need the run record"):
+        load_generator(bare)  # weights without the run's record
+    info = {"source_site": "a", "target_site": "b", "net_kwargs": KW}
+    old = tmp_path / "old"
+    save_harmonizer(old, _generator(1), _generator(2), info)
+    torch.save({"g_xy": _generator(1).state_dict(), "g_yx": _generator(2).state_dict(), "info": info}, old / "model.pt")
+    with pytest.raises(ValueError, match="expected the state dict of a HarmonizationGenerator3D"):
+        load_generator(old / "model.pt")  # a combined checkpoint of an older bundle version
+    wide = save_harmonizer(tmp_path / "wide", HarmonizationGenerator3D(channels=8), _generator(2), info)
     with pytest.raises(ValueError, match="do not fit a generator"):
         load_generator(wide)
-    pickled = tmp_path / "pickled.pt"
-    torch.save({"g_xy": HarmonizationGenerator3D(**KW), "g_yx": {}, "info": {}}, pickled)  # a module, not weights
+    (wide.parent / "model_to_source.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="the to_source generator of .* is missing"):
+        load_generator(wide, "to_source")
+    pickled = save_harmonizer(tmp_path / "pickled", _generator(1), _generator(2), info)
+    torch.save(HarmonizationGenerator3D(**KW), pickled)  # a module, not weights
     with pytest.raises(Exception):
         load_generator(pickled)  # weights_only=True refuses arbitrary pickled objects
 
@@ -131,8 +158,7 @@ def test_harmonize_command(table, checkpoint, tmp_path, capsys):
     assert main(args + ["--site", "z"]) == 2
     assert "it was not trained on other sites" in capsys.readouterr().err
     bundle = tmp_path / "bundle"
-    (bundle / "models").mkdir(parents=True)
-    (bundle / "models" / "model.pt").write_bytes(checkpoint.read_bytes())
+    shutil.copytree(checkpoint.parent, bundle / "models")  # model.pt, model_to_source.pt, run_info.json
     assert main(["harmonize", str(path), "--bundle", str(bundle), "--direction", "to_source", "--out",
                  str(tmp_path / "h2"), "--quiet", "--workers", "0"]) == 0
     assert "harmonized 1 images" in capsys.readouterr().out

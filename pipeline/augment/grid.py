@@ -7,7 +7,7 @@ Per repeat r (``repeats`` of them):
 1. a new subject-level split of the cohort (seed ``split.seed + r``), written to ``GRID/repeat-r/splits.tsv``;
 2. the generators the arms need, retrained on that split's training subjects only: the CN <-> AD
    translator (cyclegan_harmonization + the synthetic_augmentation translation override) and the
-   class-conditional GAN (synthetic_augmentation train_conditional), then their synthetic images
+   class-conditional GAN (the synthetic_augmentation bundle's train.yaml), then their synthetic images
    (translation of every training image; as many conditional images per class as the largest arm needs);
 3. per arm x real fraction X x synthetic fraction Y: the mixed training table
    (:func:`~pipeline.augment.policy.build_training_table`, seed r), the ad_classification bundle trained
@@ -261,14 +261,14 @@ def _generators(config: GridConfig, runs: list[GridRun], folder: Path, splits: P
         t = time.perf_counter()
         section = _nested(config.generators.get("conditional", {}))
         train_bundle_once("synthetic_augmentation", folder / "conditional", {**common, "task": config.task, **section},
-                          config="train_conditional", model_file="models/conditional.pt", inputs=inputs)
+                          config="train", model_file="models/model.pt", inputs=inputs)
         counts: dict[str, int] = {}
         subjects = train.groupby("diagnosis")["subject"].nunique()
         for run in runs:
             if run.arm.extra == "conditional":
                 for name in run.arm.classes or CLASS_NAMES[config.task]:
                     counts[name] = max(counts.get(name, 0), int(round(run.synthetic_fraction * subjects.get(name, 0))))
-        pools.append(generate_conditional(folder / "conditional" / "models" / "conditional.pt",
+        pools.append(generate_conditional(folder / "conditional" / "models" / "model.pt",
                                           folder / "synthetic-conditional", counts,
                                           reference_image=train["image"].iloc[0], seed=1000 * repeat))
         seconds["conditional"] = time.perf_counter() - t

@@ -1,5 +1,12 @@
 """Checkpoint helpers for bundle training: resume from the newest epoch checkpoint, and a small
-record of how the networks were built, saved inside every checkpoint.
+record of how the networks were built, saved inside every training checkpoint and beside the exported
+weights.
+
+The bundles follow the model-zoo layout: ``models/model.pt`` is the state dict of the config's
+``network_def`` alone (so ``python -m monai.bundle ckpt_export`` works with its default arguments), the
+full training state lives in ``models/checkpoint_epoch=N.pt``, and :class:`RunInfoWriter` writes the
+run's facts (sites or classes, architecture, training subjects) to ``models/run_info.json``, which the
+GAN bundles' loaders need to rebuild the network and to refuse the wrong input.
 
 MONAI's ``CheckpointSaver(save_interval=1, n_saved=1)`` writes ``checkpoint_epoch=N.pt`` after each
 epoch; a killed run is resumed by :class:`ResumeFromLatest`, which hands the newest of those files
@@ -17,10 +24,12 @@ from typing import Any
 from ignite.engine import Engine
 from monai.handlers import CheckpointLoader
 
-__all__ = ["RunInfo", "latest_checkpoint", "ResumeFromLatest"]
+__all__ = ["RunInfo", "RUN_INFO_FILE", "RunInfoWriter", "read_run_info", "check_trained_architecture", "latest_checkpoint", "ResumeFromLatest"]
 
 log = logging.getLogger("mriharmony.checkpoints")
 _EPOCH_FILE = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
+#: the run's facts, beside ``models/model.pt``
+RUN_INFO_FILE = "run_info.json"
 
 
 class RunInfo:
@@ -37,6 +46,51 @@ class RunInfo:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.facts = dict(state)
+
+
+class RunInfoWriter:
+    """Ignite handler: write ``info`` to ``folder/run_info.json`` when training starts (rank 0 only).
+
+    Written before any weights, so every ``model.pt`` of the folder has its record beside it; a re-run with
+    other facts rewrites it (and :class:`ResumeFromLatest` refuses to resume another run's checkpoints).
+    """
+
+    def __init__(self, folder: str | Path, info: RunInfo):
+        self.path, self.info = Path(folder) / RUN_INFO_FILE, info
+
+    def attach(self, engine: Engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        import ignite.distributed as idist
+
+        from pipeline.atomic import write_json
+
+        if idist.get_rank() == 0:
+            write_json(self.path, self.info.state_dict())
+
+
+def read_run_info(weights: str | Path) -> dict[str, Any]:
+    """The ``run_info.json`` beside a bundle's weights file, or a clear error naming what is missing."""
+    import json
+
+    path = Path(weights).with_name(RUN_INFO_FILE)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: the weights {weights} need the run record that bundle "
+                                f"training writes beside them (models/{RUN_INFO_FILE})")
+    return json.loads(path.read_text())
+
+
+def check_trained_architecture(weights: str | Path, net_kwargs: dict[str, Any]) -> None:
+    """Refuse an inference config whose ``net_kwargs`` differ from those the weights were trained with (read
+    from ``run_info.json``), naming the overrides that fit."""
+    trained = dict(read_run_info(weights)["net_kwargs"])
+    if dict(net_kwargs) != trained:
+        overrides = " ".join(f"--net_kwargs#{k} {v}" for k, v in trained.items())
+        raise ValueError(f"{weights}: trained with net_kwargs {trained}, this config builds {dict(net_kwargs)}; "
+                         f"pass {overrides}")
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:

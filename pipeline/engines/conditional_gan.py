@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 from monai.engines import Trainer
+from monai.inferers import Inferer, SimpleInferer
 from torch import nn
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
@@ -39,12 +40,14 @@ class ConditionalGANTrainer(Trainer):
                  generator: nn.Module, discriminator: nn.Module, g_optimizer: Optimizer, d_optimizer: Optimizer, *,
                  epoch_length: int | None = None, prepare_batch: Callable = prepare_labelled_batch,
                  train_handlers: Sequence | None = None, seed: int = 0, amp: bool = False, amp_dtype: str = "float16",
-                 channels_last: bool = False, **kwargs: Any):
+                 channels_last: bool = False, inferer: Inferer | None = None, **kwargs: Any):
         """``amp``: autocast (``amp_dtype`` float16 with gradient scalers on CUDA, or bfloat16) for GPUs;
-        ``channels_last``: real batches in channels_last_3d (the networks' format is set by the config)."""
+        ``channels_last``: real batches in channels_last_3d (the networks' format is set by the config);
+        ``inferer``: how the generator runs on noise and labels (default ``SimpleInferer``)."""
         super().__init__(device=device, max_epochs=max_epochs, data_loader=train_data_loader, epoch_length=epoch_length,
                          prepare_batch=prepare_batch, handlers=train_handlers, **kwargs)
         self.generator, self.discriminator = generator, discriminator
+        self.inferer = inferer or SimpleInferer()
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.noise = torch.Generator().manual_seed(seed)
         if amp_dtype not in ("float16", "bfloat16"):
@@ -69,7 +72,7 @@ class ConditionalGANTrainer(Trainer):
 
         self.d_optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            fake = self.generator(z, label)
+            fake = self.inferer(z, self.generator, label)
             d_real = self.discriminator(image, label)
             d_fake = self.discriminator(fake.detach(), label)
             d_loss = torch.relu(1 - d_real).float().mean() + torch.relu(1 + d_fake).float().mean()

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 from monai.engines import Trainer
+from monai.inferers import Inferer, SimpleInferer
 from monai.losses import PatchAdversarialLoss
 from torch import nn
 from torch.optim import Optimizer
@@ -98,6 +99,7 @@ class CycleGANTrainer(Trainer):
         amp_dtype: ``"float16"`` (with a gradient scaler, CUDA only) or ``"bfloat16"``.
         channels_last: use the channels_last_3d memory format for inputs (and convert the
             networks before building the optimizers); for GPUs, where it speeds up cuDNN convolutions.
+        inferer: how a generator runs on a batch (default ``SimpleInferer``: one forward pass).
 
     The engine's output per iteration is a dict of floats: ``g_loss``, ``d_loss``, ``adversarial``,
     ``cycle``, ``identity``, ``d_x``, ``d_y``, and ``loss`` (= ``g_loss``, the key MONAI's default
@@ -124,6 +126,7 @@ class CycleGANTrainer(Trainer):
         amp: bool = False,
         amp_dtype: str = "float16",
         channels_last: bool = False,
+        inferer: Inferer | None = None,
     ):
         super().__init__(device=device, max_epochs=max_epochs, data_loader=train_data_loader,
                          epoch_length=epoch_length, prepare_batch=prepare_batch, handlers=train_handlers,
@@ -138,6 +141,7 @@ class CycleGANTrainer(Trainer):
             raise ValueError(f"amp_dtype must be 'float16' or 'bfloat16', got {amp_dtype!r}")
         self.amp, self.amp_dtype = amp, getattr(torch, amp_dtype)
         self.channels_last = channels_last
+        self.inferer = inferer or SimpleInferer()
         device_type = torch.device(device).type
         self.device_type = device_type
         use_scaler = amp and amp_dtype == "float16" and device_type == "cuda"
@@ -165,11 +169,12 @@ class CycleGANTrainer(Trainer):
         self.g_optimizer.zero_grad(set_to_none=True)
         d_x, d_y = _unwrap(self.d_x), _unwrap(self.d_y)
         with self._autocast():
-            fake_y, fake_x = self.g_xy(x), self.g_yx(y)
+            g_xy, g_yx = (lambda t: self.inferer(t, self.g_xy)), (lambda t: self.inferer(t, self.g_yx))  # noqa: E731
+            fake_y, fake_x = g_xy(x), g_yx(y)
             adversarial = (self.adversarial(d_y(fake_y), target_is_real=True, for_discriminator=False)
                            + self.adversarial(d_x(fake_x), target_is_real=True, for_discriminator=False))
-            cycle = self.l1(self.g_yx(fake_y), x) + self.l1(self.g_xy(fake_x), y)
-            identity = self.l1(self.g_xy(y), y) + self.l1(self.g_yx(x), x)
+            cycle = self.l1(g_yx(fake_y), x) + self.l1(g_xy(fake_x), y)
+            identity = self.l1(g_xy(y), y) + self.l1(g_yx(x), x)
             g_loss = adversarial + self.losses.cycle * cycle + self.losses.identity * identity
         self.g_scaler.scale(g_loss).backward()
         self.g_scaler.step(self.g_optimizer)

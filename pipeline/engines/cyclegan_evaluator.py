@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 from monai.engines import Evaluator
+from monai.inferers import Inferer, SimpleInferer
 from monai.handlers import IgniteMetricHandler, MeanAbsoluteError
 from torch import nn
 
@@ -75,15 +76,18 @@ class CycleGANEvaluator(Evaluator):
         paired: whether the batches carry ``y`` (sets the metrics).
         val_handlers: handlers (e.g. StatsHandler, CheckpointSaver on the key metric).
         amp: autocast the forward passes.
+        inferer: how a generator runs on a batch (default ``SimpleInferer``; a ``SlidingWindowInferer`` for
+            volumes larger than the training cubes).
     """
 
     def __init__(self, device: str | torch.device, val_data_loader: Any, g_xy: nn.Module, g_yx: nn.Module, *,
-                 paired: bool, val_handlers: Sequence | None = None, amp: bool = False):
+                 paired: bool, val_handlers: Sequence | None = None, amp: bool = False, inferer: Inferer | None = None):
         key, additional = cyclegan_metrics(paired)
         super().__init__(device=device, val_data_loader=val_data_loader, key_val_metric=key,
                          additional_metrics=additional, metric_cmp_fn=_lower_is_better, val_handlers=val_handlers,
                          amp=amp, decollate=False)
         self.g_xy, self.g_yx, self.paired = g_xy, g_yx, paired
+        self.inferer = inferer or SimpleInferer()
 
     def _iteration(self, engine: "CycleGANEvaluator", batchdata: dict) -> dict[str, torch.Tensor]:
         device = engine.state.device
@@ -91,8 +95,8 @@ class CycleGANEvaluator(Evaluator):
         self.g_xy.eval()
         self.g_yx.eval()
         with torch.no_grad(), torch.autocast(torch.device(device).type, enabled=self.amp):
-            fake = self.g_xy(x)
-            cycle = self.g_yx(fake)
+            fake = self.inferer(x, self.g_xy)
+            cycle = self.inferer(fake, self.g_yx)
         output = {"x": x, "fake": fake.float(), "cycle": cycle.float(), "mask_x": brain_mask(x)}
         if self.paired:
             output["y"] = batchdata["y"].to(device).float()

@@ -11,10 +11,10 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 from sklearn.metrics import balanced_accuracy_score
 
+from pipeline.engines.checkpoints import read_run_info
 from pipeline.augment.grid import GridConfig, expand_runs
 from pipeline.cli import main
 from pipeline.cohort import read_splits, split_subjects
@@ -55,8 +55,8 @@ def test_split_and_generators_use_training_subjects_only(grid, ad_pair):
     assert splits.sort_values("subject").reset_index(drop=True)[["subject", "split"]].equals(
         expected.sort_values("subject").reset_index(drop=True)[["subject", "split"]])  # the repeat's own split
     train = set(splits.loc[splits["split"] == "train", "subject"])
-    for checkpoint, key in (("translation/models/model.pt", "info"), ("conditional/models/conditional.pt", "info")):
-        info = torch.load(grid / "repeat-0" / checkpoint, weights_only=True)[key]
+    for checkpoint in ("translation/models/model.pt", "conditional/models/model.pt"):
+        info = read_run_info(grid / "repeat-0" / checkpoint)
         assert set(info["train_subjects"]) == train, checkpoint
     translated = _read(grid / "repeat-0" / "synthetic-translation" / "synthetic.tsv")
     assert set(translated["source_subject"]) == train

@@ -13,7 +13,7 @@ import torch
 from pipeline.augment import AugmentationPolicy, build_training_table
 from pipeline.augment.translate import read_synthetic, translate_training_images
 from pipeline.downstream import task_table
-from pipeline.harmonize import file_sha256, load_generator
+from pipeline.harmonize import file_sha256, generator_file, load_generator, read_harmonizer_info, save_harmonizer
 from tests.bundles.test_cyclegan_bundle import REPO, TRAIN, bundle
 
 TRANSLATION = str(REPO / "bundles" / "synthetic_augmentation" / "configs" / "translation.yaml")
@@ -32,14 +32,14 @@ def translator(ad_pair, tmp_path_factory):
 
 def test_translates_training_images_only_with_provenance(ad_pair, translator, tmp_path):
     out = tmp_path / "synthetic"
-    assert torch.load(translator, weights_only=True)["info"]["domain_key"] == "diagnosis"
+    assert read_harmonizer_info(translator)["domain_key"] == "diagnosis"
     synthetic = translate_training_images(ad_pair / "preprocessed", translator, out)
     table = task_table(ad_pair / "preprocessed", "cn_ad")
     train = table[table["split"] == "train"]
     assert sorted(synthetic["source_subject"]) == sorted(train["subject"])  # train split only, every image once
     flipped = dict(zip(train["subject"], train["diagnosis"].map({"CN": "AD", "AD": "CN"})))
     assert all(flipped[s] == d for s, d in zip(synthetic["source_subject"], synthetic["diagnosis"]))
-    assert (synthetic["checkpoint_sha256"] == file_sha256(translator)).all()
+    assert (synthetic["checkpoint_sha256"] == file_sha256(translator)).all()  # model.pt names the translator
     assert read_synthetic(out).equals(read_synthetic(out / "synthetic.tsv"))
 
     row = synthetic[synthetic["diagnosis"] == "AD"].iloc[0]  # a CN image through G_X
@@ -64,18 +64,18 @@ def test_translates_training_images_only_with_provenance(ad_pair, translator, tm
 def test_without_traveling_subjects_the_final_epoch_is_the_model(translator):
     """Cycle error is lowest for the near-identity start, so it must not choose the translator."""
     models = translator.parent
-    final = torch.load(models / "checkpoint_epoch=2.pt", weights_only=True)["g_xy"]
-    chosen = torch.load(translator, weights_only=True)["g_xy"]
-    assert all(torch.equal(final[k], chosen[k]) for k in final)
-    assert (models / "best_cycle_mae.pt").exists()
+    final = torch.load(models / "checkpoint_epoch=2.pt", weights_only=True)
+    for direction, key in (("to_target", "g_xy"), ("to_source", "g_yx")):
+        chosen = torch.load(generator_file(translator, direction), weights_only=True)
+        assert all(torch.equal(final[key][k], chosen[k]) for k in final[key])
+    assert (models / "best_cycle_mae.pt").exists() and (models / "best_cycle_mae_to_source.pt").exists()
 
 
 def test_refuses_a_site_harmonizer(ad_pair, tmp_path):
     from pipeline.nets import HarmonizationGenerator3D
 
     kw = {"channels": 4, "n_residual": 1}
-    ckpt = tmp_path / "model.pt"
-    torch.save({"g_xy": HarmonizationGenerator3D(**kw).state_dict(), "g_yx": HarmonizationGenerator3D(**kw).state_dict(),
-                "info": {"source_site": "clinica", "target_site": "clinicb", "net_kwargs": kw}}, ckpt)
+    ckpt = save_harmonizer(tmp_path, HarmonizationGenerator3D(**kw), HarmonizationGenerator3D(**kw),
+                           {"source_site": "clinica", "target_site": "clinicb", "net_kwargs": kw})
     with pytest.raises(ValueError, match="a class translator has domain_key 'diagnosis', this one maps site"):
         translate_training_images(ad_pair / "preprocessed", ckpt, tmp_path / "out")

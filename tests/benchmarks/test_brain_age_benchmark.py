@@ -10,14 +10,13 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn.linear_model import LinearRegression
 
 from pipeline.benchmarks.brain_age import (_feature_predictions, _histogram_matched, _score_runs, _summarise, controls,
                                            run_brain_age_benchmark)
 from pipeline.benchmarks.harmonizers import harmonizer_from_folders, seen_subjects
 from pipeline.cli import main
-from pipeline.harmonize import harmonize_cohort
+from pipeline.harmonize import harmonize_cohort, read_harmonizer_info, save_harmonizer
 from pipeline.nets import HarmonizationGenerator3D
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.table_paths import read_table
@@ -48,8 +47,7 @@ def identity(contrast_pair, tmp_path_factory):
     train, val = _seen(contrast_pair)
     info = {"source_site": "dark", "target_site": "bright", "net_kwargs": kw, "spatial_size": [64] * 3,
             "train_subjects": train, "val_subjects": val}
-    torch.save({"g_xy": HarmonizationGenerator3D(**kw).state_dict(), "g_yx": HarmonizationGenerator3D(**kw).state_dict(),
-                "info": info}, folder / "model.pt")
+    save_harmonizer(folder, HarmonizationGenerator3D(**kw), HarmonizationGenerator3D(**kw), info)
     table = read_preprocessed(contrast_pair / "preprocessed")
     for direction in ("to_source", "to_target"):
         harmonize_cohort(table, folder / "model.pt", folder / direction, direction=direction, progress=False)
@@ -115,11 +113,12 @@ def test_held_out_trains_and_tests_only_on_subjects_the_cyclegan_never_saw(contr
     assert set(predictions["subject"].astype(str)) == set(splits.loc[splits["split"] == "test", "subject"])
     assert json.loads((out / "summary.json").read_text())["excluded_seen_subjects"] == sorted(seen)
     # a checkpoint that does not record its validation subjects cannot be checked: refused
-    state = torch.load(identity.checkpoint, weights_only=True)
-    del state["info"]["val_subjects"]
-    torch.save(state, tmp_path / "old.pt")
+    info = read_harmonizer_info(identity.checkpoint)
+    del info["val_subjects"]
+    kw = info["net_kwargs"]
+    old = save_harmonizer(tmp_path / "old", HarmonizationGenerator3D(**kw), HarmonizationGenerator3D(**kw), info)
     with pytest.raises(ValueError, match=r"no \['val_subjects'\]"):
-        seen_subjects(tmp_path / "old.pt")
+        seen_subjects(old)
 
 
 def test_cross_site_trains_on_one_site_and_tests_the_other(contrast_pair, identity, tmp_path):

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.classify import load_classifier, predict_classes
+from pipeline.classify import load_classifier
 from pipeline.downstream import task_table
 from pipeline.evaluate.classification import classification_metrics
 from pipeline.nets import build_classifier
+from tests.bundles.model_zoo import check_bundle, stage
 from tests.bundles.test_cyclegan_bundle import REPO, bundle
 
 BUNDLE = REPO / "bundles" / "ad_classification"
@@ -38,11 +39,11 @@ def trained_3d(ad_pair, tmp_path_factory) -> Path:
 
 
 def _held_out(root: Path, ad_pair: Path, name: str) -> dict:
-    """Metrics of the val + test subjects (never trained on); in-process inference (the bundle's
-    inference config is exercised by the test below)."""
-    net = build_classifier("resnet3d", 2, widths=(8, 16, 32, 64))
-    pred = predict_classes(net, root / "models" / "model.pt", ad_pair / "preprocessed", root / name, split="all",
-                           spatial_size=(32, 32, 32), n_resamples=10, volumes_file=None)
+    """Metrics of the val + test subjects (never trained on), through the bundle's inference config."""
+    out = root / name
+    bundle("run", "--config_file", INFER, "--bundle_root", str(root), "--dataset_dir", str(ad_pair / "preprocessed"),
+           "--output_dir", str(out), "--split", "all", "--n_resamples", "10", "--volumes_file", "", *NARROW_3D)
+    pred = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"subject": str}, keep_default_na=False)
     held = pred[pred["split"].isin(["val", "test"])]
     return classification_metrics(held["label"], held[["prob_CN", "prob_AD"]].to_numpy())
 
@@ -112,8 +113,18 @@ def test_verify_and_export(trained_3d):
     assert "data shape of network is verified with no error" in log
     ts = trained_3d / "models" / "model.ts"
     bundle("ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(trained_3d / "models" / "model.pt"),
-           "--key_in_ckpt", "model", "--meta_file", META, "--config_file", INFER, *NARROW_3D)
+           "--meta_file", META, "--config_file", INFER, *NARROW_3D)  # the model-zoo's default arguments
     eager = load_classifier(build_classifier("resnet3d", 2, widths=(8, 16, 32, 64)), trained_3d / "models" / "model.pt")
     x = torch.rand(2, 1, 32, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(torch.jit.load(str(ts))(x), eager(x), rtol=1e-4, atol=1e-5)
+
+
+def test_model_zoo_checks(trained_3d, ad_pair, tmp_path):
+    """The model-zoo's checks on the bundle with the weights the trained fixture wrote (tests/bundles/model_zoo.py)."""
+    data = {"dataset_dir": str(ad_pair / "preprocessed")}
+    check_bundle("ad_classification", stage("ad_classification", trained_3d, tmp_path),
+                 example_input=torch.rand(2, 1, 32, 32, 32),
+                 net_overrides={"spatial_size": [32, 32, 32], "net_kwargs#widths": [8, 16, 32, 64]},
+                 train_overrides=data, infer_overrides=data,
+                 shared_keys=["image_transforms", "view_transforms", "tensor_transforms"])

@@ -15,6 +15,7 @@ from pipeline.brain_age import load_brain_age_model
 from pipeline.downstream import task_table
 from pipeline.evaluate.regression import AgeBiasCorrection
 from pipeline.nets import BrainAgeCNN3D
+from tests.bundles.model_zoo import check_bundle, stage
 from tests.bundles.test_cyclegan_bundle import REPO, bundle
 
 BUNDLE = REPO / "bundles" / "brain_age"
@@ -84,7 +85,7 @@ def test_verify_and_export(trained):
     assert "data shape of network is verified with no error" in log
     ts = trained / "models" / "model.ts"
     bundle("ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(trained / "models" / "model.pt"),
-           "--key_in_ckpt", "model", "--meta_file", META, "--config_file", INFER, *NARROW)
+           "--meta_file", META, "--config_file", INFER, *NARROW)  # the model-zoo's default arguments
     eager = load_brain_age_model(BrainAgeCNN3D(spatial_size=32, channels=(4, 8, 8, 16, 16), hidden=16),
                                  trained / "models" / "model.pt")
     x = torch.rand(2, 1, 32, 32, 32)
@@ -125,3 +126,11 @@ def test_learning_is_real_and_shuffled_labels_stay_at_chance(contrast_pair, tmp_
     assert np.median(real) < 0.8, (real, shuffled)
     assert np.median(shuffled) > 0.9, (real, shuffled)
 
+
+def test_model_zoo_checks(trained, contrast_pair, tmp_path):
+    """The model-zoo's checks on the bundle with the weights the trained fixture wrote (tests/bundles/model_zoo.py)."""
+    data = {"dataset_dir": str(contrast_pair / "preprocessed")}
+    check_bundle("brain_age", stage("brain_age", trained, tmp_path), example_input=torch.rand(2, 1, 32, 32, 32),
+                 net_overrides={"spatial_size": [32, 32, 32], "net_kwargs#channels": [4, 8, 8, 16, 16],
+                                "net_kwargs#hidden": 16},
+                 train_overrides=data, infer_overrides=data, shared_keys=["image_transforms"])

@@ -3,6 +3,7 @@ inference, verify_metadata, verify_net_in_out, ckpt_export, and that learning is
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,9 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.engines import site_pair_data
-from pipeline.harmonize import load_generator, read_harmonizer_info
+from pipeline.harmonize import harmonize_cohort, load_generator, read_harmonizer_info
+from pipeline.nets import HarmonizationGenerator3D
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.table_paths import read_table
+from tests.bundles.model_zoo import check_bundle, stage
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "cyclegan_harmonization"
@@ -56,6 +59,10 @@ def test_train_writes_checkpoints_and_resume_continues(trained, contrast_pair):
             "info"} <= set(state)
     assert state["trainer"]["iteration"] == 2 * per_epoch and state["g_scheduler"]["last_epoch"] == 2
     assert state["info"]["source_site"] == "dark" and state["info"]["net_kwargs"]["channels"] == 8
+    # the model-zoo layout: model.pt is network_def's state dict (G_X), G_Y beside it, the run's facts in JSON
+    to_target, to_source = (torch.load(models / n, weights_only=True) for n in ("model.pt", "model_to_source.pt"))
+    assert set(to_target) == set(to_source) == set(HarmonizationGenerator3D(channels=8, n_residual=1).state_dict())
+    assert read_harmonizer_info(models / "model.pt") == state["info"]
 
     log = bundle("run", "--config_file", TRAIN, "--bundle_root", str(trained), "--dataset_dir",
                  str(contrast_pair / "preprocessed"), "--source_site", "dark", "--target_site", "bright",
@@ -68,10 +75,11 @@ def test_train_writes_checkpoints_and_resume_continues(trained, contrast_pair):
     assert latest_checkpoint(models).name == "checkpoint_epoch=3.pt"
 
 
-def test_inference_harmonizes_the_source_site(trained, contrast_pair, tmp_path):
+def test_inference_harmonizes_the_source_site_as_the_cli_does(trained, contrast_pair, tmp_path):
     out = tmp_path / "harm"
-    bundle("run", "--config_file", INFER, "--bundle_root", str(trained), "--dataset_dir",
-           str(contrast_pair / "preprocessed"), "--output_dir", str(out), "--direction", "to_target")
+    infer = ["run", "--config_file", INFER, "--bundle_root", str(trained), "--dataset_dir",
+             str(contrast_pair / "preprocessed"), "--output_dir", str(out), "--direction", "to_target", "--amp", "float32"]
+    bundle(*infer, "--net_kwargs#channels", "8", "--net_kwargs#n_residual", "1")
     table = read_table(out / "harmonized.tsv", keep_default_na=False)
     dark = table[table["site"] == "dark"]
     assert len(dark) > 0 and dark["harmonized"].all() and not table.loc[table["site"] == "bright", "harmonized"].any()
@@ -84,6 +92,31 @@ def test_inference_harmonizes_the_source_site(trained, contrast_pair, tmp_path):
         expected = net(torch.from_numpy(source.get_fdata().astype(np.float32))[None, None])[0, 0].numpy()
     mask = nib.load(row["mask_cube"]).get_fdata() > 0
     np.testing.assert_allclose(harmonized.get_fdata(), expected * mask, atol=1e-5)
+    # the Dask path of `mriharmony harmonize` writes the same table and images
+    cli = harmonize_cohort(read_preprocessed(contrast_pair / "preprocessed"), trained / "models" / "model.pt",
+                           tmp_path / "cli", progress=False)
+    columns = ["subject", "session", "site", "harmonized", "status", "generator_sha256", "direction"]
+    assert table[columns].equals(cli[columns].astype(table[columns].dtypes.to_dict()))
+    for a, b in zip(dark["image_cube"], cli.loc[cli["harmonized"], "image_cube"]):
+        np.testing.assert_allclose(nib.load(a).get_fdata(), nib.load(b).get_fdata(), atol=1e-5)
+    # a re-run skips what is written; the wrong architecture is refused with the trained values
+    mtime = Path(row["image_cube"]).stat().st_mtime_ns
+    bundle(*infer, "--net_kwargs#channels", "8", "--net_kwargs#n_residual", "1")
+    assert Path(row["image_cube"]).stat().st_mtime_ns == mtime
+    assert read_table(out / "harmonized.tsv", keep_default_na=False).loc[lambda t: t["harmonized"], "resumed"].all()
+    with pytest.raises(AssertionError, match=r"this config builds .*; pass --net_kwargs#channels 8"):
+        bundle(*infer)
+    # bfloat16 autocast: recorded, close to fp32 inside the brain, and not mistaken for the fp32 images on resume
+    bf16 = tmp_path / "bf16"
+    bundle(*[a if a != str(out) else str(bf16) for a in infer[:-1]], "bfloat16", "--net_kwargs#channels", "8",
+           "--net_kwargs#n_residual", "1")
+    fast = read_table(bf16 / "harmonized.tsv", keep_default_na=False)
+    fast = fast[fast["site"] == "dark"].set_index("subject")
+    for subject, path, mask_path in zip(dark["subject"], dark["image_cube"], dark["mask_cube"]):
+        made = Path(fast.loc[subject, "image_cube"])
+        assert json.loads(made.with_name(made.name.replace(".nii.gz", ".json")).read_text())["Precision"] == "bfloat16"
+        inside = nib.load(mask_path).get_fdata() > 0
+        assert np.abs(nib.load(made).get_fdata() - nib.load(path).get_fdata())[inside].mean() < 1e-2  # bf16 rounding
 
 
 def test_verify_metadata_and_net_in_out():
@@ -94,7 +127,6 @@ def test_verify_metadata_and_net_in_out():
 
 
 def test_metadata_schema_rejects_a_bad_file(tmp_path):
-    import json
 
     meta = json.loads(Path(META).read_text())
     del meta["network_data_format"]["inputs"]["image"]["num_channels"]
@@ -110,7 +142,7 @@ def test_metadata_schema_rejects_a_bad_file(tmp_path):
 def test_ckpt_export_matches_the_eager_generator(trained):
     ts = trained / "models" / "generator.ts"
     bundle("ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(trained / "models" / "model.pt"),
-           "--key_in_ckpt", "g_xy", "--meta_file", META, "--config_file", INFER, "--net_kwargs#channels", "8",
+           "--meta_file", META, "--config_file", INFER, "--net_kwargs#channels", "8",
            "--net_kwargs#n_residual", "1")
     scripted = torch.jit.load(str(ts))
     eager = load_generator(trained / "models" / "model.pt", "to_target")
@@ -170,3 +202,14 @@ def test_mlflow_tracking_when_asked(contrast_pair, tmp_path):
     steps = len(site_pair_data(contrast_pair / "preprocessed", "dark", "bright").train_x) // 4 + 1
     history = mlflow.MlflowClient().get_metric_history(runs.run_id[0], "g_loss")
     assert len(history) in (steps - 1, steps) and all(np.isfinite(m.value) for m in history)
+
+
+def test_model_zoo_checks(trained, contrast_pair, tmp_path):
+    """The model-zoo's checks on the bundle with the weights the trained fixture wrote (tests/bundles/model_zoo.py)."""
+    data = {"dataset_dir": str(contrast_pair / "preprocessed")}
+    check_bundle("cyclegan_harmonization", stage("cyclegan_harmonization", trained, tmp_path),
+                 example_input=torch.rand(1, 1, 32, 32, 32),
+                 net_overrides={"net_kwargs#channels": 8, "net_kwargs#n_residual": 1},
+                 train_overrides={**data, "source_site": "dark", "target_site": "bright", "spatial_size": [64, 64, 64],
+                                  "disc_kwargs#channels": 8},
+                 infer_overrides=data)

@@ -18,7 +18,7 @@ RANK_WEIGHTS = REPO / "tests" / "data" / "rank_weights.yaml"
 RANK_WEIGHTS_CYCLEGAN = REPO / "tests" / "data" / "rank_weights_cyclegan.yaml"
 RANK_WEIGHTS_CONDITIONAL = REPO / "tests" / "data" / "rank_weights_conditional.yaml"
 CONFIGS = {"cyclegan_harmonization": ("train", "multi_gpu_train", RANK_WEIGHTS_CYCLEGAN),
-           "synthetic_augmentation": ("train_conditional", "multi_gpu_train_conditional", RANK_WEIGHTS_CONDITIONAL)}
+           "synthetic_augmentation": ("train", "multi_gpu_train", RANK_WEIGHTS_CONDITIONAL)}
 
 
 def _torchrun(bundle: str, overrides: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -66,9 +66,12 @@ def test_cyclegan_two_ranks_keep_four_networks_identical_and_only_rank_0_writes(
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert {k.split(".")[0] for k in rank0} == {"g_xy", "g_yx", "d_x", "d_y"}
     assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
-    model = torch.load(root / "models" / "model.pt", weights_only=True)
-    assert all(torch.equal(model["g_xy"][k.split(".", 1)[1]], v) for k, v in rank0.items() if k.startswith("g_xy."))
-    assert {p.name for p in (root / "models").iterdir()} <= {"model.pt", "best_cycle_mae.pt", "checkpoint_epoch=2.pt"}
+    for name, net in (("model.pt", "g_xy."), ("model_to_source.pt", "g_yx.")):
+        model = torch.load(root / "models" / name, weights_only=True)  # without DDP's "module." prefix
+        assert all(torch.equal(model[k.split(".", 1)[1]], v) for k, v in rank0.items() if k.startswith(net))
+    assert {p.name for p in (root / "models").iterdir()} <= {"model.pt", "model_to_source.pt", "run_info.json",
+                                                             "best_cycle_mae.pt", "best_cycle_mae_to_source.pt",
+                                                             "checkpoint_epoch=2.pt"}
     assert len(list((root / "logs").glob("events.out.tfevents.*"))) == 1
     # each rank ran both epochs on its half of the draws
     assert (result.stdout + result.stderr).count("Trainer - INFO - Epoch[2] Complete") == 2
@@ -84,9 +87,9 @@ def test_conditional_gan_two_ranks_keep_both_networks_identical(ad_pair, tmp_pat
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert {k.split(".")[0] for k in rank0} == {"generator", "discriminator"}
     assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
-    saved = torch.load(root / "models" / "conditional.pt", weights_only=True)["generator"]
-    assert all(torch.equal(saved[k.split(".", 1)[1]], v) for k, v in rank0.items() if k.startswith("generator."))
-    assert [p.name for p in (root / "models").iterdir()] == ["conditional.pt"]
+    saved = torch.load(root / "models" / "model.pt", weights_only=True)  # network_def: the generator's wrapper
+    assert all(torch.equal(saved[k], v) for k, v in rank0.items() if k.startswith("generator."))
+    assert sorted(p.name for p in (root / "models").iterdir()) == ["model.pt", "run_info.json"]
     assert len(list((root / "logs").glob("events.out.tfevents.*"))) == 1
     assert (result.stdout + result.stderr).count("Trainer - INFO - Epoch[2] Complete") == 2
 
@@ -99,9 +102,10 @@ def test_gpu_switches_reach_the_trainer(bundle):
 
     parser = ConfigParser()
     parser.read_config(str(REPO / "bundles" / bundle / "configs" / "train.yaml"))
-    parser.update({"amp": True, "amp_dtype": "bfloat16", "channels_last": True})
+    parser.update({"amp": "true", "amp_dtype": "bfloat16", "channels_last": "true"})  # as the command line gives them
     trainer = parser.get("train#trainer")
-    assert trainer["amp"] == "@amp" and trainer["prepare_batch"]["memory_format"] == "@memory_format"
+    assert parser.get_parsed_content("train#trainer#amp") is True
+    assert trainer["prepare_batch"]["memory_format"] == "@memory_format"
     assert parser.get_parsed_content("train#trainer#amp_kwargs") == {"dtype": torch.bfloat16}
     assert parser.get_parsed_content("memory_format") == torch.channels_last_3d
     assert "memory_format=@memory_format" in parser.get("network")

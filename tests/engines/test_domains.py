@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import torch
 
 from pipeline.downstream import task_table
 from pipeline.engines import site_pair_data
-from pipeline.harmonize import harmonize_cohort
+from pipeline.harmonize import harmonize_cohort, save_harmonizer
 from pipeline.nets import HarmonizationGenerator3D
 from pipeline.preprocess.batch import read_preprocessed
 
@@ -30,9 +29,8 @@ def test_diagnosis_domains_train_on_training_subjects_of_each_class(ad_pair):
 
 def test_a_class_translator_is_not_a_harmonizer(ad_pair, tmp_path):
     kw = {"channels": 4, "n_residual": 1}
-    ckpt = tmp_path / "model.pt"
-    torch.save({"g_xy": HarmonizationGenerator3D(**kw).state_dict(), "g_yx": HarmonizationGenerator3D(**kw).state_dict(),
-                "info": {"source_site": "CN", "target_site": "AD", "domain_key": "diagnosis", "net_kwargs": kw}}, ckpt)
+    ckpt = save_harmonizer(tmp_path, HarmonizationGenerator3D(**kw), HarmonizationGenerator3D(**kw),
+                           {"source_site": "CN", "target_site": "AD", "domain_key": "diagnosis", "net_kwargs": kw})
     with pytest.raises(ValueError, match="translates between diagnosis values .* not a harmonizer"):
         harmonize_cohort(read_preprocessed(ad_pair / "preprocessed"), ckpt, tmp_path / "out", progress=False)
 

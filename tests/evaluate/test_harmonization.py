@@ -14,7 +14,7 @@ import torch
 
 from pipeline.cli import main
 from pipeline.evaluate.fidelity import image_fidelity
-from pipeline.harmonize import harmonize_cohort, read_harmonized
+from pipeline.harmonize import harmonize_cohort, read_harmonized, save_harmonizer
 from pipeline.nets import HarmonizationGenerator3D
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.table_paths import read_table
@@ -29,9 +29,8 @@ def evaluation(contrast_pair, tmp_path_factory) -> Path:
     with torch.no_grad():  # a generator that visibly changes images (a fresh one starts as the identity)
         for p in g_yx.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    ckpt = folder / "model.pt"
-    torch.save({"g_xy": HarmonizationGenerator3D(**kw).state_dict(), "g_yx": g_yx.state_dict(),
-                "info": {"source_site": "dark", "target_site": "bright", "net_kwargs": kw}}, ckpt)
+    ckpt = save_harmonizer(folder / "models", HarmonizationGenerator3D(**kw), g_yx,
+                           {"source_site": "dark", "target_site": "bright", "net_kwargs": kw})
     harmonize_cohort(read_preprocessed(contrast_pair / "preprocessed"), ckpt, folder / "harm", direction="to_source",
                      workers=0, progress=False)
     code = main(["evaluate", "harmonization", "--raw", str(contrast_pair / "preprocessed"), "--harmonized",

@@ -44,6 +44,7 @@ class HarmonizationJob:
         self.plan = plan_harmonization(read_preprocessed(dataset_dir), checkpoint, output_dir, direction=direction,
                                        sites=sites)
         self.precision = precision
+        self.todo = self.plan.todo  # the rows to harmonize, listed once (items are indices into it)
         self.records: list[dict[str, Any]] = []
         self._items: list[dict] | None = None
 
@@ -57,7 +58,7 @@ class HarmonizationJob:
         if self._items is not None:
             return self._items
         plan, self._items = self.plan, []
-        for index, row in enumerate(plan.todo):
+        for index, row in enumerate(self.todo):
             target = plan.target_path(row)
             record = _base_record(row, target, plan.sha, plan.direction)
             if _already_done(target, plan.sha, plan.direction, self.precision):
@@ -75,9 +76,9 @@ class HarmonizationJob:
         return self._items
 
     def write(self, index: int, image: np.ndarray, affine: np.ndarray) -> None:
-        """Write the harmonized image of ``plan.todo[index]`` and record it."""
+        """Write the harmonized image of ``todo[index]`` and record it."""
         plan = self.plan
-        row = plan.todo[index]
+        row = self.todo[index]
         target = plan.target_path(row)
         record = _base_record(row, target, plan.sha, plan.direction)
         try:
@@ -94,7 +95,8 @@ class SaveHarmonizedd:
 
     Args:
         job: the run's :class:`HarmonizationJob`.
-        keys: the prediction key and the input image key (whose MetaTensor carries the affine).
+        pred_key: the (masked) prediction.
+        image_key: the input image, whose MetaTensor carries the affine.
     """
 
     def __init__(self, job: HarmonizationJob, *, pred_key: str = "pred", image_key: str = "image"):

@@ -36,7 +36,9 @@ def bundle(*args: str, cwd: Path = REPO) -> str:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"}
     proc = subprocess.run([sys.executable, "-m", "monai.bundle", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # the whole of stderr: a traceback's tail is long and grows with the checkout's path, and the error
+    # a test matches sits at its start
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     return proc.stdout + proc.stderr
 
 

@@ -44,8 +44,12 @@ def run_bundle(name: str, config: str, *, overlays: Sequence[tuple[str, str]] = 
     root_logger = logging.getLogger()
     handlers, level = list(root_logger.handlers), root_logger.level
     try:  # the bundle's logging.conf replaces the root handlers; the caller's (e.g. the demo log file) come back after
-        run(config_file=files if overlays else files[0], meta_file=str(root / "configs" / "metadata.json"),
-            logging_file=str(root / "configs" / "logging.conf"), **overrides)
+        run(
+            config_file=files if overlays else files[0],
+            meta_file=str(root / "configs" / "metadata.json"),
+            logging_file=str(root / "configs" / "logging.conf"),
+            **overrides,
+        )
     finally:
         for handler in list(root_logger.handlers):
             root_logger.removeHandler(handler)
@@ -54,9 +58,16 @@ def run_bundle(name: str, config: str, *, overlays: Sequence[tuple[str, str]] = 
         root_logger.setLevel(level)
 
 
-def train_bundle_once(name: str, run_dir: str | Path, overrides: dict[str, Any], *, config: str = "train",
-                      overlays: Sequence[tuple[str, str]] = (), model_file: str = "models/model.pt",
-                      inputs: dict[str, str] | None = None) -> bool:
+def train_bundle_once(
+    name: str,
+    run_dir: str | Path,
+    overrides: dict[str, Any],
+    *,
+    config: str = "train",
+    overlays: Sequence[tuple[str, str]] = (),
+    model_file: str = "models/model.pt",
+    inputs: dict[str, str] | None = None,
+) -> bool:
     """Train bundle ``name`` into ``run_dir`` unless a finished run with the same settings is there.
 
     Returns True when it trained. ``train_settings.json`` (config, overlays, overrides, and ``inputs``: e.g.
@@ -65,9 +76,18 @@ def train_bundle_once(name: str, run_dir: str | Path, overrides: dict[str, Any],
     """
     run_dir = Path(run_dir)
     # compared as write_json stores it (NaN as null), or a setting holding NaN would never match its marker
-    settings = _finite(json.loads(json.dumps({"config": config, "overlays": [list(o) for o in overlays],
-                                      "overrides": {**overrides, "bundle_root": str(run_dir)},
-                                      "inputs": dict(inputs or {})})))
+    settings = _finite(
+        json.loads(
+            json.dumps(
+                {
+                    "config": config,
+                    "overlays": [list(o) for o in overlays],
+                    "overrides": {**overrides, "bundle_root": str(run_dir)},
+                    "inputs": dict(inputs or {}),
+                }
+            )
+        )
+    )
     marker = run_dir / "train_settings.json"
     if (run_dir / model_file).exists() and marker.exists() and json.loads(marker.read_text()) == settings:
         return False

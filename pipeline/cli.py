@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -17,8 +17,9 @@ def _setup_logging(log_file: Path | None = None) -> None:
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        handlers=handlers, force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True
+    )
     logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask's per-connection INFO lines drown ours
 
 
@@ -45,15 +46,20 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 
     section = {
         "sites": [s.strip() for s in args.sites.split(",") if s.strip()],
-        "subjects_per_site": args.subjects_per_site, "traveling": args.traveling,
-        "resolution": args.resolution, "seed": args.seed, "profiles": args.profiles,
+        "subjects_per_site": args.subjects_per_site,
+        "traveling": args.traveling,
+        "resolution": args.resolution,
+        "seed": args.seed,
+        "profiles": args.profiles,
         "effects": {"age": args.effect_age, "ad": args.effect_ad, "site": args.effect_site},
     }
     spec = phantom_spec_from_config(section, where="phantom options")
     result = generate_phantom(args.out, spec, workers=args.workers, progress=not args.quiet, resume=not args.overwrite)
     state = "kept existing" if result.reused else "generated"
-    print(f"{state} {len(result.truth)} images ({result.truth['subject'].nunique()} subjects) in {result.root} "
-          f"({result.seconds:.1f} s); ground truth: {result.truth_path}")
+    print(
+        f"{state} {len(result.truth)} images ({result.truth['subject'].nunique()} subjects) in {result.root} "
+        f"({result.seconds:.1f} s); ground truth: {result.truth_path}"
+    )
     return 0
 
 
@@ -64,13 +70,16 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     config = load_preprocess_config(args.config, args.set or [])  # fails before any work
     out = Path(args.out)
     _setup_logging(out / "logs" / "preprocess.log")
-    result = run_preprocess(args.cohort, out, config, workers=args.workers, scheduler=args.scheduler,
-                            progress=not args.quiet)
+    result = run_preprocess(
+        args.cohort, out, config, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet
+    )
     n_ok = len(result.ok)
     print(f"preprocessed {n_ok} of {len(result.table)} images in {result.seconds:.1f} s -> {out / 'preprocessed.tsv'}")
     if len(result.failures):
         n_qc = int((result.failures["step"] == "qc").sum())
-        print(f"{len(result.failures) - n_qc} failed, {n_qc} stopped by the QC gate (details in {out / 'failures.tsv'}):")
+        print(
+            f"{len(result.failures) - n_qc} failed, {n_qc} stopped by the QC gate (details in {out / 'failures.tsv'}):"
+        )
         for _, row in result.failures.iterrows():
             print(f"  - sub-{row['subject']} {row.get('session') or ''} [{row['step']}]: {row['reason']}")
         return 1
@@ -86,8 +95,17 @@ def _cmd_harmonize(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint) if args.checkpoint else Path(args.bundle) / "models" / "model.pt"
     table = read_preprocessed(args.preprocessed)
     sites = [s for s in args.site.split(",") if s] if args.site else None
-    result = harmonize_cohort(table, checkpoint, args.out, direction=args.direction, sites=sites,
-                              workers=args.workers, scheduler=args.scheduler, amp=args.amp, progress=not args.quiet)
+    result = harmonize_cohort(
+        table,
+        checkpoint,
+        args.out,
+        direction=args.direction,
+        sites=sites,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        amp=args.amp,
+        progress=not args.quiet,
+    )
     n_ok = int((result["harmonized"] & (result["status"] == "ok")).sum())
     n_failed = int((result["status"] == "failed").sum())
     print(f"harmonized {n_ok} images ({n_failed} failed) -> {Path(args.out) / 'harmonized.tsv'}")
@@ -100,8 +118,9 @@ def _cmd_slices(args: argparse.Namespace) -> int:
 
     table = read_preprocessed(args.table)
     views = [v for v in args.views.split(",") if v]
-    result = extract_slices(table, args.out, views=views, mode=args.mode, n=args.n, image_column=args.image_column,
-                            png=not args.no_png)
+    result = extract_slices(
+        table, args.out, views=views, mode=args.mode, n=args.n, image_column=args.image_column, png=not args.no_png
+    )
     print(f"{len(result)} slices of {len(table)} images -> {Path(args.out) / 'slices.tsv'}")
     return 0
 
@@ -119,12 +138,17 @@ def _key_values(items: list[str] | None, flag: str, example: str) -> dict:
 
 
 def _cmd_benchmark_brain_age_cv(args: argparse.Namespace) -> int:
-    from pipeline.benchmarks.brain_age import format_benchmark_table
-    from pipeline.benchmarks.brain_age_cv import run_brain_age_cv
+    from pipeline.experiments.brain_age_benchmark import format_benchmark_table
+    from pipeline.experiments.brain_age_cv import run_brain_age_cv
 
     _setup_logging(Path(args.out) / "logs" / "benchmark.log")
-    summary = run_brain_age_cv(args.raw, args.out, folds=args.folds, seed=args.seed,
-                               bundle_overrides=_key_values(args.set, "--set", "epochs=5"))
+    summary = run_brain_age_cv(
+        args.raw,
+        args.out,
+        folds=args.folds,
+        seed=args.seed,
+        bundle_overrides=_key_values(args.set, "--set", "epochs=5"),
+    )
     print(f"\nbrain age, {args.folds}-fold cross-validated over every control of {args.raw}:")
     print(format_benchmark_table(summary))
     print(f"\nwritten: {Path(args.out) / 'summary.tsv'}, summary.json, predictions.tsv, folds.tsv")
@@ -132,38 +156,60 @@ def _cmd_benchmark_brain_age_cv(args: argparse.Namespace) -> int:
 
 
 def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
-    from pipeline.benchmarks.brain_age import format_benchmark_table, run_brain_age_benchmark
-    from pipeline.benchmarks.harmonizers import prepare_harmonizers
+    from pipeline.experiments.brain_age_benchmark import format_benchmark_table, run_brain_age_benchmark
+    from pipeline.experiments.harmonizer_seeds import prepare_harmonizers
 
     overrides = _key_values(args.set, "--set", "epochs=5")
     cyclegan = _key_values(args.cyclegan_set, "--cyclegan-set", "epochs=10")
     if not args.harmonized and args.harmonizer_seeds < 1:
         raise ValueError("--harmonizer-seeds: expected at least 1 when no --harmonized folder is given")
     _setup_logging(Path(args.out) / "logs" / "benchmark.log")
-    harmonizers = prepare_harmonizers(args.raw, Path(args.out) / "harmonizers", source_site=args.source_site,
-                                      target_site=args.target_site, harmonized=args.harmonized,
-                                      harmonized_to_target=args.harmonized_to_target,
-                                      harmonizer_seeds=args.harmonizer_seeds, splits_file=args.splits,
-                                      bundle_overrides=cyclegan)
+    harmonizers = prepare_harmonizers(
+        args.raw,
+        Path(args.out) / "harmonizers",
+        source_site=args.source_site,
+        target_site=args.target_site,
+        harmonized=args.harmonized,
+        harmonized_to_target=args.harmonized_to_target,
+        harmonizer_seeds=args.harmonizer_seeds,
+        splits_file=args.splits,
+        bundle_overrides=cyclegan,
+    )
     protocol = args.protocol.replace("-", "_")
-    summary = run_brain_age_benchmark(args.raw, args.out, harmonizers, source_site=args.source_site,
-                                      target_site=args.target_site, protocol=protocol, seeds=args.seeds,
-                                      bundle_overrides=overrides)
-    print(f"\nbrain-age benchmark, protocol {args.protocol}, {args.source_site} + {args.target_site} controls, "
-          f"{args.seeds} seed(s) x {len(harmonizers)} harmonizer seed(s):")
+    summary = run_brain_age_benchmark(
+        args.raw,
+        args.out,
+        harmonizers,
+        source_site=args.source_site,
+        target_site=args.target_site,
+        protocol=protocol,
+        seeds=args.seeds,
+        bundle_overrides=overrides,
+    )
+    print(
+        f"\nbrain-age benchmark, protocol {args.protocol}, {args.source_site} + {args.target_site} controls, "
+        f"{args.seeds} seed(s) x {len(harmonizers)} harmonizer seed(s):"
+    )
     print(format_benchmark_table(summary))
     print(f"\nwritten: {Path(args.out) / 'summary.tsv'}, results.tsv, predictions.tsv, scatter_*.png")
     return 0
 
 
 def _cmd_evaluate_harmonization(args: argparse.Namespace) -> int:
-    from pipeline.evaluate.harmonization import evaluate_harmonization, format_evaluation
+    from pipeline.experiments.harmonization_evaluation import evaluate_harmonization, format_evaluation
 
     _setup_logging(Path(args.out) / "logs" / "evaluate.log")
-    report = evaluate_harmonization(args.raw, args.harmonized if len(args.harmonized) > 1 else args.harmonized[0], args.out,
-                                    baselines=[b for b in args.baselines.split(",") if b], split=args.split,
-                                    splits_file=args.splits_file, probes=[p for p in args.probes.split(",") if p],
-                                    n_resamples=args.resamples, seed=args.seed)
+    report = evaluate_harmonization(
+        args.raw,
+        args.harmonized if len(args.harmonized) > 1 else args.harmonized[0],
+        args.out,
+        baselines=[b for b in args.baselines.split(",") if b],
+        split=args.split,
+        splits_file=args.splits_file,
+        probes=[p for p in args.probes.split(",") if p],
+        n_resamples=args.resamples,
+        seed=args.seed,
+    )
     print("\n" + format_evaluation(report))
     print(f"\nwritten: {Path(args.out)}/site_probe.tsv, tsne.png, traveling.tsv, biological.tsv, evaluation.json")
     return 0
@@ -189,20 +235,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_augment_grid(args: argparse.Namespace) -> int:
-    from pipeline.augment.grid import format_grid_table, run_augment_grid
     from pipeline.config import apply_overrides, load_config
+    from pipeline.experiments.augmentation_grid import format_grid_table, run_augment_grid
 
     config = apply_overrides(load_config(args.config), args.set or [])
     _setup_logging(Path(args.out) / "logs" / "augment_grid.log")
     result = run_augment_grid(config, args.out)
-    print(f"\naugmentation grid, {result['runs']['repeat'].nunique()} repeat(s), real test subjects; median (min-max) "
-          "over repeats, then the paired difference to 'none' [95% interval]:")
+    print(
+        f"\naugmentation grid, {result['runs']['repeat'].nunique()} repeat(s), real test subjects; median (min-max) "
+        "over repeats, then the paired difference to 'none' [95% interval]:"
+    )
     print(format_grid_table(result["summary"]))
     for item in result["skipped"]:
         print(f"skipped: repeat {item['repeat']} {item['run']}: {item['reason']}")
     if not result["quality"].empty:
-        columns = ["repeat", "generator", "diagnosis", "n_synthetic", "nearest_ssim_mean", "ms_ssim_synthetic",
-                   "ms_ssim_real", "memorized_fraction"] + [c for c in ("fid", "mmd") if c in result["quality"]]
+        columns = [
+            "repeat",
+            "generator",
+            "diagnosis",
+            "n_synthetic",
+            "nearest_ssim_mean",
+            "ms_ssim_synthetic",
+            "ms_ssim_real",
+            "memorized_fraction",
+        ] + [c for c in ("fid", "mmd") if c in result["quality"]]
         print("\nsynthetic image quality:\n" + result["quality"][columns].round(3).to_string(index=False))
     print(f"\nwritten: {Path(args.out) / 'summary.tsv'}, runs.tsv, quality.tsv, grid.json")
     return 0
@@ -243,8 +299,10 @@ def _cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
-QC_FLAG_HELP = ("also use images the preprocessing QC gate stopped (status qc_failed in preprocessed.tsv); by default "
-                "they are left out")
+QC_FLAG_HELP = (
+    "also use images the preprocessing QC gate stopped (status qc_failed in preprocessed.tsv); by default "
+    "they are left out"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,146 +310,240 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.config import CONFIG_DIR
     from pipeline.demo import SCALES
 
-    parser = argparse.ArgumentParser(prog="mriharmony", description=(
-        "Multisite 3D brain T1 MRI: preprocessing, CycleGAN harmonization, synthetic augmentation, evaluation."))
+    parser = argparse.ArgumentParser(
+        prog="mriharmony",
+        description=(
+            "Multisite 3D brain T1 MRI: preprocessing, CycleGAN harmonization, synthetic augmentation, evaluation."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"mriharmony {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("demo", help="run the main job on the embedded phantom cohort, ending in the report",
-                       description="The whole chain on the phantom: cohort -> splits -> preprocess -> CycleGAN -> "
-                                   "harmonize -> evaluation with baselines -> brain-age benchmark (004 Tables 2, 3) -> "
-                                   "downstream bundles -> augmentation grid -> report (RUN/report/report.html). "
-                                   "A re-run reuses every finished stage.")
+    p = sub.add_parser(
+        "demo",
+        help="run the main job on the embedded phantom cohort, ending in the report",
+        description="The whole chain on the phantom: cohort -> splits -> preprocess -> CycleGAN -> "
+        "harmonize -> evaluation with baselines -> brain-age benchmark (004 Tables 2, 3) -> "
+        "downstream bundles -> augmentation grid -> report (RUN/report/report.html). "
+        "A re-run reuses every finished stage.",
+    )
     p.add_argument("--out", default="mriharmony-demo", help="run folder (default: %(default)s)")
-    p.add_argument("--scale", choices=sorted(SCALES), default="demo",
-                   help="demo: about 15 min on 2 CPU cores (configs/demo.yaml); study: the evidence run, the full "
-                        "protocol at a CPU size, at most 90 min on 2 cores (configs/demo_study.yaml); full: the "
-                        "paper-sized configuration for GPUs (configs/demo_full.yaml)")
+    p.add_argument(
+        "--scale",
+        choices=sorted(SCALES),
+        default="demo",
+        help="demo: about 15 min on 2 CPU cores (configs/demo.yaml); study: the evidence run, the full "
+        "protocol at a CPU size, at most 90 min on 2 cores (configs/demo_study.yaml); full: the "
+        "paper-sized configuration for GPUs (configs/demo_full.yaml)",
+    )
     p.add_argument("--config", default=None, help="demo YAML (default: the --scale configuration)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set phantom.subjects_per_site=10 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set phantom.subjects_per_site=10 (repeatable)",
+    )
     p.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("report", help="one self-contained HTML page (and JSON) of everything a run folder holds",
-                       description="Gather a run folder (the --out of `mriharmony demo`) into RUN/report/report.html "
-                                   "and report.json: preprocessing QC, harmonization evaluation, brain-age benchmark, "
-                                   "AD classification, augmentation grid, configuration, seeds, versions, timings. "
-                                   "Absent parts are listed as such.")
+    p = sub.add_parser(
+        "report",
+        help="one self-contained HTML page (and JSON) of everything a run folder holds",
+        description="Gather a run folder (the --out of `mriharmony demo`) into RUN/report/report.html "
+        "and report.json: preprocessing QC, harmonization evaluation, brain-age benchmark, "
+        "AD classification, augmentation grid, configuration, seeds, versions, timings. "
+        "Absent parts are listed as such.",
+    )
     p.add_argument("run", help="run folder")
     p.add_argument("--out", default=None, help="folder to write (default: RUN/report)")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("phantom", help="generate a phantom multisite cohort (BIDS + ground truth)",
-                       description="Generate a synthetic multisite T1w cohort on the MNI152 template: a BIDS "
-                                   "dataset with ground truth in derivatives/phantom/ (see pipeline/phantom).")
+    p = sub.add_parser(
+        "phantom",
+        help="generate a phantom multisite cohort (BIDS + ground truth)",
+        description="Generate a synthetic multisite T1w cohort on the MNI152 template: a BIDS "
+        "dataset with ground truth in derivatives/phantom/ (see pipeline/phantom).",
+    )
     p.add_argument("--out", required=True, help="BIDS folder to write")
     p.add_argument("--sites", default="adni,oasis,ukb", help="comma-separated site profiles (default: %(default)s)")
     p.add_argument("--subjects-per-site", type=int, default=20, help="regular subjects per site (default: %(default)s)")
-    p.add_argument("--traveling", type=int, default=4, help="traveling subjects scanned at every site (default: %(default)s)")
-    p.add_argument("--resolution", type=float, default=2.0, help="base voxel size in mm: 1, 1.5, 2 (default: %(default)s)")
+    p.add_argument(
+        "--traveling", type=int, default=4, help="traveling subjects scanned at every site (default: %(default)s)"
+    )
+    p.add_argument(
+        "--resolution", type=float, default=2.0, help="base voxel size in mm: 1, 1.5, 2 (default: %(default)s)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--profiles", default=None, help="site profiles YAML (default: configs/phantom_sites.yaml)")
     p.add_argument("--effect-age", type=float, default=1.0, help="age effect multiplier (default: 1, realistic)")
     p.add_argument("--effect-ad", type=float, default=1.0, help="AD/MCI effect multiplier (default: 1, realistic)")
-    p.add_argument("--effect-site", type=float, default=1.0, help="site effect multiplier (default: 1; 0 = no site effect)")
+    p.add_argument(
+        "--effect-site", type=float, default=1.0, help="site effect multiplier (default: 1; 0 = no site effect)"
+    )
     p.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU cores)")
-    p.add_argument("--overwrite", action="store_true", help="regenerate even if a complete dataset of the same spec exists")
+    p.add_argument(
+        "--overwrite", action="store_true", help="regenerate even if a complete dataset of the same spec exists"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_phantom)
 
-    p = sub.add_parser("preprocess", help="N4, skull strip, rigid to MNI, 2 mm box, 64^3, [0,1] for a whole cohort",
-                       description="Preprocess every image of a cohort (BIDS folder or manifest) into a BIDS-derivatives "
-                                   "folder, subject-parallel on Dask, resumable. Exit status 1 when any image failed "
-                                   "(see failures.tsv), 2 on configuration or table errors.")
+    p = sub.add_parser(
+        "preprocess",
+        help="N4, skull strip, rigid to MNI, 2 mm box, 64^3, [0,1] for a whole cohort",
+        description="Preprocess every image of a cohort (BIDS folder or manifest) into a BIDS-derivatives "
+        "folder, subject-parallel on Dask, resumable. Exit status 1 when any image failed "
+        "(see failures.tsv), 2 on configuration or table errors.",
+    )
     p.add_argument("cohort", help="BIDS folder or manifest .csv/.tsv")
     p.add_argument("--out", required=True, help="derivatives folder to write")
     p.add_argument("--config", default=None, help="preprocessing YAML (default: configs/preprocess.yaml)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set skullstrip.method=template (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set skullstrip.method=template (repeatable)",
+    )
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--workers", type=int, default=None,
-                       help="local Dask worker processes (default: CPU cores; 0 = no Dask, run in this process)")
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="local Dask worker processes (default: CPU cores; 0 = no Dask, run in this process)",
+    )
     group.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_preprocess)
 
-    p = sub.add_parser("harmonize", help="apply a trained CycleGAN generator to a preprocessed cohort",
-                       description="Run every 64^3 image of a site through a generator trained by the "
-                                   "cyclegan_harmonization bundle, writing harmonized images, harmonized.tsv "
-                                   "(read like preprocessed.tsv by later stages) and failures.tsv. Resumable. "
-                                   "Exit status 1 when images failed.")
+    p = sub.add_parser(
+        "harmonize",
+        help="apply a trained CycleGAN generator to a preprocessed cohort",
+        description="Run every 64^3 image of a site through a generator trained by the "
+        "cyclegan_harmonization bundle, writing harmonized images, harmonized.tsv "
+        "(read like preprocessed.tsv by later stages) and failures.tsv. Resumable. "
+        "Exit status 1 when images failed.",
+    )
     p.add_argument("preprocessed", help="preprocessing derivatives folder (or its preprocessed.tsv)")
     p.add_argument("--bundle", default=None, help="trained bundle folder (its models/model.pt is used)")
     p.add_argument("--checkpoint", default=None, help="or: a model.pt written by the bundle's training")
-    p.add_argument("--direction", choices=["to_target", "to_source"], default="to_target",
-                   help="to_target: source site -> target site (G_X); to_source: target -> source (G_Y)")
-    p.add_argument("--site", default=None, help="site to harmonize (default, and the only one allowed: the "
-                                                "generator's input site for --direction)")
+    p.add_argument(
+        "--direction",
+        choices=["to_target", "to_source"],
+        default="to_target",
+        help="to_target: source site -> target site (G_X); to_source: target -> source (G_Y)",
+    )
+    p.add_argument(
+        "--site",
+        default=None,
+        help="site to harmonize (default, and the only one allowed: the generator's input site for --direction)",
+    )
     p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default: CPU cores; 0 = no Dask)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="local Dask worker processes (default: CPU cores; 0 = no Dask)"
+    )
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
-    p.add_argument("--amp", default="auto", metavar="{auto,float32,bfloat16,float16}",
-                   help="generator precision: auto (default) = bfloat16 autocast on CPUs with native bfloat16 "
-                        "instructions, where it is about 2x faster and its in-brain error against fp32 was "
-                        "measured at 3e-4, else float32; or float32, bfloat16, float16 (CUDA)")
+    p.add_argument(
+        "--amp",
+        default="auto",
+        metavar="{auto,float32,bfloat16,float16}",
+        help="generator precision: auto (default) = bfloat16 autocast on CPUs with native bfloat16 "
+        "instructions, where it is about 2x faster and its in-brain error against fp32 was "
+        "measured at 3e-4, else float32; or float32, bfloat16, float16 (CUDA)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     p.set_defaults(func=_cmd_harmonize)
 
-    p = sub.add_parser("slices", help="2D slices (mid-slices or a range) of a preprocessed or harmonized table",
-                       description="Write the middle slice of each view (--mode mid) or N slices around the centre "
-                                   "(--mode range) of every image as .npy (exact values) and PNG, with slices.tsv "
-                                   "linking each slice to its subject, labels and split.")
+    p = sub.add_parser(
+        "slices",
+        help="2D slices (mid-slices or a range) of a preprocessed or harmonized table",
+        description="Write the middle slice of each view (--mode mid) or N slices around the centre "
+        "(--mode range) of every image as .npy (exact values) and PNG, with slices.tsv "
+        "linking each slice to its subject, labels and split.",
+    )
     p.add_argument("table", help="preprocessing or harmonization folder, or its table")
     p.add_argument("--out", required=True, help="folder to write")
     p.add_argument("--views", default="axial,coronal,sagittal", help="comma-separated views (default: %(default)s)")
     p.add_argument("--mode", choices=["mid", "range"], default="mid", help="mid-slices or a range (default: mid)")
     p.add_argument("--n", type=int, default=20, help="slices per view in range mode (default: %(default)s)")
-    p.add_argument("--image-column", default="image_cube", help="table column of the volumes (default: %(default)s; "
-                                                              "image_2mm for the 2 mm box)")
+    p.add_argument(
+        "--image-column",
+        default="image_cube",
+        help="table column of the volumes (default: %(default)s; image_2mm for the 2 mm box)",
+    )
     p.add_argument("--no-png", action="store_true", help="write only .npy")
     p.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     p.set_defaults(func=_cmd_slices)
 
-    p = sub.add_parser("benchmark", help="downstream benchmarks of harmonization (brain-age, 004)",
-                       description="Benchmarks that train downstream bundles on raw and harmonized images.")
+    p = sub.add_parser(
+        "benchmark",
+        help="downstream benchmarks of harmonization (brain-age, 004)",
+        description="Benchmarks that train downstream bundles on raw and harmonized images.",
+    )
     bench = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    b = bench.add_parser("brain-age", help="brain-age MAE with and without harmonization: pooled (Komandur et al. "
-                                           "Table 2), held-out (Table 3), cross-site",
-                         description="Train the brain_age bundle on raw and harmonized images of two sites' controls "
-                                     "on the same subject splits per seed and report raw test MAE, R^2 and corr(gap, "
-                                     "age) with the interval of the mean over runs and the paired difference to raw. "
-                                     "pooled: both sites, 70:30; held-out: the same on the controls no CycleGAN saw "
-                                     "(checked in each checkpoint); cross-site: train on one site, test on the other, "
-                                     "both directions, with histogram matching and ComBat beside the CycleGAN.")
+    b = bench.add_parser(
+        "brain-age",
+        help="brain-age MAE with and without harmonization: pooled (Komandur et al. "
+        "Table 2), held-out (Table 3), cross-site",
+        description="Train the brain_age bundle on raw and harmonized images of two sites' controls "
+        "on the same subject splits per seed and report raw test MAE, R^2 and corr(gap, "
+        "age) with the interval of the mean over runs and the paired difference to raw. "
+        "pooled: both sites, 70:30; held-out: the same on the controls no CycleGAN saw "
+        "(checked in each checkpoint); cross-site: train on one site, test on the other, "
+        "both directions, with histogram matching and ComBat beside the CycleGAN.",
+    )
     b.add_argument("--raw", required=True, help="preprocessing folder (no harmonization)")
     b.add_argument("--source-site", required=True, help="the reference (source) site")
     b.add_argument("--target-site", required=True, help="the other site")
-    b.add_argument("--protocol", choices=["pooled", "held-out", "cross-site"], default="pooled",
-                   help="which benchmark (default: %(default)s)")
-    b.add_argument("--harmonized", default=None, help="a harmonization folder (target site harmonized to the source): "
-                                                      "harmonizer seed 0")
-    b.add_argument("--harmonized-to-target", default=None, help="the same CycleGAN's source site harmonized to the target")
-    b.add_argument("--harmonizer-seeds", type=int, default=1,
-                   help="CycleGANs in all (default: %(default)s): those beyond --harmonized are trained here, each with "
-                        "its own seed on the same training subjects")
-    b.add_argument("--cyclegan-set", action="append", metavar="KEY=VALUE",
-                   help="cyclegan_harmonization bundle override for the CycleGANs trained here (e.g. epochs=10)")
+    b.add_argument(
+        "--protocol",
+        choices=["pooled", "held-out", "cross-site"],
+        default="pooled",
+        help="which benchmark (default: %(default)s)",
+    )
+    b.add_argument(
+        "--harmonized",
+        default=None,
+        help="a harmonization folder (target site harmonized to the source): harmonizer seed 0",
+    )
+    b.add_argument(
+        "--harmonized-to-target", default=None, help="the same CycleGAN's source site harmonized to the target"
+    )
+    b.add_argument(
+        "--harmonizer-seeds",
+        type=int,
+        default=1,
+        help="CycleGANs in all (default: %(default)s): those beyond --harmonized are trained here, each with "
+        "its own seed on the same training subjects",
+    )
+    b.add_argument(
+        "--cyclegan-set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="cyclegan_harmonization bundle override for the CycleGANs trained here (e.g. epochs=10)",
+    )
     b.add_argument("--splits", default=None, help="the CycleGANs' split table (default: splits.tsv in or beside --raw)")
-    b.add_argument("--seeds", type=int, default=3, help="brain-age splits / trainings per condition (default: %(default)s)")
-    b.add_argument("--set", action="append", metavar="KEY=VALUE", help="brain_age bundle override, repeatable "
-                                                                       "(e.g. epochs=10, spatial_size=[32,32,32])")
+    b.add_argument(
+        "--seeds", type=int, default=3, help="brain-age splits / trainings per condition (default: %(default)s)"
+    )
+    b.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="brain_age bundle override, repeatable (e.g. epochs=10, spatial_size=[32,32,32])",
+    )
     b.add_argument("--out", required=True, help="folder to write")
     b.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     b.set_defaults(func=_cmd_benchmark_brain_age)
-    b = bench.add_parser("brain-age-cv", help="brain age cross-validated over every control: CNN and a regional-feature "
-                                              "ridge against the mean predictor",
-                         description="Predict every control of every site once by k-fold cross-validation by subject "
-                                     "(the brain_age bundle and a ridge regression on regional mean T1, trained on the "
-                                     "other folds) and report raw MAE with its interval and the paired difference to "
-                                     "the training folds' mean age.")
+    b = bench.add_parser(
+        "brain-age-cv",
+        help="brain age cross-validated over every control: CNN and a regional-feature "
+        "ridge against the mean predictor",
+        description="Predict every control of every site once by k-fold cross-validation by subject "
+        "(the brain_age bundle and a ridge regression on regional mean T1, trained on the "
+        "other folds) and report raw MAE with its interval and the paired difference to "
+        "the training folds' mean age.",
+    )
     b.add_argument("--raw", required=True, help="preprocessing folder")
     b.add_argument("--folds", type=int, default=5, help="subject-level folds (default: %(default)s)")
     b.add_argument("--seed", type=int, default=0, help="fold assignment and training seed (default: %(default)s)")
@@ -399,33 +551,51 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="folder to write")
     b.set_defaults(func=_cmd_benchmark_brain_age_cv)
 
-    p = sub.add_parser("evaluate", help="evaluate harmonization: site probe, t-SNE, traveling subjects, biology, "
-                                        "beside identity / histogram / z-score / ComBat",
-                       description="Evaluations of a run folder.")
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate harmonization: site probe, t-SNE, traveling subjects, biology, "
+        "beside identity / histogram / z-score / ComBat",
+        description="Evaluations of a run folder.",
+    )
     evaluate = p.add_subparsers(dest="evaluation", required=True, metavar="EVALUATION")
-    e = evaluate.add_parser("harmonization", help="the harmonized site against the reference site, with baselines",
-                            description="Site probe (linear 8^3, CNN 16^3, regional features), t-SNE, traveling-"
-                                        "subject fidelity and age / AD / site effects on regional T1 measures, for "
-                                        "the CycleGAN and the baselines, on the subjects of one split.")
+    e = evaluate.add_parser(
+        "harmonization",
+        help="the harmonized site against the reference site, with baselines",
+        description="Site probe (linear 8^3, CNN 16^3, regional features), t-SNE, traveling-"
+        "subject fidelity and age / AD / site effects on regional T1 measures, for "
+        "the CycleGAN and the baselines, on the subjects of one split.",
+    )
     e.add_argument("--raw", required=True, help="preprocessing folder (with splits.tsv in or beside it)")
-    e.add_argument("--harmonized", required=True, nargs="+",
-                   help="output folder of `mriharmony harmonize`; several (one per harmonizer seed, CycleGANs trained "
-                        "on the same subjects) are scored as cyclegan_seed0, cyclegan_seed1, ...")
+    e.add_argument(
+        "--harmonized",
+        required=True,
+        nargs="+",
+        help="output folder of `mriharmony harmonize`; several (one per harmonizer seed, CycleGANs trained "
+        "on the same subjects) are scored as cyclegan_seed0, cyclegan_seed1, ...",
+    )
     e.add_argument("--out", required=True, help="folder to write")
-    e.add_argument("--baselines", default="identity,histogram,zscore,combat",
-                   help="comma-separated baselines (default: %(default)s)")
-    e.add_argument("--split", default="test", help="subjects to evaluate: test, val, train or all (default: %(default)s)")
+    e.add_argument(
+        "--baselines",
+        default="identity,histogram,zscore,combat",
+        help="comma-separated baselines (default: %(default)s)",
+    )
+    e.add_argument(
+        "--split", default="test", help="subjects to evaluate: test, val, train or all (default: %(default)s)"
+    )
     e.add_argument("--splits-file", default=None, help="split table (default: splits.tsv in or beside --raw)")
     e.add_argument("--probes", default="linear,cnn", help="image-level site probes (default: %(default)s)")
     e.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
     e.add_argument("--seed", type=int, default=0, help="folds, CNN and t-SNE seed (default: %(default)s)")
     e.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     e.set_defaults(func=_cmd_evaluate_harmonization)
-    e = evaluate.add_parser("site-effects", help="what site effects survive preprocessing, per site and site pair",
-                            description="Linear site probes on 8^3 volumes and regional features (raw, residualized "
-                                        "for age / sex / diagnosis, traveling subjects only) per site pair and over "
-                                        "all sites, and the image quality metrics per site; every subject of the "
-                                        "preprocessing folder.")
+    e = evaluate.add_parser(
+        "site-effects",
+        help="what site effects survive preprocessing, per site and site pair",
+        description="Linear site probes on 8^3 volumes and regional features (raw, residualized "
+        "for age / sex / diagnosis, traveling subjects only) per site pair and over "
+        "all sites, and the image quality metrics per site; every subject of the "
+        "preprocessing folder.",
+    )
     e.add_argument("--raw", required=True, help="preprocessing folder")
     e.add_argument("--out", required=True, help="folder to write")
     e.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
@@ -433,42 +603,64 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     e.set_defaults(func=_cmd_evaluate_site_effects)
 
-    p = sub.add_parser("augment-grid", help="classifier over augmentation policies (none, classical, oversampling, "
-                                            "synthetic), repeated, with paired differences",
-                       description="The augmentation experiment grid of configs/augment_grid.yaml (see "
-                                   "pipeline/augment/grid.py): per repeat a new subject split, generators retrained "
-                                   "on its training subjects, the ad_classification bundle per arm, real test "
-                                   "subjects only.")
-    p.add_argument("--config", default=str(CONFIG_DIR / "augment_grid.yaml"),
-                   help="grid YAML (default: configs/augment_grid.yaml)")
+    p = sub.add_parser(
+        "augment-grid",
+        help="classifier over augmentation policies (none, classical, oversampling, "
+        "synthetic), repeated, with paired differences",
+        description="The augmentation experiment grid of configs/augment_grid.yaml (see "
+        "pipeline/experiments/augmentation_grid.py): per repeat a new subject split, generators retrained "
+        "on its training subjects, the ad_classification bundle per arm, real test "
+        "subjects only.",
+    )
+    p.add_argument(
+        "--config", default=str(CONFIG_DIR / "augment_grid.yaml"), help="grid YAML (default: configs/augment_grid.yaml)"
+    )
     p.add_argument("--out", required=True, help="grid folder to write (re-runs resume)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set repeats=5 --set dataset_dir=DERIV (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set repeats=5 --set dataset_dir=DERIV (repeatable)",
+    )
     p.add_argument("--include-qc-failed", action="store_true", help=QC_FLAG_HELP)
     p.set_defaults(func=_cmd_augment_grid)
 
-    p = sub.add_parser("cohort", help="validate a BIDS folder or manifest and summarise it",
-                       description="Load a cohort (BIDS folder with participants.tsv, or a manifest CSV/TSV), report "
-                                   "every problem at once, print a per-site summary, optionally write the table. "
-                                   "Exit status 1 when images had to be excluded, 2 on table errors.")
+    p = sub.add_parser(
+        "cohort",
+        help="validate a BIDS folder or manifest and summarise it",
+        description="Load a cohort (BIDS folder with participants.tsv, or a manifest CSV/TSV), report "
+        "every problem at once, print a per-site summary, optionally write the table. "
+        "Exit status 1 when images had to be excluded, 2 on table errors.",
+    )
     p.add_argument("source", help="BIDS folder or manifest .csv/.tsv")
     p.add_argument("--out", default=None, help="write the canonical cohort table (TSV) here")
     p.add_argument("--strict", action="store_true", help="treat unreadable / missing images as errors")
-    p.add_argument("--t1w-glob", default="*_T1w.nii*", help="T1w file pattern inside anat/ (BIDS; default: %(default)s)")
+    p.add_argument(
+        "--t1w-glob", default="*_T1w.nii*", help="T1w file pattern inside anat/ (BIDS; default: %(default)s)"
+    )
     p.set_defaults(func=_cmd_cohort)
 
-    p = sub.add_parser("split", help="subject-level train/val/test or k-fold splits",
-                       description="Split a cohort by subject (never by image), stratified and seeded; writes a TSV "
-                                   "with subject and split (or fold) that every later stage reads.")
+    p = sub.add_parser(
+        "split",
+        help="subject-level train/val/test or k-fold splits",
+        description="Split a cohort by subject (never by image), stratified and seeded; writes a TSV "
+        "with subject and split (or fold) that every later stage reads.",
+    )
     p.add_argument("cohort", help="BIDS folder or cohort / manifest table")
     p.add_argument("--out", required=True, help="split TSV to write")
-    p.add_argument("--fractions", type=float, nargs="+", default=[0.7, 0.15, 0.15], help="train val test (default: %(default)s)")
+    p.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.7, 0.15, 0.15], help="train val test (default: %(default)s)"
+    )
     p.add_argument("--folds", type=int, default=None, help="k folds instead of fractions")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--stratify", default="site,diagnosis,age", help="stratify by (default: %(default)s)")
-    p.add_argument("--traveling", choices=["split", "test"], default="split",
-                   help="subjects scanned at several sites: split like the others, or all in test (held out from "
-                        "every training; default: %(default)s)")
+    p.add_argument(
+        "--traveling",
+        choices=["split", "test"],
+        default="split",
+        help="subjects scanned at several sites: split like the others, or all in test (held out from "
+        "every training; default: %(default)s)",
+    )
     p.set_defaults(func=_cmd_split)
     return parser
 

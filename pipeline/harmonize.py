@@ -21,10 +21,8 @@ sidecar names the same checkpoint hash and direction; a bad image is recorded, n
 
 from __future__ import annotations
 
-import os
-
-import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,22 +38,27 @@ from pipeline import __version__
 from pipeline.atomic import save_nifti, write_json, write_table
 from pipeline.nets import HarmonizationGenerator3D
 from pipeline.parallel import map_rows
+from pipeline.run import file_sha256
 from pipeline.table_paths import resolve_paths
 
-__all__ = ["DIRECTIONS", "GENERATOR_FILES", "HarmonizerInfo", "file_sha256", "generator_file", "save_harmonizer",
-           "read_harmonizer_info", "load_generator", "HarmonizationPlan", "plan_harmonization", "write_harmonized_image",
-           "harmonize_image", "harmonize_cohort", "read_harmonized"]
+__all__ = [
+    "DIRECTIONS",
+    "GENERATOR_FILES",
+    "HarmonizerInfo",
+    "generator_file",
+    "save_harmonizer",
+    "read_harmonizer_info",
+    "load_generator",
+    "HarmonizationPlan",
+    "plan_harmonization",
+    "write_harmonized_image",
+    "harmonize_image",
+    "harmonize_cohort",
+    "read_harmonized",
+]
 
 DIRECTIONS = ("to_target", "to_source")
 FAILURE_COLUMNS = ["subject", "session", "site", "source", "step", "reason"]
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class HarmonizerInfo(dict):
@@ -103,8 +106,10 @@ def read_harmonizer_info(path: str | Path) -> HarmonizerInfo:
     info = HarmonizerInfo(read_run_info(path))
     for key in ("source_site", "target_site", "net_kwargs"):
         if key not in info:
-            raise ValueError(f"{path.with_name('run_info.json')}: no {key!r}; expected the run record of a "
-                             f"cyclegan_harmonization bundle")
+            raise ValueError(
+                f"{path.with_name('run_info.json')}: no {key!r}; expected the run record of a "
+                f"cyclegan_harmonization bundle"
+            )
     return info
 
 
@@ -120,14 +125,17 @@ def load_generator(path: str | Path, direction: str = "to_target") -> Harmonizat
         raise FileNotFoundError(f"{weights} does not exist: the {direction} generator of {path} is missing")
     state = torch.load(weights, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{weights}: expected the state dict of a HarmonizationGenerator3D (models/model.pt of a "
-                         f"cyclegan_harmonization run); found {type(state).__name__} with keys {sorted(state)[:8] if isinstance(state, dict) else ''}")
+        raise ValueError(
+            f"{weights}: expected the state dict of a HarmonizationGenerator3D (models/model.pt of a "
+            f"cyclegan_harmonization run); found {type(state).__name__} with keys {sorted(state)[:8] if isinstance(state, dict) else ''}"
+        )
     net = HarmonizationGenerator3D(**dict(info.get("net_kwargs", {})))
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
-        raise ValueError(f"{weights}: the weights do not fit a generator with {info.get('net_kwargs')} "
-                         f"({str(exc).splitlines()[0]})") from None
+        raise ValueError(
+            f"{weights}: the weights do not fit a generator with {info.get('net_kwargs')} ({str(exc).splitlines()[0]})"
+        ) from None
     return net.eval()
 
 
@@ -148,9 +156,18 @@ def _sidecar(path: Path) -> Path:
 
 
 def _base_record(row: dict, target_path: Path, sha: str, direction: str) -> dict[str, Any]:
-    return {**row, "image_cube": str(target_path), "source_image_cube": row["image_cube"], "harmonized": True,
-            "generator_sha256": sha, "direction": direction, "status": "ok", "step": "", "reason": "",
-            "resumed": False}
+    return {
+        **row,
+        "image_cube": str(target_path),
+        "source_image_cube": row["image_cube"],
+        "harmonized": True,
+        "generator_sha256": sha,
+        "direction": direction,
+        "status": "ok",
+        "step": "",
+        "reason": "",
+        "resumed": False,
+    }
 
 
 def _already_done(target_path: Path, sha: str, direction: str, precision: str = "float32") -> bool:
@@ -160,40 +177,80 @@ def _already_done(target_path: Path, sha: str, direction: str, precision: str = 
     if not (target_path.exists() and sidecar.exists()):
         return False
     done = json.loads(sidecar.read_text())
-    return (done.get("GeneratorSHA256") == sha and done.get("Direction") == direction
-            and done.get("Precision", "float32") == precision)
+    return (
+        done.get("GeneratorSHA256") == sha
+        and done.get("Direction") == direction
+        and done.get("Precision", "float32") == precision
+    )
 
 
 def _failed(record: dict, step: str, exc: Exception) -> dict[str, Any]:
-    return {**record, "image_cube": "", "harmonized": False, "status": "failed", "step": step,
-            "reason": f"{type(exc).__name__}: {exc}"}
+    return {
+        **record,
+        "image_cube": "",
+        "harmonized": False,
+        "status": "failed",
+        "step": step,
+        "reason": f"{type(exc).__name__}: {exc}",
+    }
 
 
 def _check_size(shape: tuple[int, ...], trained_size: list[int] | None) -> None:
     if trained_size and tuple(shape) != tuple(trained_size):
-        raise ValueError(f"image is {'x'.join(map(str, shape))} but the generator was trained at "
-                         f"{'x'.join(map(str, trained_size))} (train with spatial_size equal to the images' size)")
+        raise ValueError(
+            f"image is {'x'.join(map(str, shape))} but the generator was trained at "
+            f"{'x'.join(map(str, trained_size))} (train with spatial_size equal to the images' size)"
+        )
 
 
-def write_harmonized_image(target_path: Path, image: np.ndarray, affine: np.ndarray, *, checkpoint: str, sha: str,
-                           direction: str, input_site: str, output_site: str, source: str,
-                           seconds: float | None = None, precision: str = "float32") -> None:
+def write_harmonized_image(
+    target_path: Path,
+    image: np.ndarray,
+    affine: np.ndarray,
+    *,
+    checkpoint: str,
+    sha: str,
+    direction: str,
+    input_site: str,
+    output_site: str,
+    source: str,
+    seconds: float | None = None,
+    precision: str = "float32",
+) -> None:
     """Write one harmonized image (float32, the input's affine as qform and sform) and then its sidecar,
     which marks it complete for a resumed run. ``seconds``: the generator's time, when measured per image."""
     result = nib.Nifti1Image(np.asarray(image, dtype=np.float32), affine)
     result.set_qform(affine, code=4)
     result.set_sform(affine, code=4)
     save_nifti(target_path, result)
-    sidecar = {"Checkpoint": str(checkpoint), "GeneratorSHA256": sha, "Direction": direction, "InputSite": input_site,
-               "OutputSite": output_site, "Source": source, "Precision": precision, "Version": __version__}
+    sidecar = {
+        "Checkpoint": str(checkpoint),
+        "GeneratorSHA256": sha,
+        "Direction": direction,
+        "InputSite": input_site,
+        "OutputSite": output_site,
+        "Source": source,
+        "Precision": precision,
+        "Version": __version__,
+    }
     if seconds is not None:
         sidecar["Seconds"] = round(seconds, 3)
     write_json(_sidecar(target_path), sidecar)
 
 
-def harmonize_image(row: dict, checkpoint: str, sha: str, out: str, direction: str, output_site: str, *,
-                    trained_size: list[int] | None = None, device: str = "cpu",
-                    threads: int | None = None, amp: str | None = None) -> dict[str, Any]:
+def harmonize_image(
+    row: dict,
+    checkpoint: str,
+    sha: str,
+    out: str,
+    direction: str,
+    output_site: str,
+    *,
+    trained_size: list[int] | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    amp: str | None = None,
+) -> dict[str, Any]:
     """Harmonize one table row; never raises for a bad image (the record says what failed).
 
     ``trained_size``: the image size the generator was trained at; other sizes are refused (a
@@ -222,9 +279,19 @@ def harmonize_image(row: dict, checkpoint: str, sha: str, out: str, direction: s
         with torch.no_grad(), torch.autocast(x.device.type, dtype=getattr(torch, precision), enabled=amp is not None):
             y = generator(x)[0, 0].float().cpu().numpy() * mask
         step = "write"
-        write_harmonized_image(target_path, y, img.affine, checkpoint=checkpoint, sha=sha, direction=direction,
-                               input_site=row["site"], output_site=output_site, source=row["image_cube"],
-                               seconds=time.perf_counter() - start, precision=precision)
+        write_harmonized_image(
+            target_path,
+            y,
+            img.affine,
+            checkpoint=checkpoint,
+            sha=sha,
+            direction=direction,
+            input_site=row["site"],
+            output_site=output_site,
+            source=row["image_cube"],
+            seconds=time.perf_counter() - start,
+            precision=precision,
+        )
         return record
     except Exception as exc:  # noqa: BLE001 - a bad image is recorded, never fatal
         return _failed(record, step, exc)
@@ -263,26 +330,60 @@ class HarmonizationPlan:
     def write_cohort(self, records: list[dict]) -> pd.DataFrame:
         """``harmonized.tsv`` (every row: the records of the harmonized ones, the others passed through),
         ``failures.tsv`` and ``dataset_description.json``; returns the table."""
-        passed = [{**r, "harmonized": False, "generator_sha256": "", "direction": "", "status": "ok", "step": "",
-                   "reason": "", "resumed": False} for r in self.rows if r["site"] not in self.sites]
+        passed = [
+            {
+                **r,
+                "harmonized": False,
+                "generator_sha256": "",
+                "direction": "",
+                "status": "ok",
+                "step": "",
+                "reason": "",
+                "resumed": False,
+            }
+            for r in self.rows
+            if r["site"] not in self.sites
+        ]
         result = pd.DataFrame(passed + records).sort_values(["subject", "session"]).reset_index(drop=True)
         failed = result.loc[result["status"] == "failed"]
-        failures = pd.DataFrame({"subject": failed["subject"], "session": failed.get("session", ""),
-                                 "site": failed["site"], "source": failed["source_image_cube"], "step": failed["step"],
-                                 "reason": failed["reason"]})
+        failures = pd.DataFrame(
+            {
+                "subject": failed["subject"],
+                "session": failed.get("session", ""),
+                "site": failed["site"],
+                "source": failed["source_image_cube"],
+                "step": failed["step"],
+                "reason": failed["reason"],
+            }
+        )
         write_table(self.out / "harmonized.tsv", result)
         write_table(self.out / "failures.tsv", failures.reindex(columns=FAILURE_COLUMNS))
-        write_json(self.out / "dataset_description.json", {
-            "Name": f"mriharmony harmonized T1w ({self.input_site} -> {self.output_site})", "BIDSVersion": "1.9.0",
-            "DatasetType": "derivative", "GeneratedBy": [{"Name": "mriharmony-harmonize", "Version": __version__}],
-            "Checkpoint": str(self.checkpoint), "GeneratorSHA256": self.sha, "Direction": self.direction,
-            "InputSite": self.input_site, "OutputSite": self.output_site, "NetKwargs": dict(self.info["net_kwargs"]),
-        })
+        write_json(
+            self.out / "dataset_description.json",
+            {
+                "Name": f"mriharmony harmonized T1w ({self.input_site} -> {self.output_site})",
+                "BIDSVersion": "1.9.0",
+                "DatasetType": "derivative",
+                "GeneratedBy": [{"Name": "mriharmony-harmonize", "Version": __version__}],
+                "Checkpoint": str(self.checkpoint),
+                "GeneratorSHA256": self.sha,
+                "Direction": self.direction,
+                "InputSite": self.input_site,
+                "OutputSite": self.output_site,
+                "NetKwargs": dict(self.info["net_kwargs"]),
+            },
+        )
         return result
 
 
-def plan_harmonization(table: pd.DataFrame, checkpoint: str | Path, out: str | Path, *, direction: str = "to_target",
-                       sites: list[str] | None = None) -> HarmonizationPlan:
+def plan_harmonization(
+    table: pd.DataFrame,
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    direction: str = "to_target",
+    sites: list[str] | None = None,
+) -> HarmonizationPlan:
     """Check a harmonization request against the harmonizer's run record (see :func:`harmonize_cohort`)."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
@@ -291,25 +392,44 @@ def plan_harmonization(table: pd.DataFrame, checkpoint: str | Path, out: str | P
         raise ValueError(f"table: missing column(s) {sorted(missing)}; expected the table of `mriharmony preprocess`")
     info = read_harmonizer_info(checkpoint)
     if info.get("domain_key", "site") != "site":
-        raise ValueError(f"{checkpoint} translates between {info['domain_key']} values ({info['source_site']} <-> "
-                         f"{info['target_site']}), not sites: it is a synthetic-image generator, not a harmonizer")
+        raise ValueError(
+            f"{checkpoint} translates between {info['domain_key']} values ({info['source_site']} <-> "
+            f"{info['target_site']}), not sites: it is a synthetic-image generator, not a harmonizer"
+        )
     input_site, output_site = info.input_site(direction), info.output_site(direction)
     sites = sites or [input_site]
     wrong = [s for s in sites if s != input_site]
     if wrong:
-        raise ValueError(f"sites {wrong}: the {direction} generator of {checkpoint} maps {input_site} -> "
-                         f"{output_site}; it was not trained on other sites")
+        raise ValueError(
+            f"sites {wrong}: the {direction} generator of {checkpoint} maps {input_site} -> "
+            f"{output_site}; it was not trained on other sites"
+        )
     if input_site not in set(table["site"]):
         raise ValueError(f"site {input_site!r} has no images in the table (sites: {sorted(set(table['site']))})")
     return HarmonizationPlan(
-        checkpoint=Path(checkpoint).resolve(), out=Path(os.path.abspath(out)), direction=direction, info=info,
-        sites=tuple(sites), sha=file_sha256(generator_file(checkpoint, direction)),  # the weights this direction runs
-        rows=tuple(r.to_dict() for _, r in table.iterrows()))
+        checkpoint=Path(checkpoint).resolve(),
+        out=Path(os.path.abspath(out)),
+        direction=direction,
+        info=info,
+        sites=tuple(sites),
+        sha=file_sha256(generator_file(checkpoint, direction)),  # the weights this direction runs
+        rows=tuple(r.to_dict() for _, r in table.iterrows()),
+    )
 
 
-def harmonize_cohort(table: pd.DataFrame, checkpoint: str | Path, out: str | Path, *, direction: str = "to_target",
-                     sites: list[str] | None = None, workers: int | None = 0, scheduler: str | None = None,
-                     device: str = "cpu", amp: str | None = None, progress: bool = True) -> pd.DataFrame:
+def harmonize_cohort(
+    table: pd.DataFrame,
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    direction: str = "to_target",
+    sites: list[str] | None = None,
+    workers: int | None = 0,
+    scheduler: str | None = None,
+    device: str = "cpu",
+    amp: str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Harmonize the ``image_cube`` images of ``sites`` (default: the generator's input site).
 
     Args:
@@ -332,16 +452,34 @@ def harmonize_cohort(table: pd.DataFrame, checkpoint: str | Path, out: str | Pat
 
     amp = resolve_amp(amp, device)
     plan = plan_harmonization(table, checkpoint, out, direction=direction, sites=sites)
-    records = map_rows(harmonize_image, plan.todo, str(plan.checkpoint), plan.sha, str(plan.out), direction,
-                       plan.output_site, trained_size=plan.info.get("spatial_size"), device=device, workers=workers,
-                       scheduler=scheduler, progress=progress, desc="harmonize", amp=amp)
+    records = map_rows(
+        harmonize_image,
+        plan.todo,
+        str(plan.checkpoint),
+        plan.sha,
+        str(plan.out),
+        direction,
+        plan.output_site,
+        trained_size=plan.info.get("spatial_size"),
+        device=device,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+        desc="harmonize",
+        amp=amp,
+    )
     return plan.write_cohort(records)
 
 
 def read_harmonized(out: str | Path, *, only_ok: bool = True) -> pd.DataFrame:
     """The table written by :func:`harmonize_cohort` (by default only rows that succeeded)."""
-    table = pd.read_csv(Path(out) / "harmonized.tsv", sep="\t", dtype={"subject": str, "session": str},
-                        keep_default_na=False, na_values=["n/a"])
+    table = pd.read_csv(
+        Path(out) / "harmonized.tsv",
+        sep="\t",
+        dtype={"subject": str, "session": str},
+        keep_default_na=False,
+        na_values=["n/a"],
+    )
     table = resolve_paths(table, out)
     table["session"] = table["session"].fillna("")
     return table[table["status"] == "ok"].reset_index(drop=True) if only_ok else table

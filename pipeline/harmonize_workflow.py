@@ -19,8 +19,15 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from pipeline.harmonize import (_already_done, _base_record, _check_size, _failed, generator_file, plan_harmonization,
-                                write_harmonized_image)
+from pipeline.harmonize import (
+    _already_done,
+    _base_record,
+    _check_size,
+    _failed,
+    generator_file,
+    plan_harmonization,
+    write_harmonized_image,
+)
 from pipeline.preprocess.batch import read_preprocessed
 
 __all__ = ["HarmonizationJob", "SaveHarmonizedd", "HarmonizedTableWriter"]
@@ -39,10 +46,19 @@ class HarmonizationJob:
             sidecars; images written in another precision are rewritten.
     """
 
-    def __init__(self, dataset_dir: str | Path, checkpoint: str | Path, output_dir: str | Path, *,
-                 direction: str = "to_target", sites: list[str] | None = None, precision: str = "float32"):
-        self.plan = plan_harmonization(read_preprocessed(dataset_dir), checkpoint, output_dir, direction=direction,
-                                       sites=sites)
+    def __init__(
+        self,
+        dataset_dir: str | Path,
+        checkpoint: str | Path,
+        output_dir: str | Path,
+        *,
+        direction: str = "to_target",
+        sites: list[str] | None = None,
+        precision: str = "float32",
+    ):
+        self.plan = plan_harmonization(
+            read_preprocessed(dataset_dir), checkpoint, output_dir, direction=direction, sites=sites
+        )
         self.precision = precision
         self.todo = self.plan.todo  # the rows to harmonize, listed once (items are indices into it)
         self.records: list[dict[str, Any]] = []
@@ -67,7 +83,9 @@ class HarmonizationJob:
             try:
                 shapes = [nib.load(row[key]).shape for key in ("image_cube", "mask_cube")]
                 if len(shapes[0]) != 3 or shapes[0] != shapes[1]:
-                    raise ValueError(f"expected a 3D image and a mask of the same shape, got {shapes[0]} and {shapes[1]}")
+                    raise ValueError(
+                        f"expected a 3D image and a mask of the same shape, got {shapes[0]} and {shapes[1]}"
+                    )
                 _check_size(shapes[0], plan.info.get("spatial_size"))
             except Exception as exc:  # noqa: BLE001 - a bad image is recorded, never fatal
                 self.records.append(_failed(record, "load", exc))
@@ -82,9 +100,18 @@ class HarmonizationJob:
         target = plan.target_path(row)
         record = _base_record(row, target, plan.sha, plan.direction)
         try:
-            write_harmonized_image(target, image, affine, checkpoint=str(plan.checkpoint), sha=plan.sha,
-                                   direction=plan.direction, input_site=row["site"], output_site=plan.output_site,
-                                   source=row["image_cube"], precision=self.precision)
+            write_harmonized_image(
+                target,
+                image,
+                affine,
+                checkpoint=str(plan.checkpoint),
+                sha=plan.sha,
+                direction=plan.direction,
+                input_site=row["site"],
+                output_site=plan.output_site,
+                source=row["image_cube"],
+                precision=self.precision,
+            )
             self.records.append(record)
         except Exception as exc:  # noqa: BLE001 - a bad image is recorded, never fatal
             self.records.append(_failed(record, "write", exc))
@@ -123,4 +150,3 @@ class HarmonizedTableWriter:
     def write(self):
         """Also called directly when nothing is left to harmonize (the evaluator does not run on no data)."""
         return self.job.plan.write_cohort(self.job.records)
-

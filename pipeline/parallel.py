@@ -14,12 +14,24 @@ from tqdm import tqdm
 
 __all__ = ["map_rows", "SINGLE_THREAD_ENV"]
 
-SINGLE_THREAD_ENV = {"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                     "OPENBLAS_NUM_THREADS": "1"}
+SINGLE_THREAD_ENV = {
+    "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+}
 
 
-def map_rows(fn: Callable[..., dict], rows: list[dict], *args: Any, workers: int | None = None,
-             scheduler: str | None = None, progress: bool = True, desc: str = "", **kwargs: Any) -> list[dict]:
+def map_rows(
+    fn: Callable[..., dict],
+    rows: list[dict],
+    *args: Any,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    desc: str = "",
+    **kwargs: Any,
+) -> list[dict]:
     """``[fn(row, *args, threads=..., **kwargs) for row in rows]``, in completion order.
 
     Args:
@@ -43,8 +55,14 @@ def map_rows(fn: Callable[..., dict], rows: list[dict], *args: Any, workers: int
         if scheduler is not None:
             client, cluster, threads = Client(scheduler), None, None
         else:
-            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.WARNING, env=SINGLE_THREAD_ENV)
+            cluster = LocalCluster(
+                n_workers=workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.WARNING,
+                env=SINGLE_THREAD_ENV,
+            )
             client, threads = Client(cluster), 1
         try:
             futures = [client.submit(fn, row, *args, threads=threads, pure=False, **kwargs) for row in rows]

@@ -21,7 +21,6 @@ sagittal) is up. ``slices.tsv`` links every slice to its subject, session, site,
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 from typing import Sequence
 
@@ -67,8 +66,16 @@ def to_png_array(plane: np.ndarray) -> np.ndarray:
     return np.flipud(np.rint(np.clip(plane, 0.0, 1.0) * 255).astype(np.uint8).T)
 
 
-def extract_slices(table: pd.DataFrame, out: str | Path, *, views: Sequence[str] = ("axial", "coronal", "sagittal"),
-                   mode: str = "mid", n: int = 20, image_column: str = "image_cube", png: bool = True) -> pd.DataFrame:
+def extract_slices(
+    table: pd.DataFrame,
+    out: str | Path,
+    *,
+    views: Sequence[str] = ("axial", "coronal", "sagittal"),
+    mode: str = "mid",
+    n: int = 20,
+    image_column: str = "image_cube",
+    png: bool = True,
+) -> pd.DataFrame:
     """Write the slices of every row's ``image_column`` volume under ``out``; returns (and writes) slices.tsv."""
     out = Path(os.path.abspath(out))  # workers get absolute paths; tables store them relative to themselves
     if image_column not in table.columns:
@@ -93,8 +100,14 @@ def extract_slices(table: pd.DataFrame, out: str | Path, *, views: Sequence[str]
                 npy = base.with_suffix(".npy")
                 with atomic_path(npy) as tmp:
                     np.save(tmp, plane)
-                record = {**labels, "view": view, "axis": axis, "index": index, "npy": str(npy),
-                          "source": row[image_column]}
+                record = {
+                    **labels,
+                    "view": view,
+                    "axis": axis,
+                    "index": index,
+                    "npy": str(npy),
+                    "source": row[image_column],
+                }
                 if png:
                     png_path = base.with_suffix(".png")
                     with atomic_path(png_path) as tmp:

@@ -27,10 +27,26 @@ import pandas as pd
 __all__ = ["PATH_COLUMNS", "relative_paths", "resolve_paths", "read_table"]
 
 #: The columns of the project's tables that hold file paths.
-PATH_COLUMNS = frozenset({
-    "path", "source", "mask", "image", "image_2mm", "mask_2mm", "image_cube", "mask_cube", "mask_native",
-    "transform", "qc", "sidecar", "source_image", "source_image_cube", "source_mask_cube", "checkpoint",
-})
+PATH_COLUMNS = frozenset(
+    {
+        "path",
+        "source",
+        "mask",
+        "image",
+        "image_2mm",
+        "mask_2mm",
+        "image_cube",
+        "mask_cube",
+        "mask_native",
+        "transform",
+        "qc",
+        "sidecar",
+        "source_image",
+        "source_image_cube",
+        "source_mask_cube",
+        "checkpoint",
+    }
+)
 _MISSING = {"", "n/a", "nan", "NaN", "None"}
 
 
@@ -48,6 +64,7 @@ def relative_paths(table: pd.DataFrame, folder: str | os.PathLike) -> pd.DataFra
     root = os.path.abspath(folder)
     out = table.copy()
     for column in PATH_COLUMNS & set(out.columns):
+
         def store(value: Any) -> Any:
             if not _is_value(value):
                 return value
@@ -56,6 +73,7 @@ def relative_paths(table: pd.DataFrame, folder: str | os.PathLike) -> pd.DataFra
             absolute = os.path.normpath(str(value))
             inside = absolute == root or absolute.startswith(root + os.sep)
             return os.path.relpath(absolute, root) if inside else absolute
+
         out[column] = out[column].map(store)
     return out
 
@@ -66,7 +84,8 @@ def resolve_paths(table: pd.DataFrame, folder: str | os.PathLike) -> pd.DataFram
     out = table.copy()
     for column in PATH_COLUMNS & set(out.columns):
         out[column] = out[column].map(
-            lambda v: v if not _is_value(v) or os.path.isabs(str(v)) else os.path.normpath(os.path.join(root, str(v))))
+            lambda v: v if not _is_value(v) or os.path.isabs(str(v)) else os.path.normpath(os.path.join(root, str(v)))
+        )
     return out
 
 

@@ -2,7 +2,7 @@
 # Colin27 (a real T1 head with skull, and its FSL-BET brain) from Debian's mricron-data package (BSD licence),
 # unpacked into CACHE/mricron-data/ (default: $MRIHARMONY_CACHE or ~/.cache/mriharmony). The real-head
 # preprocessing tests (tests/preprocess/test_real_head.py) call this when the files are missing; the
-# benchmark `python -m pipeline.preprocess.benchmark --real-head` reads them. Nothing at run time downloads.
+# benchmark `python -m pipeline.performance.preprocessing --real-head` reads them. Nothing at run time downloads.
 set -euo pipefail
 cache="${1:-${MRIHARMONY_CACHE:-$HOME/.cache/mriharmony}}"
 target="$cache/mricron-data"

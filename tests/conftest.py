@@ -29,6 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("MRIHARMONY_TEST_DETERMINISTIC"):
         torch.use_deterministic_algorithms(True, warn_only=True)
 
+
 SMALL_SPEC = PhantomSpec(sites=("adni", "oasis", "ukb"), subjects_per_site=12, traveling=2, resolution=4.0, seed=0)
 
 
@@ -55,12 +56,19 @@ def contrast_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     preprocessed with the phantom's true brain masks (skull stripping is tested elsewhere); returns
     the run folder holding ``preprocessed/`` and ``splits.tsv``.
     """
-    from pipeline.benchmarks.downstream_learning import prepare_phantom
+    from pipeline.experiments.downstream_learning import prepare_phantom
     from pipeline.phantom import Effects
 
     run = tmp_path_factory.mktemp("contrast_pair")
-    spec = PhantomSpec(sites=("dark", "bright"), subjects_per_site=20, traveling=6, resolution=4.0, seed=0,
-                       profiles=str(CONTRAST_SITES), effects=Effects(age=3.0))
+    spec = PhantomSpec(
+        sites=("dark", "bright"),
+        subjects_per_site=20,
+        traveling=6,
+        resolution=4.0,
+        seed=0,
+        profiles=str(CONTRAST_SITES),
+        effects=Effects(age=3.0),
+    )
     prepare_phantom(run, spec, fractions=(0.7, 0.15, 0.15), workers=2)
     return run
 
@@ -76,25 +84,57 @@ def ad_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subjects each, 4 mm, AD effect x3 (exaggerated, for the learning test), splits 60/20/20, true brain
     masks; returns the run folder holding ``bids/``, ``preprocessed/`` and ``splits.tsv``.
     """
-    from pipeline.benchmarks.downstream_learning import prepare_phantom
+    from pipeline.experiments.downstream_learning import prepare_phantom
     from pipeline.phantom import Effects
 
     run = tmp_path_factory.mktemp("ad_pair")
-    spec = PhantomSpec(sites=("clinica", "clinicb"), subjects_per_site=20, traveling=0, resolution=4.0, seed=1,
-                       profiles=str(AD_SITES), effects=Effects(ad=3.0))
+    spec = PhantomSpec(
+        sites=("clinica", "clinicb"),
+        subjects_per_site=20,
+        traveling=0,
+        resolution=4.0,
+        seed=1,
+        profiles=str(AD_SITES),
+        effects=Effects(ad=3.0),
+    )
     prepare_phantom(run, spec, fractions=(0.6, 0.2, 0.2), workers=2)
     return run
 
 
-TINY_DEMO = ["--set", "splits.fractions=[0.7,0.15,0.15]",  # the only AD subject lands in train: AD stages run
-             "--set", "phantom.subjects_per_site=3", "--set", "phantom.traveling=1", "--set", "phantom.resolution=4",
-             "--set", "harmonization.epochs=1", "--set", "evaluation.resamples=50",
-             "--set", "evaluation.split=all",  # 1 test subject per site at this size: too few for a site probe
-             "--set", "benchmark.bundle.epochs=1", "--set", "benchmark.harmonizer_seeds=2",
-             "--set", "downstream.brain_age.epochs=1", "--set", "downstream.ad_classification.epochs=1",
-             "--set", "downstream.brain_age.seeds=2",
-             "--set", "augmentation.classifier.epochs=1", "--set", "augmentation.generators.translation.epochs=1",
-             "--set", "augmentation.generators.conditional.epochs=1", "--set", "augmentation.bootstrap=20"]
+TINY_DEMO = [
+    "--set",
+    "splits.fractions=[0.7,0.15,0.15]",  # the only AD subject lands in train: AD stages run
+    "--set",
+    "phantom.subjects_per_site=3",
+    "--set",
+    "phantom.traveling=1",
+    "--set",
+    "phantom.resolution=4",
+    "--set",
+    "harmonization.epochs=1",
+    "--set",
+    "evaluation.resamples=50",
+    "--set",
+    "evaluation.split=all",  # 1 test subject per site at this size: too few for a site probe
+    "--set",
+    "benchmark.bundle.epochs=1",
+    "--set",
+    "benchmark.harmonizer_seeds=2",
+    "--set",
+    "downstream.brain_age.epochs=1",
+    "--set",
+    "downstream.ad_classification.epochs=1",
+    "--set",
+    "downstream.brain_age.seeds=2",
+    "--set",
+    "augmentation.classifier.epochs=1",
+    "--set",
+    "augmentation.generators.translation.epochs=1",
+    "--set",
+    "augmentation.generators.conditional.epochs=1",
+    "--set",
+    "augmentation.bootstrap=20",
+]
 
 
 def mriharmony_exe() -> list[str]:
@@ -108,8 +148,12 @@ def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproces
     """README command 1 at tiny scale (3 subjects per site, 4 mm, one epoch everywhere), run once per
     session through the CLI: the run folder and the finished process (about 3 min)."""
     out = tmp_path_factory.mktemp("demo") / "run"
-    result = subprocess.run(mriharmony_exe() + ["demo", "--out", str(out), "--quiet", *TINY_DEMO], capture_output=True,
-                            text=True, timeout=1200)
+    result = subprocess.run(
+        mriharmony_exe() + ["demo", "--out", str(out), "--quiet", *TINY_DEMO],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stderr[-5000:]
     return out, result
 

@@ -42,8 +42,10 @@ def test_written_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
 
 def test_json_is_strict_nan_and_infinity_become_null(tmp_path):
     """report.json and every other JSON output must parse in strict readers (JavaScript, jq): no NaN."""
-    path = write_json(tmp_path / "x.json", {"a": float("nan"), "b": [np.float32(1.5), np.inf], "c": np.array([np.nan, 2.0]),
-                                           "d": (1, "x")})
+    path = write_json(
+        tmp_path / "x.json",
+        {"a": float("nan"), "b": [np.float32(1.5), np.inf], "c": np.array([np.nan, 2.0]), "d": (1, "x")},
+    )
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"a": None, "b": [1.5, None], "c": [None, 2.0], "d": [1, "x"]}

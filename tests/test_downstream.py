@@ -8,24 +8,43 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from pipeline.downstream import task_items, task_table
+from pipeline.data.task_tables import task_items, task_table
 
 
 @pytest.fixture
 def folder(tmp_path):
     diagnoses = ["CN", "MCI", "AD", "CN", "AD", "SMC", "CN", "MCI"]
-    rows = [{"subject": f"s{i}", "session": "", "site": "a" if i < 4 else "b", "status": "ok", "age": 60 + i,
-             "diagnosis": d, "image_cube": f"/data/s{i}.nii.gz"} for i, d in enumerate(diagnoses)]
+    rows = [
+        {
+            "subject": f"s{i}",
+            "session": "",
+            "site": "a" if i < 4 else "b",
+            "status": "ok",
+            "age": 60 + i,
+            "diagnosis": d,
+            "image_cube": f"/data/s{i}.nii.gz",
+        }
+        for i, d in enumerate(diagnoses)
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "preprocessed.tsv", sep="\t", index=False)
     splits = ["train", "train", "train", "train", "train", "val", "test", "test"]
-    pd.DataFrame({"subject": [f"s{i}" for i in range(8)], "split": splits}).to_csv(tmp_path / "splits.tsv", sep="\t",
-                                                                                    index=False)
+    pd.DataFrame({"subject": [f"s{i}" for i in range(8)], "split": splits}).to_csv(
+        tmp_path / "splits.tsv", sep="\t", index=False
+    )
     return tmp_path
 
 
 def test_labels_per_task(folder):
     three = task_table(folder, "cn_mci_ad")
-    assert dict(zip(three["subject"], three["label"])) == {"s0": 0, "s1": 1, "s2": 2, "s3": 0, "s4": 2, "s6": 0, "s7": 1}
+    assert dict(zip(three["subject"], three["label"])) == {
+        "s0": 0,
+        "s1": 1,
+        "s2": 2,
+        "s3": 0,
+        "s4": 2,
+        "s6": 0,
+        "s7": 1,
+    }
     two = task_table(folder, "cn_ad")
     assert set(two["diagnosis"]) == {"CN", "AD"} and set(two["label"]) == {0, 1}
     ages = task_table(folder, "brain_age")
@@ -48,12 +67,19 @@ def test_items_of_a_split_and_permuted_labels(folder):
 
 
 def test_mixed_training_items_are_checked_against_the_splits(folder):
-    from pipeline.downstream import mixed_training_items
+    from pipeline.data.task_tables import mixed_training_items
 
-    real = [{"image": f"/data/s{i}.nii.gz", "diagnosis": d, "subject": f"s{i}", "synthetic": False, "source_subject": ""}
-            for i, d in ((0, "CN"), (2, "AD"), (3, "CN"), (4, "AD"))]
-    fake = {"image": "/syn/a.nii.gz", "diagnosis": "AD", "subject": "synthetic-translation-0", "synthetic": True,
-            "source_subject": "s0"}
+    real = [
+        {"image": f"/data/s{i}.nii.gz", "diagnosis": d, "subject": f"s{i}", "synthetic": False, "source_subject": ""}
+        for i, d in ((0, "CN"), (2, "AD"), (3, "CN"), (4, "AD"))
+    ]
+    fake = {
+        "image": "/syn/a.nii.gz",
+        "diagnosis": "AD",
+        "subject": "synthetic-translation-0",
+        "synthetic": True,
+        "source_subject": "s0",
+    }
 
     def write(rows, name="mixed.tsv"):
         pd.DataFrame(rows).to_csv(folder / name, sep="\t", index=False)
@@ -72,12 +98,27 @@ def test_mixed_training_items_are_checked_against_the_splits(folder):
 def test_mixed_training_items_refuse_a_synthetic_row_outside_training(folder):
     """check_synthetic_only_in_training runs where the bundles read a mixed table: a synthetic row labelled
     val in the mixed table, or a synthetic row in the dataset's val / test rows, stops the run."""
-    from pipeline.downstream import mixed_training_items
+    from pipeline.data.task_tables import mixed_training_items
 
-    real = [{"image": f"/data/s{i}.nii.gz", "diagnosis": d, "subject": f"s{i}", "synthetic": False, "source_subject": "",
-             "split": "train"} for i, d in ((0, "CN"), (2, "AD"))]
-    fake = {"image": "/syn/a.nii.gz", "diagnosis": "AD", "subject": "synthetic-x-0", "synthetic": True,
-            "source_subject": "s0", "split": "val"}
+    real = [
+        {
+            "image": f"/data/s{i}.nii.gz",
+            "diagnosis": d,
+            "subject": f"s{i}",
+            "synthetic": False,
+            "source_subject": "",
+            "split": "train",
+        }
+        for i, d in ((0, "CN"), (2, "AD"))
+    ]
+    fake = {
+        "image": "/syn/a.nii.gz",
+        "diagnosis": "AD",
+        "subject": "synthetic-x-0",
+        "synthetic": True,
+        "source_subject": "s0",
+        "split": "val",
+    }
     pd.DataFrame(real + [fake]).to_csv(folder / "mixed.tsv", sep="\t", index=False)
     with pytest.raises(ValueError, match=r"1 synthetic row\(s\) in the val table"):
         mixed_training_items(folder / "mixed.tsv", folder, "cn_ad")
@@ -94,10 +135,13 @@ def test_class_weights_come_from_the_real_training_rows():
     from monai.bundle import ConfigParser
 
     from pipeline.bundles import bundle_dir
-    from pipeline.downstream import class_weights
+    from pipeline.data.task_tables import class_weights
 
-    items = ([{"label": 0, "synthetic": False}] * 6 + [{"label": 1, "synthetic": False}] * 2
-             + [{"label": 1, "synthetic": True}] * 4)
+    items = (
+        [{"label": 0, "synthetic": False}] * 6
+        + [{"label": 1, "synthetic": False}] * 2
+        + [{"label": 1, "synthetic": True}] * 4
+    )
     assert class_weights(items, 2).tolist() == pytest.approx([8 / 6, 8 / 2])
     assert class_weights(items, 2, rows="all").tolist() == pytest.approx([12 / 6, 12 / 6])
     synthetic_only = [{**i, "synthetic": True} for i in items]  # no real balance to keep: every row counts

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-
 from pathlib import Path
 
 import nibabel as nib
@@ -30,8 +29,9 @@ def _generator(seed: int) -> HarmonizationGenerator3D:
 
 @pytest.fixture()
 def checkpoint(tmp_path: Path) -> Path:
-    return save_harmonizer(tmp_path / "models", _generator(1), _generator(2),
-                           {"source_site": "a", "target_site": "b", "net_kwargs": KW})
+    return save_harmonizer(
+        tmp_path / "models", _generator(1), _generator(2), {"source_site": "a", "target_site": "b", "net_kwargs": KW}
+    )
 
 
 @pytest.fixture()
@@ -46,8 +46,18 @@ def table(tmp_path: Path) -> pd.DataFrame:
         paths = {k: tmp_path / f"{k}{i}.nii.gz" for k in ("img", "mask")}
         nib.save(nib.Nifti1Image(image * mask, affine), paths["img"])
         nib.save(nib.Nifti1Image(mask, affine), paths["mask"])
-        rows.append({"subject": f"s{i}", "session": "", "site": site, "age": 70.0, "status": "ok", "source": f"raw{i}",
-                     "image_cube": str(paths["img"]), "mask_cube": str(paths["mask"])})
+        rows.append(
+            {
+                "subject": f"s{i}",
+                "session": "",
+                "site": site,
+                "age": 70.0,
+                "status": "ok",
+                "source": f"raw{i}",
+                "image_cube": str(paths["img"]),
+                "mask_cube": str(paths["mask"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -78,8 +88,9 @@ def test_known_answer_both_directions_and_resume(table, checkpoint, tmp_path):
 
     back = harmonize_cohort(table, checkpoint, tmp_path / "back", direction="to_source", progress=False)
     assert list(back["harmonized"]) == [False, False, True] and "desc-harmonizedtoa" in back.loc[2, "image_cube"]
-    np.testing.assert_allclose(nib.load(back.loc[2, "image_cube"]).get_fdata(),
-                               _expected(_generator(2), table.loc[2]), atol=1e-6)
+    np.testing.assert_allclose(
+        nib.load(back.loc[2, "image_cube"]).get_fdata(), _expected(_generator(2), table.loc[2]), atol=1e-6
+    )
 
 
 def test_bfloat16_is_close_recorded_and_resumed_only_in_its_own_precision(table, checkpoint, tmp_path):
@@ -93,7 +104,7 @@ def test_bfloat16_is_close_recorded_and_resumed_only_in_its_own_precision(table,
     mask = nib.load(table.loc[0, "mask_cube"]).get_fdata() > 0
     difference = np.abs(nib.load(fast.loc[0, "image_cube"]).get_fdata() - fp32)[mask]
     # autocast did run; bfloat16 keeps 8 mantissa bits (0.4% per rounding). This random generator on noise errs
-    # 2.5e-3; the trained generator on real images 3e-4 (python -m pipeline.engines.benchmark --harmonizer ...)
+    # 2.5e-3; the trained generator on real images 3e-4 (python -m pipeline.performance.cyclegan --harmonizer ...)
     assert 0 < difference.mean() < 1e-2
     assert harmonize_cohort(table, checkpoint, out, amp="bfloat16", progress=False)["resumed"].sum() == 2
     with pytest.raises(ValueError, match="amp must be one of"):
@@ -151,14 +162,39 @@ def test_harmonize_command(table, checkpoint, tmp_path, capsys):
 
     path = tmp_path / "table.tsv"
     table.to_csv(path, sep="\t", index=False)
-    args = ["harmonize", str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "h"), "--quiet",
-            "--workers", "0"]
+    args = [
+        "harmonize",
+        str(path),
+        "--checkpoint",
+        str(checkpoint),
+        "--out",
+        str(tmp_path / "h"),
+        "--quiet",
+        "--workers",
+        "0",
+    ]
     assert main(args + ["--direction", "to_target"]) == 0
     assert "harmonized 2 images (0 failed)" in capsys.readouterr().out
     assert main(args + ["--site", "z"]) == 2
     assert "it was not trained on other sites" in capsys.readouterr().err
     bundle = tmp_path / "bundle"
     shutil.copytree(checkpoint.parent, bundle / "models")  # model.pt, model_to_source.pt, run_info.json
-    assert main(["harmonize", str(path), "--bundle", str(bundle), "--direction", "to_source", "--out",
-                 str(tmp_path / "h2"), "--quiet", "--workers", "0"]) == 0
+    assert (
+        main(
+            [
+                "harmonize",
+                str(path),
+                "--bundle",
+                str(bundle),
+                "--direction",
+                "to_source",
+                "--out",
+                str(tmp_path / "h2"),
+                "--quiet",
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "harmonized 1 images" in capsys.readouterr().out

@@ -23,8 +23,17 @@ def table(tmp_path):
         volume = rng.random((8, 10, 12)).astype(np.float32)
         path = tmp_path / f"v{i}.nii.gz"
         nib.save(nib.Nifti1Image(volume, affine), path)
-        rows.append({"subject": f"s{i}", "session": "", "site": "a", "age": 60.0 + i, "diagnosis": "CN",
-                     "split": "train" if i == 0 else "test", "image_cube": str(path)})
+        rows.append(
+            {
+                "subject": f"s{i}",
+                "session": "",
+                "site": "a",
+                "age": 60.0 + i,
+                "diagnosis": "CN",
+                "split": "train" if i == 0 else "test",
+                "image_cube": str(path),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -12,8 +12,15 @@ def test_paths_are_stored_relative_to_the_table_and_resolve_from_anywhere(tmp_pa
     run = tmp_path / "run" / "preprocessed"
     inside = run / "sub-01" / "anat" / "x.nii.gz"
     outside = tmp_path / "raw" / "sub-01_T1w.nii.gz"
-    table = pd.DataFrame({"subject": ["01", "02"], "image_cube": [str(inside), "n/a"], "source": [str(outside), ""],
-                          "site": ["/not/a/path/column", "ukb"], "path": ["sub-01/anat/y.nii.gz", "n/a"]})
+    table = pd.DataFrame(
+        {
+            "subject": ["01", "02"],
+            "image_cube": [str(inside), "n/a"],
+            "source": [str(outside), ""],
+            "site": ["/not/a/path/column", "ukb"],
+            "path": ["sub-01/anat/y.nii.gz", "n/a"],
+        }
+    )
     write_table(run / "preprocessed.tsv", table)
     stored = pd.read_csv(run / "preprocessed.tsv", sep="\t", keep_default_na=False, dtype=str)
     assert stored["image_cube"].tolist() == ["sub-01/anat/x.nii.gz", "n/a"]

@@ -17,8 +17,13 @@ def test_mid_slices_as_channels(tmp_path):
     volume = rng.random((16, 16, 16)).astype(np.float32)
     pir = np.array([[0, 0, -2, 0], [-2, 0, 0, 0], [0, -2, 0, 0], [0, 0, 0, 1.0]])
     nib.save(nib.Nifti1Image(volume, pir), tmp_path / "v.nii.gz")
-    load = Compose([LoadImaged("image", image_only=True), EnsureChannelFirstd("image", channel_dim="no_channel"),
-                    ThreeViewMidSlicesd("image")])
+    load = Compose(
+        [
+            LoadImaged("image", image_only=True),
+            EnsureChannelFirstd("image", channel_dim="no_channel"),
+            ThreeViewMidSlicesd("image"),
+        ]
+    )
     out = load({"image": str(tmp_path / "v.nii.gz")})["image"]
     assert out.shape == (3, 16, 16)
     for channel, view in enumerate(("axial", "coronal", "sagittal")):

@@ -3,8 +3,20 @@
 
 from __future__ import annotations
 
-from pipeline.augment.policy import (SYNTHETIC_COLUMNS, AugmentationPolicy, ClassPolicy, TooFewSyntheticImages,
-                                     build_training_table, check_synthetic_only_in_training)
+from pipeline.augment.policy import (
+    SYNTHETIC_COLUMNS,
+    AugmentationPolicy,
+    ClassPolicy,
+    TooFewSyntheticImages,
+    build_training_table,
+    check_synthetic_only_in_training,
+)
 
-__all__ = ["AugmentationPolicy", "ClassPolicy", "build_training_table", "check_synthetic_only_in_training",
-           "SYNTHETIC_COLUMNS", "TooFewSyntheticImages"]
+__all__ = [
+    "AugmentationPolicy",
+    "ClassPolicy",
+    "build_training_table",
+    "check_synthetic_only_in_training",
+    "SYNTHETIC_COLUMNS",
+    "TooFewSyntheticImages",
+]

@@ -12,7 +12,6 @@ written at the generator's size with the affine of a reference preprocessed cube
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 from typing import Mapping
 
@@ -24,11 +23,17 @@ import torch
 from pipeline import __version__
 from pipeline.atomic import save_nifti, write_json, write_table
 from pipeline.augment.geometry import resized_affine
-from pipeline.harmonize import file_sha256
 from pipeline.nets.conditional_gan import ConditionalGenerator3D
+from pipeline.run import file_sha256
 
-__all__ = ["load_conditional_generator", "generate_conditional", "LatentCodeGenerator", "GenerationJob",
-           "SaveSyntheticd", "SyntheticTableWriter"]
+__all__ = [
+    "load_conditional_generator",
+    "generate_conditional",
+    "LatentCodeGenerator",
+    "GenerationJob",
+    "SaveSyntheticd",
+    "SyntheticTableWriter",
+]
 
 GENERATOR = "conditional"
 
@@ -61,15 +66,19 @@ def load_conditional_generator(checkpoint: str | Path) -> tuple[ConditionalGener
     info = read_run_info(path)
     for key in ("class_names", "net_kwargs"):
         if key not in info:
-            raise ValueError(f"{path.with_name('run_info.json')}: no {key!r}; expected the run record of a "
-                             f"synthetic_augmentation run")
+            raise ValueError(
+                f"{path.with_name('run_info.json')}: no {key!r}; expected the run record of a "
+                f"synthetic_augmentation run"
+            )
     net = LatentCodeGenerator(ConditionalGenerator3D(num_classes=len(info["class_names"]), **dict(info["net_kwargs"])))
     state = torch.load(path, map_location="cpu", weights_only=True)
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
-        raise ValueError(f"{path}: the weights do not fit a conditional generator with {info['net_kwargs']} "
-                         f"({str(exc).splitlines()[0]})") from None
+        raise ValueError(
+            f"{path}: the weights do not fit a conditional generator with {info['net_kwargs']} "
+            f"({str(exc).splitlines()[0]})"
+        ) from None
     return net.generator.eval(), info
 
 
@@ -89,13 +98,22 @@ class GenerationJob:
         seed: the first image's noise seed.
     """
 
-    def __init__(self, checkpoint: str | Path, out: str | Path, counts: Mapping[str, int], *,
-                 reference_image: str | Path, seed: int = 0):
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        out: str | Path,
+        counts: Mapping[str, int],
+        *,
+        reference_image: str | Path,
+        seed: int = 0,
+    ):
         from pipeline.engines.checkpoints import read_run_info
 
         self.checkpoint, self.out = Path(checkpoint), Path(os.path.abspath(out))
         if not self.checkpoint.exists():
-            raise FileNotFoundError(f"checkpoint {checkpoint} does not exist (train the synthetic_augmentation bundle first)")
+            raise FileNotFoundError(
+                f"checkpoint {checkpoint} does not exist (train the synthetic_augmentation bundle first)"
+            )
         self.info = read_run_info(self.checkpoint)
         self.names = list(self.info["class_names"])
         unknown = sorted(set(counts) - set(self.names))
@@ -105,7 +123,9 @@ class GenerationJob:
         reference = nib.load(str(reference_image))
         size = int(self.info["net_kwargs"]["spatial_size"])
         self.affine = resized_affine(reference.affine, reference.shape[0], size)  # same field of view, size^3 grid
-        self.images = [(name, seed + i) for i, name in enumerate(n for n in self.names for _ in range(int(counts.get(n, 0))))]
+        self.images = [
+            (name, seed + i) for i, name in enumerate(n for n in self.names for _ in range(int(counts.get(n, 0))))
+        ]
         self.rows: dict[int, dict] = {}
 
     def items(self) -> list[dict]:
@@ -123,16 +143,32 @@ class GenerationJob:
         name, image_seed = self.images[index]
         path = self.out / f"class-{name}" / f"synthetic-{GENERATOR}_class-{name}_seed-{image_seed}_T1w.nii.gz"
         save_nifti(path, nib.Nifti1Image(np.asarray(image, dtype=np.float32), self.affine))
-        write_json(path.with_name(path.name.replace(".nii.gz", ".json")), {
-            "Generator": GENERATOR, "Checkpoint": str(self.checkpoint), "CheckpointSHA256": self.sha, "Diagnosis": name,
-            "Seed": image_seed, "Version": __version__})
-        self.rows[index] = {"image": str(path), "diagnosis": name, "generator": GENERATOR,
-                            "checkpoint_sha256": self.sha, "source_subject": "", "seed": image_seed}
+        write_json(
+            path.with_name(path.name.replace(".nii.gz", ".json")),
+            {
+                "Generator": GENERATOR,
+                "Checkpoint": str(self.checkpoint),
+                "CheckpointSHA256": self.sha,
+                "Diagnosis": name,
+                "Seed": image_seed,
+                "Version": __version__,
+            },
+        )
+        self.rows[index] = {
+            "image": str(path),
+            "diagnosis": name,
+            "generator": GENERATOR,
+            "checkpoint_sha256": self.sha,
+            "source_subject": "",
+            "seed": image_seed,
+        }
 
     def write_table(self, engine=None) -> pd.DataFrame:
         """``synthetic.tsv``: one provenance row per image, in generation order."""
-        table = pd.DataFrame([self.rows[i] for i in sorted(self.rows)],
-                             columns=["image", "diagnosis", "generator", "checkpoint_sha256", "source_subject", "seed"])
+        table = pd.DataFrame(
+            [self.rows[i] for i in sorted(self.rows)],
+            columns=["image", "diagnosis", "generator", "checkpoint_sha256", "source_subject", "seed"],
+        )
         write_table(self.out / "synthetic.tsv", table)
         return table
 
@@ -160,8 +196,15 @@ class SyntheticTableWriter:
         engine.add_event_handler(Events.COMPLETED, self.job.write_table)
 
 
-def generate_conditional(checkpoint: str | Path, out: str | Path, counts: Mapping[str, int], *,
-                         reference_image: str | Path, seed: int = 0, device: str = "cpu") -> pd.DataFrame:
+def generate_conditional(
+    checkpoint: str | Path,
+    out: str | Path,
+    counts: Mapping[str, int],
+    *,
+    reference_image: str | Path,
+    seed: int = 0,
+    device: str = "cpu",
+) -> pd.DataFrame:
     """Write ``counts[class]`` synthetic images per class into ``out``; returns (and writes) synthetic.tsv."""
     job = GenerationJob(checkpoint, out, counts, reference_image=reference_image, seed=seed)
     generator, _ = load_conditional_generator(checkpoint)

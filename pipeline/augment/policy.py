@@ -20,8 +20,14 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["ClassPolicy", "AugmentationPolicy", "TooFewSyntheticImages", "build_training_table", "check_synthetic_only_in_training",
-           "SYNTHETIC_COLUMNS"]
+__all__ = [
+    "ClassPolicy",
+    "AugmentationPolicy",
+    "TooFewSyntheticImages",
+    "build_training_table",
+    "check_synthetic_only_in_training",
+    "SYNTHETIC_COLUMNS",
+]
 
 #: Provenance every synthetic row carries.
 SYNTHETIC_COLUMNS = ("image", "diagnosis", "generator", "checkpoint_sha256", "source_subject", "seed")
@@ -68,11 +74,15 @@ class AugmentationPolicy:
         classes = {}
         for name, entry in (spec or {}).items():
             if not isinstance(entry, Mapping):
-                raise ValueError(f"{where}.{name}: expected a mapping with real_fraction, synthetic_fraction, generator")
+                raise ValueError(
+                    f"{where}.{name}: expected a mapping with real_fraction, synthetic_fraction, generator"
+                )
             unknown = set(entry) - {"real_fraction", "synthetic_fraction", "generator", "oversample_fraction"}
             if unknown:
-                raise ValueError(f"{where}.{name}: unknown key(s) {sorted(unknown)}; allowed: generator, "
-                                 "oversample_fraction, real_fraction, synthetic_fraction")
+                raise ValueError(
+                    f"{where}.{name}: unknown key(s) {sorted(unknown)}; allowed: generator, "
+                    "oversample_fraction, real_fraction, synthetic_fraction"
+                )
             try:
                 classes[str(name)] = ClassPolicy(**entry)
             except (TypeError, ValueError) as error:
@@ -83,8 +93,9 @@ class AugmentationPolicy:
         return self.classes.get(name, ClassPolicy())
 
 
-def build_training_table(real: pd.DataFrame, synthetic: pd.DataFrame | None, policy: AugmentationPolicy, *,
-                         seed: int = 0) -> pd.DataFrame:
+def build_training_table(
+    real: pd.DataFrame, synthetic: pd.DataFrame | None, policy: AugmentationPolicy, *, seed: int = 0
+) -> pd.DataFrame:
     """The mixed training table: sampled real rows plus synthetic rows, with a boolean ``synthetic`` column.
 
     Args:
@@ -96,12 +107,16 @@ def build_training_table(real: pd.DataFrame, synthetic: pd.DataFrame | None, pol
     """
     if "split" in real.columns and not (real["split"] == "train").all():
         bad = real.loc[real["split"] != "train", "subject"].iloc[0]
-        raise ValueError(f"real rows must all be training rows; subject {bad!r} is in split "
-                         f"{real.loc[real['subject'] == bad, 'split'].iloc[0]!r}")
+        raise ValueError(
+            f"real rows must all be training rows; subject {bad!r} is in split "
+            f"{real.loc[real['subject'] == bad, 'split'].iloc[0]!r}"
+        )
     unknown = sorted(set(policy.classes) - set(real["diagnosis"]))
     if unknown:
-        raise ValueError(f"policy names class(es) {unknown} absent from the training rows "
-                         f"(classes: {sorted(set(real['diagnosis']))})")
+        raise ValueError(
+            f"policy names class(es) {unknown} absent from the training rows "
+            f"(classes: {sorted(set(real['diagnosis']))})"
+        )
     rng = np.random.default_rng(seed)
     parts = []
     for name in sorted(set(real["diagnosis"])):
@@ -123,8 +138,14 @@ def build_training_table(real: pd.DataFrame, synthetic: pd.DataFrame | None, pol
     return mixed
 
 
-def _synthetic_rows(synthetic: pd.DataFrame | None, name: str, generator: str, wanted: int, train_subjects: set,
-                    rng: np.random.Generator) -> pd.DataFrame:
+def _synthetic_rows(
+    synthetic: pd.DataFrame | None,
+    name: str,
+    generator: str,
+    wanted: int,
+    train_subjects: set,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
     if synthetic is None or synthetic.empty:
         raise ValueError(f"class {name}: the policy asks for {wanted} synthetic images but none were given")
     missing = [c for c in SYNTHETIC_COLUMNS if c not in synthetic.columns]
@@ -134,11 +155,15 @@ def _synthetic_rows(synthetic: pd.DataFrame | None, name: str, generator: str, w
     sources = set(pool["source_subject"].dropna().astype(str)) - {""}
     leaked = sorted(sources - {str(s) for s in train_subjects})
     if leaked:
-        raise ValueError(f"class {name}, generator {generator}: synthetic images translated from non-training "
-                         f"subject(s) {leaked[:5]}; generators may only see training subjects")
+        raise ValueError(
+            f"class {name}, generator {generator}: synthetic images translated from non-training "
+            f"subject(s) {leaked[:5]}; generators may only see training subjects"
+        )
     if len(pool) < wanted:
-        raise TooFewSyntheticImages(f"class {name}: the policy asks for {wanted} synthetic images from generator {generator!r}, "
-                         f"only {len(pool)} exist")
+        raise TooFewSyntheticImages(
+            f"class {name}: the policy asks for {wanted} synthetic images from generator {generator!r}, "
+            f"only {len(pool)} exist"
+        )
     chosen = pool.iloc[np.sort(rng.choice(len(pool), size=wanted, replace=False))].copy()
     if "subject" not in chosen.columns:  # one pseudo-subject per synthetic image
         chosen["subject"] = [f"synthetic-{generator}-{i}" for i in chosen.index]
@@ -152,5 +177,7 @@ def check_synthetic_only_in_training(tables: Mapping[str, pd.DataFrame]) -> None
             continue
         flagged = table[table["synthetic"].astype(bool)]
         if len(flagged):
-            raise ValueError(f"{len(flagged)} synthetic row(s) in the {split} table (e.g. {flagged['image'].iloc[0]}); "
-                             "synthetic images may only enter training")
+            raise ValueError(
+                f"{len(flagged)} synthetic row(s) in the {split} table (e.g. {flagged['image'].iloc[0]}); "
+                "synthetic images may only enter training"
+            )

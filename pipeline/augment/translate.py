@@ -9,9 +9,8 @@ and a JSON sidecar: generator, checkpoint SHA-256, source subject and image, cla
 
 from __future__ import annotations
 
-import os
-
 import json
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -23,10 +22,10 @@ from monai.transforms import Resize
 from pipeline import __version__
 from pipeline.atomic import save_nifti, write_json, write_table
 from pipeline.augment.geometry import resized_affine
-from pipeline.cohort import attach_splits, read_splits
-from pipeline.engines.site_pairs import find_splits_file
-from pipeline.harmonize import file_sha256, load_generator, read_harmonizer_info
+from pipeline.cohort import attach_splits, find_splits_file, read_splits
+from pipeline.harmonize import load_generator, read_harmonizer_info
 from pipeline.preprocess.batch import read_preprocessed
+from pipeline.run import file_sha256
 from pipeline.table_paths import resolve_paths
 
 __all__ = ["translate_training_images", "read_synthetic"]
@@ -39,8 +38,14 @@ def _output(out: Path, subject: str, session: str, target: str) -> Path:
     return out / f"sub-{subject}" / f"{stem}_space-MNI152NLin2009aSym_res-64_desc-translatedto{target}_T1w.nii.gz"
 
 
-def translate_training_images(dataset_dir: str | Path, checkpoint: str | Path, out: str | Path, *,
-                              splits_file: str | Path | None = None, device: str = "cpu") -> pd.DataFrame:
+def translate_training_images(
+    dataset_dir: str | Path,
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    splits_file: str | Path | None = None,
+    device: str = "cpu",
+) -> pd.DataFrame:
     """Translate every training image of the checkpoint's two classes to the other class.
 
     Returns the synthetic table (also ``out/synthetic.tsv``): image, diagnosis (the new class),
@@ -50,24 +55,37 @@ def translate_training_images(dataset_dir: str | Path, checkpoint: str | Path, o
     out = Path(os.path.abspath(out))  # workers get absolute paths; tables store them relative to themselves
     info = read_harmonizer_info(checkpoint)
     if info.get("domain_key", "site") != "diagnosis":
-        raise ValueError(f"{checkpoint}: a class translator has domain_key 'diagnosis', this one maps "
-                         f"{info.get('domain_key', 'site')} {info['source_site']} <-> {info['target_site']}")
+        raise ValueError(
+            f"{checkpoint}: a class translator has domain_key 'diagnosis', this one maps "
+            f"{info.get('domain_key', 'site')} {info['source_site']} <-> {info['target_site']}"
+        )
     source, target = info["source_site"], info["target_site"]
     sha = file_sha256(checkpoint)
     table = attach_splits(read_preprocessed(dataset_dir), read_splits(find_splits_file(dataset_dir, splits_file)))
     table = table[(table["split"] == "train") & table["diagnosis"].isin([source, target])]
-    generators = {source: load_generator(checkpoint, "to_target").to(device),
-                  target: load_generator(checkpoint, "to_source").to(device)}
+    generators = {
+        source: load_generator(checkpoint, "to_target").to(device),
+        target: load_generator(checkpoint, "to_source").to(device),
+    }
     trained = tuple(info.get("spatial_size") or ())
     rows = []
     for _, row in table.iterrows():
         new_class = target if row["diagnosis"] == source else source
         path = _output(out, row["subject"], row["session"], new_class)
         sidecar = path.with_name(path.name.replace(".nii.gz", ".json"))
-        record = {"image": str(path), "diagnosis": new_class, "generator": GENERATOR, "checkpoint_sha256": sha,
-                  "source_subject": row["subject"], "source_image": row["image_cube"],
-                  "source_diagnosis": row["diagnosis"], "seed": -1, "site": row["site"], "age": row["age"],
-                  "sex": row["sex"]}
+        record = {
+            "image": str(path),
+            "diagnosis": new_class,
+            "generator": GENERATOR,
+            "checkpoint_sha256": sha,
+            "source_subject": row["subject"],
+            "source_image": row["image_cube"],
+            "source_diagnosis": row["diagnosis"],
+            "seed": -1,
+            "site": row["site"],
+            "age": row["age"],
+            "sex": row["sex"],
+        }
         if not (path.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("CheckpointSHA256") == sha):
             img = nib.load(row["image_cube"])
             x = torch.from_numpy(np.asarray(img.dataobj, dtype=np.float32))[None, None]
@@ -75,8 +93,10 @@ def translate_training_images(dataset_dir: str | Path, checkpoint: str | Path, o
             affine = img.affine
             if trained and tuple(x.shape[2:]) != trained:  # e.g. a 32^3 translator: as in training, area resize
                 if len(set(x.shape[2:])) != 1 or len(set(trained)) != 1:
-                    raise ValueError(f"{row['image_cube']}: image is {tuple(x.shape[2:])}, the translator was trained "
-                                     f"at {trained}; only cubes can be resized")
+                    raise ValueError(
+                        f"{row['image_cube']}: image is {tuple(x.shape[2:])}, the translator was trained "
+                        f"at {trained}; only cubes can be resized"
+                    )
                 resize = Resize(trained, mode="area")
                 x, mask = resize(x[0])[None], resize(mask[0])[None]
                 affine = resized_affine(img.affine, img.shape[0], trained[0])
@@ -84,9 +104,19 @@ def translate_training_images(dataset_dir: str | Path, checkpoint: str | Path, o
                 y = generators[row["diagnosis"]](torch.as_tensor(x).to(device))[0, 0].cpu().numpy()
             keep = np.asarray(mask[0, 0]) >= 0.5
             save_nifti(path, nib.Nifti1Image((y * keep).astype(np.float32), affine))
-            write_json(sidecar, {"Generator": GENERATOR, "Checkpoint": str(checkpoint), "CheckpointSHA256": sha,
-                                 "SourceSubject": row["subject"], "SourceImage": row["image_cube"],
-                                 "SourceDiagnosis": row["diagnosis"], "Diagnosis": new_class, "Version": __version__})
+            write_json(
+                sidecar,
+                {
+                    "Generator": GENERATOR,
+                    "Checkpoint": str(checkpoint),
+                    "CheckpointSHA256": sha,
+                    "SourceSubject": row["subject"],
+                    "SourceImage": row["image_cube"],
+                    "SourceDiagnosis": row["diagnosis"],
+                    "Diagnosis": new_class,
+                    "Version": __version__,
+                },
+            )
         rows.append(record)
     result = pd.DataFrame(rows)
     write_table(out / "synthetic.tsv", result)

@@ -67,7 +67,9 @@ def load_cohort(source: str | Path, *, bad_files: BadFiles = "exclude", t1w_glob
     """
     source = Path(source)
     if not source.exists():
-        raise FileNotFoundError(f"cohort source {source} does not exist (expected a BIDS folder or a .csv/.tsv manifest)")
+        raise FileNotFoundError(
+            f"cohort source {source} does not exist (expected a BIDS folder or a .csv/.tsv manifest)"
+        )
     if source.is_dir():
         return load_bids(source, bad_files=bad_files, t1w_glob=t1w_glob)
     return load_manifest(source, bad_files=bad_files)
@@ -88,8 +90,13 @@ def _finish(table: pd.DataFrame, problems: list[CohortProblem], source: Path, ba
     bad_rows = {p.row_index: p for p in problems if p.kind == "image"}
     excluded = pd.DataFrame(
         [
-            {"subject": table.at[i, "subject"], "session": table.at[i, "session"], "site": table.at[i, "site"],
-             "path": table.at[i, "path"], "reason": p.found}
+            {
+                "subject": table.at[i, "subject"],
+                "session": table.at[i, "session"],
+                "site": table.at[i, "site"],
+                "path": table.at[i, "path"],
+                "reason": p.found,
+            }
             for i, p in bad_rows.items()
         ],
         columns=list(EXCLUDED_COLUMNS),
@@ -140,13 +147,24 @@ def load_bids(root: str | Path, *, bad_files: BadFiles = "exclude", t1w_glob: st
     participants_file = root / "participants.tsv"
     if not participants_file.exists():
         raise CohortValidationError(
-            [CohortProblem(str(participants_file), None, None, "no such file",
-                           "a participants.tsv with participant_id, age, sex, diagnosis, site")]
+            [
+                CohortProblem(
+                    str(participants_file),
+                    None,
+                    None,
+                    "no such file",
+                    "a participants.tsv with participant_id, age, sex, diagnosis, site",
+                )
+            ]
         )
     participants = _read_table(participants_file)
     if "participant_id" not in participants.columns:
         raise CohortValidationError(
-            [CohortProblem(str(participants_file), None, "participant_id", "no such column", "a 'participant_id' column")]
+            [
+                CohortProblem(
+                    str(participants_file), None, "participant_id", "no such column", "a 'participant_id' column"
+                )
+            ]
         )
     participants["_line"] = np.arange(len(participants)) + 2
     participants["subject"] = participants["participant_id"].map(lambda s: strip_prefix(s, "sub-"))
@@ -168,21 +186,34 @@ def load_bids(root: str | Path, *, bad_files: BadFiles = "exclude", t1w_glob: st
                 continue
             if len(images) > 1:
                 problems.append(
-                    CohortProblem(str(anat), None, None, f"{len(images)} T1w images ({', '.join(i.name for i in images)})",
-                                  "one T1w image per session; choose one with t1w_glob, e.g. '*_run-1_T1w.nii.gz'")
+                    CohortProblem(
+                        str(anat),
+                        None,
+                        None,
+                        f"{len(images)} T1w images ({', '.join(i.name for i in images)})",
+                        "one T1w image per session; choose one with t1w_glob, e.g. '*_run-1_T1w.nii.gz'",
+                    )
                 )
                 continue
             if subject not in known:
                 problems.append(
-                    CohortProblem(str(participants_file), None, "participant_id", f"no row for 'sub-{subject}'",
-                                  f"a row for every subject folder ({images[0]})")
+                    CohortProblem(
+                        str(participants_file),
+                        None,
+                        "participant_id",
+                        f"no row for 'sub-{subject}'",
+                        f"a row for every subject folder ({images[0]})",
+                    )
                 )
                 continue
             row = {"subject": subject, "session": session, "path": str(images[0])}
             row.update(sessions.get(session, {}))
             rows.append(row)
 
-    images = pd.DataFrame(rows, columns=["subject", "session", "path"] + sorted({k for r in rows for k in r} - {"subject", "session", "path"}))
+    images = pd.DataFrame(
+        rows,
+        columns=["subject", "session", "path"] + sorted({k for r in rows for k in r} - {"subject", "session", "path"}),
+    )
     # participant-level metadata first, then session-level values where given
     meta = participants.drop(columns=["participant_id"])
     table = images.merge(meta, on="subject", how="right", suffixes=("_ses", ""))
@@ -191,14 +222,26 @@ def load_bids(root: str | Path, *, bad_files: BadFiles = "exclude", t1w_glob: st
         table = table.drop(columns=[f"{col}_ses"])
     for col in REQUIRED_COLUMNS:
         if col not in table.columns and col != "path":
-            problems.append(CohortProblem(str(participants_file), None, col, "no such column",
-                                          f"a column '{col}' in participants.tsv (or in sessions.tsv)"))
+            problems.append(
+                CohortProblem(
+                    str(participants_file),
+                    None,
+                    col,
+                    "no such column",
+                    f"a column '{col}' in participants.tsv (or in sessions.tsv)",
+                )
+            )
     no_image = table["path"].isna()
     for _, row in table[no_image].iterrows():
         problems.append(
-            CohortProblem(str(participants_file), int(row["_line"]), "participant_id",
-                          f"'sub-{row['subject']}' has no T1w image matching anat/{t1w_glob}",
-                          "an image for every participant listed", kind="table")
+            CohortProblem(
+                str(participants_file),
+                int(row["_line"]),
+                "participant_id",
+                f"'sub-{row['subject']}' has no T1w image matching anat/{t1w_glob}",
+                "an image for every participant listed",
+                kind="table",
+            )
         )
     table = table[~no_image].reset_index(drop=True)
     table["session"] = table["session"].fillna("")

@@ -29,15 +29,32 @@ AGE_RANGE: tuple[float, float] = (0.0, 120.0)
 
 #: Common spellings of the diagnosis labels found in ADNI, AIBL, OASIS and hospital exports.
 DIAGNOSIS_ALIASES: dict[str, str] = {
-    "cn": "CN", "nc": "CN", "hc": "CN", "ctl": "CN", "control": "CN", "controls": "CN",
-    "normal": "CN", "healthy": "CN", "cognitively normal": "CN",
-    "mci": "MCI", "emci": "MCI", "lmci": "MCI", "smc": "CN",
-    "ad": "AD", "dementia": "AD", "alzheimer": "AD", "alzheimer's disease": "AD",
+    "cn": "CN",
+    "nc": "CN",
+    "hc": "CN",
+    "ctl": "CN",
+    "control": "CN",
+    "controls": "CN",
+    "normal": "CN",
+    "healthy": "CN",
+    "cognitively normal": "CN",
+    "mci": "MCI",
+    "emci": "MCI",
+    "lmci": "MCI",
+    "smc": "CN",
+    "ad": "AD",
+    "dementia": "AD",
+    "alzheimer": "AD",
+    "alzheimer's disease": "AD",
 }
 
 SEX_ALIASES: dict[str, str] = {
-    "m": "M", "male": "M", "man": "M",
-    "f": "F", "female": "F", "woman": "F",
+    "m": "M",
+    "male": "M",
+    "man": "M",
+    "f": "F",
+    "female": "F",
+    "woman": "F",
 }
 
 
@@ -54,4 +71,4 @@ def canonical_sex(value: object) -> str | None:
 def strip_prefix(label: object, prefix: str) -> str:
     """``sub-01`` -> ``01`` (BIDS entity labels are stored without their prefix)."""
     text = "" if label is None else str(label).strip()
-    return text[len(prefix):] if text.startswith(prefix) else text
+    return text[len(prefix) :] if text.startswith(prefix) else text

@@ -25,8 +25,19 @@ import pandas as pd
 
 from pipeline.atomic import write_table
 
-__all__ = ["LeakageError", "TRAVELING_CHOICES", "traveling_subjects", "subject_strata", "split_subjects", "kfold_subjects", "check_no_leakage",
-           "write_splits", "read_splits", "attach_splits"]
+__all__ = [
+    "find_splits_file",
+    "LeakageError",
+    "TRAVELING_CHOICES",
+    "traveling_subjects",
+    "subject_strata",
+    "split_subjects",
+    "kfold_subjects",
+    "check_no_leakage",
+    "write_splits",
+    "read_splits",
+    "attach_splits",
+]
 
 SPLIT_NAMES = ("train", "val", "test")
 #: where :func:`split_subjects` puts traveling subjects: spread over the splits like everyone else, or
@@ -127,8 +138,13 @@ def split_subjects(
     names = SPLIT_NAMES if len(fractions) == 3 else ("train", "test")
     held_out = traveling_subjects(table) if traveling == "test" else []
     if held_out:
-        rest = split_subjects(table[~table["subject"].astype(str).isin(held_out)], fractions, seed=seed,
-                              stratify=stratify, n_age_bins=n_age_bins)
+        rest = split_subjects(
+            table[~table["subject"].astype(str).isin(held_out)],
+            fractions,
+            seed=seed,
+            stratify=stratify,
+            n_age_bins=n_age_bins,
+        )
         out = pd.concat([rest, pd.DataFrame({"subject": held_out, "split": "test"})], ignore_index=True)
         return out.sort_values("subject").reset_index(drop=True)
     strata = subject_strata(table, stratify, n_age_bins)
@@ -203,3 +219,19 @@ def attach_splits(table: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"subjects without a {split_col} in the split table: {missing[:10]}")
     check_no_leakage(merged, split_col=split_col)
     return merged
+
+
+def find_splits_file(dataset_dir: str | Path, splits_file: str | Path | None = None) -> Path:
+    """The split table: ``splits_file`` if given, else ``splits.tsv`` in or beside ``dataset_dir``."""
+    if splits_file:
+        path = Path(splits_file)
+        if not path.exists():
+            raise FileNotFoundError(f"splits file {path} does not exist (write one with `mriharmony split`)")
+        return path
+    for candidate in (Path(dataset_dir) / "splits.tsv", Path(dataset_dir).parent / "splits.tsv"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(
+        f"no splits.tsv in or beside {dataset_dir}; write one with `mriharmony split COHORT "
+        f"--out SPLITS.tsv` and pass it as splits_file"
+    )

@@ -14,6 +14,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 
     Age statistics are over images (age at scan); sex and diagnosis counts are over subjects.
     """
+
     def one(group: pd.DataFrame) -> dict:
         subjects = group.drop_duplicates("subject")
         row = {
@@ -36,8 +37,13 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 
 def format_summary(summary: pd.DataFrame) -> str:
     """Render :func:`summarize` as a fixed-width text table."""
-    lines = [f"{'site':<12}{'subj':>6}{'imgs':>6}{'age (mean±sd, range)':>26}{'F':>5}" + "".join(f"{d:>6}" for d in DIAGNOSES)]
+    lines = [
+        f"{'site':<12}{'subj':>6}{'imgs':>6}{'age (mean±sd, range)':>26}{'F':>5}"
+        + "".join(f"{d:>6}" for d in DIAGNOSES)
+    ]
     for _, r in summary.iterrows():
         age = f"{r.age_mean:5.1f}±{r.age_sd:4.1f} ({r.age_min:4.1f}-{r.age_max:4.1f})"
-        lines.append(f"{r.site:<12}{r.subjects:>6}{r.images:>6}{age:>26}{r.female:>5}" + "".join(f"{r[d]:>6}" for d in DIAGNOSES))
+        lines.append(
+            f"{r.site:<12}{r.subjects:>6}{r.images:>6}{age:>26}{r.female:>5}" + "".join(f"{r[d]:>6}" for d in DIAGNOSES)
+        )
     return "\n".join(lines)

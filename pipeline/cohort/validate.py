@@ -113,8 +113,9 @@ def validate_table(
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     for col in missing:
         problems.append(
-            CohortProblem(source, None, col, "no such column",
-                          f"a column '{col}' (required: {', '.join(REQUIRED_COLUMNS)})")
+            CohortProblem(
+                source, None, col, "no such column", f"a column '{col}' (required: {', '.join(REQUIRED_COLUMNS)})"
+            )
         )
 
     def add(idx: object, col: str, found: str, expected: str, kind: str = "table") -> None:
@@ -139,8 +140,12 @@ def validate_table(
         if "sex" in present and canonical_sex(row["sex"]) is None:
             add(idx, "sex", _show(row["sex"]), f"one of {', '.join(SEXES)} (or male/female)")
         if "diagnosis" in present and canonical_diagnosis(row["diagnosis"]) is None:
-            add(idx, "diagnosis", _show(row["diagnosis"]),
-                f"one of {', '.join(DIAGNOSES)} (aliases: NC/HC/control -> CN, EMCI/LMCI -> MCI, dementia -> AD)")
+            add(
+                idx,
+                "diagnosis",
+                _show(row["diagnosis"]),
+                f"one of {', '.join(DIAGNOSES)} (aliases: NC/HC/control -> CN, EMCI/LMCI -> MCI, dementia -> AD)",
+            )
 
     if "subject" in present:
         session = table["session"].fillna("") if "session" in present else pd.Series("", index=table.index)
@@ -148,8 +153,12 @@ def validate_table(
         for idx in table.index[key.duplicated(keep="first")]:
             first = table.index[(key == key[idx]).to_numpy()][0]
             ses = f", session '{session[idx]}'" if session[idx] else ""
-            add(idx, "subject", f"subject '{table.at[idx, 'subject']}'{ses} again (first on line {int(lines[first])})",
-                "each (subject, session) once")
+            add(
+                idx,
+                "subject",
+                f"subject '{table.at[idx, 'subject']}'{ses} again (first on line {int(lines[first])})",
+                "each (subject, session) once",
+            )
 
     if check_files and "path" in present:
         for idx, row in table.iterrows():

@@ -1,16 +1,40 @@
-"""Training engines MONAI does not ship (the CycleGAN of 004), their data and checkpoint helpers."""
+"""Training engines MONAI does not ship (the 3D CycleGAN of Komandur et al. 2023, the class-conditional GAN),
+their checkpoint, autocast and memory-format helpers. The data they train on is assembled in :mod:`pipeline.data`."""
 
 from __future__ import annotations
 
 from pipeline.engines.autocast import AMP_CHOICES, AutocastInferer, cpu_has_bf16, resolve_amp
-from pipeline.engines.checkpoints import (RUN_INFO_FILE, ResumeFromLatest, RunInfo, RunInfoWriter, check_trained_architecture,
-                                         latest_checkpoint, read_run_info)
+from pipeline.engines.checkpoints import (
+    RUN_INFO_FILE,
+    ResumeFromLatest,
+    RunInfo,
+    RunInfoWriter,
+    check_trained_architecture,
+    latest_checkpoint,
+    read_run_info,
+)
 from pipeline.engines.cyclegan import CycleGANLosses, CycleGANTrainer, ImagePool
 from pipeline.engines.cyclegan_evaluator import CycleGANEvaluator, cyclegan_metrics, key_metric_name
-from pipeline.engines.site_pairs import SitePairData, find_splits_file, site_pair_data
 from pipeline.engines.unpaired import SetEpochHandler, UnpairedDataset
 
-__all__ = ["AutocastInferer", "AMP_CHOICES", "cpu_has_bf16", "resolve_amp", "CycleGANLosses", "CycleGANTrainer", "ImagePool", "UnpairedDataset", "SetEpochHandler",
-           "CycleGANEvaluator", "cyclegan_metrics", "key_metric_name", "SitePairData", "site_pair_data",
-           "find_splits_file", "RunInfo", "RUN_INFO_FILE", "RunInfoWriter", "read_run_info", "check_trained_architecture", "ResumeFromLatest",
-           "latest_checkpoint"]
+__all__ = [
+    "AutocastInferer",
+    "AMP_CHOICES",
+    "cpu_has_bf16",
+    "resolve_amp",
+    "CycleGANLosses",
+    "CycleGANTrainer",
+    "ImagePool",
+    "UnpairedDataset",
+    "SetEpochHandler",
+    "CycleGANEvaluator",
+    "cyclegan_metrics",
+    "key_metric_name",
+    "RunInfo",
+    "RUN_INFO_FILE",
+    "RunInfoWriter",
+    "read_run_info",
+    "check_trained_architecture",
+    "ResumeFromLatest",
+    "latest_checkpoint",
+]

@@ -61,7 +61,7 @@ def resolve_amp(amp: str | None, device: str | torch.device = "cpu") -> str | No
     """The autocast dtype name to run inference in, or None for fp32.
 
     ``auto`` is bfloat16 on a CPU with native bfloat16 instructions (the harmonization generator's in-mask
-    error against fp32 was measured below ``BF16_MAX_ERROR``; see ``python -m pipeline.engines.benchmark``)
+    error against fp32 was measured below ``BF16_MAX_ERROR``; see ``python -m pipeline.performance.cyclegan``)
     and fp32 elsewhere, said in a log line; ``float32`` (or None) is fp32; ``bfloat16`` and ``float16``
     are taken as asked.
     """

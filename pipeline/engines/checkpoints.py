@@ -24,7 +24,15 @@ from typing import Any
 from ignite.engine import Engine
 from monai.handlers import CheckpointLoader
 
-__all__ = ["RunInfo", "RUN_INFO_FILE", "RunInfoWriter", "read_run_info", "check_trained_architecture", "latest_checkpoint", "ResumeFromLatest"]
+__all__ = [
+    "RunInfo",
+    "RUN_INFO_FILE",
+    "RunInfoWriter",
+    "read_run_info",
+    "check_trained_architecture",
+    "latest_checkpoint",
+    "ResumeFromLatest",
+]
 
 log = logging.getLogger("mriharmony.checkpoints")
 _EPOCH_FILE = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
@@ -78,8 +86,10 @@ def read_run_info(weights: str | Path) -> dict[str, Any]:
 
     path = Path(weights).with_name(RUN_INFO_FILE)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: the weights {weights} need the run record that bundle "
-                                f"training writes beside them (models/{RUN_INFO_FILE})")
+        raise FileNotFoundError(
+            f"{path} does not exist: the weights {weights} need the run record that bundle "
+            f"training writes beside them (models/{RUN_INFO_FILE})"
+        )
     return json.loads(path.read_text())
 
 
@@ -89,8 +99,9 @@ def check_trained_architecture(weights: str | Path, net_kwargs: dict[str, Any]) 
     trained = dict(read_run_info(weights)["net_kwargs"])
     if dict(net_kwargs) != trained:
         overrides = " ".join(f"--net_kwargs#{k} {v}" for k, v in trained.items())
-        raise ValueError(f"{weights}: trained with net_kwargs {trained}, this config builds {dict(net_kwargs)}; "
-                         f"pass {overrides}")
+        raise ValueError(
+            f"{weights}: trained with net_kwargs {trained}, this config builds {dict(net_kwargs)}; pass {overrides}"
+        )
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:
@@ -111,9 +122,13 @@ class ResumeFromLatest:
             (a folder holding another site pair or architecture is refused, not silently resumed).
     """
 
-    def __init__(self, folder: str | Path, load_dict: dict[str, Any], enabled: bool = True,
-                 match_keys: tuple[str, ...] = ("source_site", "target_site", "domain_key", "net_kwargs",
-                                                "spatial_size")):
+    def __init__(
+        self,
+        folder: str | Path,
+        load_dict: dict[str, Any],
+        enabled: bool = True,
+        match_keys: tuple[str, ...] = ("source_site", "target_site", "domain_key", "net_kwargs", "spatial_size"),
+    ):
         self.folder, self.load_dict, self.enabled = Path(folder), load_dict, enabled
         self.match_keys = match_keys
         self.loaded: Path | None = None
@@ -131,8 +146,10 @@ class ResumeFromLatest:
         different = {k: v for k, v in different.items() if v[0] != v[1]}
         if different:
             detail = "; ".join(f"{k}: checkpoint {a!r}, this run {b!r}" for k, (a, b) in different.items())
-            raise ValueError(f"{path} belongs to another run ({detail}); use another bundle_root / ckpt_dir, "
-                             f"or --resume false to start over there")
+            raise ValueError(
+                f"{path} belongs to another run ({detail}); use another bundle_root / ckpt_dir, "
+                f"or --resume false to start over there"
+            )
 
     def attach(self, engine: Engine) -> None:
         path = latest_checkpoint(self.folder) if self.enabled else None

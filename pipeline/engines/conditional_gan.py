@@ -25,8 +25,9 @@ from torch.utils.data import DataLoader
 __all__ = ["ConditionalGANTrainer", "prepare_labelled_batch"]
 
 
-def prepare_labelled_batch(batchdata: dict, device: torch.device | str | None = None,
-                           non_blocking: bool = False, **_: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def prepare_labelled_batch(
+    batchdata: dict, device: torch.device | str | None = None, non_blocking: bool = False, **_: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(image, label) of a batch of ``{"image": ..., "label": ...}`` items, on ``device``."""
     image = torch.as_tensor(batchdata["image"]).to(device, non_blocking=non_blocking)
     label = torch.as_tensor(batchdata["label"]).long().to(device, non_blocking=non_blocking)
@@ -36,16 +37,38 @@ def prepare_labelled_batch(batchdata: dict, device: torch.device | str | None = 
 class ConditionalGANTrainer(Trainer):
     """One discriminator step and one generator step per batch (hinge loss)."""
 
-    def __init__(self, device: str | torch.device, max_epochs: int, train_data_loader: DataLoader | Sequence,
-                 generator: nn.Module, discriminator: nn.Module, g_optimizer: Optimizer, d_optimizer: Optimizer, *,
-                 epoch_length: int | None = None, prepare_batch: Callable = prepare_labelled_batch,
-                 train_handlers: Sequence | None = None, seed: int = 0, amp: bool = False, amp_dtype: str = "float16",
-                 channels_last: bool = False, inferer: Inferer | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        device: str | torch.device,
+        max_epochs: int,
+        train_data_loader: DataLoader | Sequence,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        g_optimizer: Optimizer,
+        d_optimizer: Optimizer,
+        *,
+        epoch_length: int | None = None,
+        prepare_batch: Callable = prepare_labelled_batch,
+        train_handlers: Sequence | None = None,
+        seed: int = 0,
+        amp: bool = False,
+        amp_dtype: str = "float16",
+        channels_last: bool = False,
+        inferer: Inferer | None = None,
+        **kwargs: Any,
+    ):
         """``amp``: autocast (``amp_dtype`` float16 with gradient scalers on CUDA, or bfloat16) for GPUs;
         ``channels_last``: real batches in channels_last_3d (the networks' format is set by the config);
         ``inferer``: how the generator runs on noise and labels (default ``SimpleInferer``)."""
-        super().__init__(device=device, max_epochs=max_epochs, data_loader=train_data_loader, epoch_length=epoch_length,
-                         prepare_batch=prepare_batch, handlers=train_handlers, **kwargs)
+        super().__init__(
+            device=device,
+            max_epochs=max_epochs,
+            data_loader=train_data_loader,
+            epoch_length=epoch_length,
+            prepare_batch=prepare_batch,
+            handlers=train_handlers,
+            **kwargs,
+        )
         self.generator, self.discriminator = generator, discriminator
         self.inferer = inferer or SimpleInferer()
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
@@ -86,5 +109,10 @@ class ConditionalGANTrainer(Trainer):
         self.g_scaler.scale(g_loss).backward()
         self.g_scaler.step(self.g_optimizer)
         self.g_scaler.update()
-        return {"loss": g_loss.item(), "g_loss": g_loss.item(), "d_loss": d_loss.item(),
-                "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+        return {
+            "loss": g_loss.item(),
+            "g_loss": g_loss.item(),
+            "d_loss": d_loss.item(),
+            "d_real": d_real.mean().item(),
+            "d_fake": d_fake.mean().item(),
+        }

@@ -128,9 +128,15 @@ class CycleGANTrainer(Trainer):
         channels_last: bool = False,
         inferer: Inferer | None = None,
     ):
-        super().__init__(device=device, max_epochs=max_epochs, data_loader=train_data_loader,
-                         epoch_length=epoch_length, prepare_batch=prepare_batch, handlers=train_handlers,
-                         decollate=False)
+        super().__init__(
+            device=device,
+            max_epochs=max_epochs,
+            data_loader=train_data_loader,
+            epoch_length=epoch_length,
+            prepare_batch=prepare_batch,
+            handlers=train_handlers,
+            decollate=False,
+        )
         self.g_xy, self.g_yx, self.d_x, self.d_y = g_xy, g_yx, d_x, d_y
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.losses = losses
@@ -171,8 +177,9 @@ class CycleGANTrainer(Trainer):
         with self._autocast():
             g_xy, g_yx = (lambda t: self.inferer(t, self.g_xy)), (lambda t: self.inferer(t, self.g_yx))  # noqa: E731
             fake_y, fake_x = g_xy(x), g_yx(y)
-            adversarial = (self.adversarial(d_y(fake_y), target_is_real=True, for_discriminator=False)
-                           + self.adversarial(d_x(fake_x), target_is_real=True, for_discriminator=False))
+            adversarial = self.adversarial(
+                d_y(fake_y), target_is_real=True, for_discriminator=False
+            ) + self.adversarial(d_x(fake_x), target_is_real=True, for_discriminator=False)
             cycle = self.l1(g_yx(fake_y), x) + self.l1(g_xy(fake_x), y)
             identity = self.l1(g_xy(y), y) + self.l1(g_yx(x), x)
             g_loss = adversarial + self.losses.cycle * cycle + self.losses.identity * identity
@@ -185,13 +192,25 @@ class CycleGANTrainer(Trainer):
         self.d_optimizer.zero_grad(set_to_none=True)
         pooled_y, pooled_x = self.pool_y.query(fake_y.detach()), self.pool_x.query(fake_x.detach())
         with self._autocast():
-            d_y = 0.5 * (self.adversarial(self.d_y(y), target_is_real=True, for_discriminator=True)
-                         + self.adversarial(self.d_y(pooled_y), target_is_real=False, for_discriminator=True))
-            d_x = 0.5 * (self.adversarial(self.d_x(x), target_is_real=True, for_discriminator=True)
-                         + self.adversarial(self.d_x(pooled_x), target_is_real=False, for_discriminator=True))
+            d_y = 0.5 * (
+                self.adversarial(self.d_y(y), target_is_real=True, for_discriminator=True)
+                + self.adversarial(self.d_y(pooled_y), target_is_real=False, for_discriminator=True)
+            )
+            d_x = 0.5 * (
+                self.adversarial(self.d_x(x), target_is_real=True, for_discriminator=True)
+                + self.adversarial(self.d_x(pooled_x), target_is_real=False, for_discriminator=True)
+            )
             d_loss = d_x + d_y
         self.d_scaler.scale(d_loss).backward()
         self.d_scaler.step(self.d_optimizer)
         self.d_scaler.update()
-        return {"loss": g_loss.item(), "g_loss": g_loss.item(), "d_loss": d_loss.item(), "adversarial": adversarial.item(),
-                "cycle": cycle.item(), "identity": identity.item(), "d_x": d_x.item(), "d_y": d_y.item()}
+        return {
+            "loss": g_loss.item(),
+            "g_loss": g_loss.item(),
+            "d_loss": d_loss.item(),
+            "adversarial": adversarial.item(),
+            "cycle": cycle.item(),
+            "identity": identity.item(),
+            "d_x": d_x.item(),
+            "d_y": d_y.item(),
+        }

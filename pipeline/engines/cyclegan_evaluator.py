@@ -23,8 +23,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 from monai.engines import Evaluator
-from monai.inferers import Inferer, SimpleInferer
 from monai.handlers import IgniteMetricHandler, MeanAbsoluteError
+from monai.inferers import Inferer, SimpleInferer
 from torch import nn
 
 from pipeline.evaluate.fidelity import MaskedFidelityMetric, brain_mask
@@ -49,10 +49,14 @@ def cyclegan_metrics(paired: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """(key metric, additional metrics) as Ignite metrics, for a paired or unpaired validation set."""
 
     def masked(metric: str, pred: str, ref: str, mask: str) -> IgniteMetricHandler:
-        return IgniteMetricHandler(metric_fn=MaskedFidelityMetric(metric), output_transform=_pick_masked(pred, ref, mask))
+        return IgniteMetricHandler(
+            metric_fn=MaskedFidelityMetric(metric), output_transform=_pick_masked(pred, ref, mask)
+        )
 
-    metrics: dict[str, Any] = {"cycle_mae": masked("mae", "cycle", "x", "mask_x"),
-                               "cycle_ssim": masked("ssim", "cycle", "x", "mask_x")}
+    metrics: dict[str, Any] = {
+        "cycle_mae": masked("mae", "cycle", "x", "mask_x"),
+        "cycle_ssim": masked("ssim", "cycle", "x", "mask_x"),
+    }
     if paired:
         for name, pred in (("travel", "fake"), ("identity", "x")):
             for metric in ("mae", "ssim", "psnr"):
@@ -80,12 +84,29 @@ class CycleGANEvaluator(Evaluator):
             volumes larger than the training cubes).
     """
 
-    def __init__(self, device: str | torch.device, val_data_loader: Any, g_xy: nn.Module, g_yx: nn.Module, *,
-                 paired: bool, val_handlers: Sequence | None = None, amp: bool = False, inferer: Inferer | None = None):
+    def __init__(
+        self,
+        device: str | torch.device,
+        val_data_loader: Any,
+        g_xy: nn.Module,
+        g_yx: nn.Module,
+        *,
+        paired: bool,
+        val_handlers: Sequence | None = None,
+        amp: bool = False,
+        inferer: Inferer | None = None,
+    ):
         key, additional = cyclegan_metrics(paired)
-        super().__init__(device=device, val_data_loader=val_data_loader, key_val_metric=key,
-                         additional_metrics=additional, metric_cmp_fn=_lower_is_better, val_handlers=val_handlers,
-                         amp=amp, decollate=False)
+        super().__init__(
+            device=device,
+            val_data_loader=val_data_loader,
+            key_val_metric=key,
+            additional_metrics=additional,
+            metric_cmp_fn=_lower_is_better,
+            val_handlers=val_handlers,
+            amp=amp,
+            decollate=False,
+        )
         self.g_xy, self.g_yx, self.paired = g_xy, g_yx, paired
         self.inferer = inferer or SimpleInferer()
 

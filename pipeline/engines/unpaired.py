@@ -32,8 +32,17 @@ class UnpairedDataset(Dataset):
             (small cohorts of 64^3 images: 1 MB each).
     """
 
-    def __init__(self, x_items: Sequence[dict], y_items: Sequence[dict], transform: Callable | None = None, *,
-                 seed: int = 0, age_matched: bool = False, k: int = 3, cache: bool = False):
+    def __init__(
+        self,
+        x_items: Sequence[dict],
+        y_items: Sequence[dict],
+        transform: Callable | None = None,
+        *,
+        seed: int = 0,
+        age_matched: bool = False,
+        k: int = 3,
+        cache: bool = False,
+    ):
         if not x_items or not y_items:
             raise ValueError(f"UnpairedDataset needs images of both sites (got {len(x_items)} X and {len(y_items)} Y)")
         if age_matched and not all("age" in item for item in list(x_items) + list(y_items)):
@@ -48,8 +57,9 @@ class UnpairedDataset(Dataset):
             self.transform = None
         if age_matched:
             y_ages = np.array([float(item["age"]) for item in self.y_items])
-            self._neighbours = [np.argsort(np.abs(y_ages - float(item["age"])), kind="stable")[: self.k]
-                                for item in self.x_items]
+            self._neighbours = [
+                np.argsort(np.abs(y_ages - float(item["age"])), kind="stable")[: self.k] for item in self.x_items
+            ]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

@@ -45,19 +45,48 @@ def biological_effects(features: pd.DataFrame, columns: Sequence[str], *, condit
         if len(controls) > 3:
             fit = _fit(f"Q('{column}') ~ age{site}", controls)
             low, high = fit.conf_int().loc["age"]
-            rows.append({**base, "effect": "age", "estimate": float(fit.params["age"]), "low": float(low),
-                         "high": float(high), "n": int(fit.nobs), "unit": "per decade"})
+            rows.append(
+                {
+                    **base,
+                    "effect": "age",
+                    "estimate": float(fit.params["age"]),
+                    "low": float(low),
+                    "high": float(high),
+                    "n": int(fit.nobs),
+                    "unit": "per decade",
+                }
+            )
         if cn_ad["diagnosis"].nunique() == 2 and len(cn_ad) > 4:
             fit = _fit(f"Q('{column}') ~ C(diagnosis, Treatment('CN')) + age{site}", cn_ad)
             term = "C(diagnosis, Treatment('CN'))[T.AD]"
             scale = float(np.sqrt(fit.scale))
             low, high = fit.conf_int().loc[term]
-            rows.append({**base, "effect": "AD", "estimate": float(fit.params[term]) / scale, "low": float(low) / scale,
-                         "high": float(high) / scale, "n": int(fit.nobs), "unit": "residual SD"})
+            rows.append(
+                {
+                    **base,
+                    "effect": "AD",
+                    "estimate": float(fit.params[term]) / scale,
+                    "low": float(low) / scale,
+                    "high": float(high) / scale,
+                    "n": int(fit.nobs),
+                    "unit": "residual SD",
+                }
+            )
         if several_sites and len(controls) > 3:
             full = _fit(f"Q('{column}') ~ C(site) + age", controls)
             table = sm.stats.anova_lm(full, typ=2)
-            eta = float(table.loc["C(site)", "sum_sq"] / (table.loc["C(site)", "sum_sq"] + table.loc["Residual", "sum_sq"]))
-            rows.append({**base, "effect": "site", "estimate": eta, "low": float("nan"), "high": float("nan"),
-                         "n": int(full.nobs), "unit": "partial eta^2"})
+            eta = float(
+                table.loc["C(site)", "sum_sq"] / (table.loc["C(site)", "sum_sq"] + table.loc["Residual", "sum_sq"])
+            )
+            rows.append(
+                {
+                    **base,
+                    "effect": "site",
+                    "estimate": eta,
+                    "low": float("nan"),
+                    "high": float("nan"),
+                    "n": int(full.nobs),
+                    "unit": "partial eta^2",
+                }
+            )
     return pd.DataFrame(rows, columns=["condition", "measure", "effect", "estimate", "low", "high", "n", "unit"])

@@ -24,7 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline.evaluate.paired_difference import weighted_classification_metrics
-from pipeline.evaluate.resampling import ClusterBootstrap
+from pipeline.metrics.resampling import ClusterBootstrap
 
 __all__ = ["biology_probes", "BiologyProbe", "paired_to_reference"]
 
@@ -46,15 +46,21 @@ class BiologyProbe:
         """The score on ``n_resamples`` subject resamples (the same resamples for the same subjects and seed)."""
         clusters, rng = ClusterBootstrap(self.groups), np.random.default_rng(seed)
         n = len(self.y)
-        return np.array([self.score(np.bincount(clusters.sample(rng), minlength=n).astype(float))
-                         for _ in range(n_resamples)])
+        return np.array(
+            [self.score(np.bincount(clusters.sample(rng), minlength=n).astype(float)) for _ in range(n_resamples)]
+        )
 
     def summary(self, n_resamples: int = 1000, seed: int = 0) -> dict:
         samples = self.samples(n_resamples, seed)
-        out = {"task": self.task, "metric": "balanced_accuracy" if self.task == "diagnosis" else "mae",
-               "estimate": self.score(), "low": float(np.nanpercentile(samples, 2.5)),
-               "high": float(np.nanpercentile(samples, 97.5)), "n_images": int(len(self.y)),
-               "n_subjects": int(len(set(self.groups)))}
+        out = {
+            "task": self.task,
+            "metric": "balanced_accuracy" if self.task == "diagnosis" else "mae",
+            "estimate": self.score(),
+            "low": float(np.nanpercentile(samples, 2.5)),
+            "high": float(np.nanpercentile(samples, 97.5)),
+            "n_images": int(len(self.y)),
+            "n_subjects": int(len(set(self.groups))),
+        }
         if self.task == "age":
             out["r"] = float(np.corrcoef(self.y, self.predicted)[0, 1]) if np.std(self.predicted) > 0 else float("nan")
             out["mean_predictor_mae"] = float(np.abs(self.baseline - self.y).mean())
@@ -106,11 +112,15 @@ def biology_probes(table: pd.DataFrame, x: np.ndarray, *, folds: int = 5, seed: 
     return out
 
 
-def paired_to_reference(probe: BiologyProbe, reference: BiologyProbe, *, n_resamples: int = 1000,
-                        seed: int = 0) -> tuple[float, float, float]:
+def paired_to_reference(
+    probe: BiologyProbe, reference: BiologyProbe, *, n_resamples: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
     """Difference ``probe - reference`` (same rows) with its paired subject-bootstrap 95% interval."""
     if not np.array_equal(probe.groups, reference.groups):
         raise ValueError("paired differences need the same rows in the same order")
     difference = probe.samples(n_resamples, seed) - reference.samples(n_resamples, seed)
-    return (probe.score() - reference.score(), float(np.nanpercentile(difference, 2.5)),
-            float(np.nanpercentile(difference, 97.5)))
+    return (
+        probe.score() - reference.score(),
+        float(np.nanpercentile(difference, 2.5)),
+        float(np.nanpercentile(difference, 97.5)),
+    )

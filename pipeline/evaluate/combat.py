@@ -57,7 +57,7 @@ class ComBat:
         beta = np.linalg.solve(design.T @ design, design.T @ y.T)  # (k, p)
         n_per_site = batch.sum(axis=0)
         self.grand_mean_ = (n_per_site / len(sites)) @ beta[: len(self.sites_)]
-        self.covariate_beta_ = beta[len(self.sites_):]
+        self.covariate_beta_ = beta[len(self.sites_) :]
         self.var_pooled_ = ((y - (design @ beta).T) ** 2).mean(axis=1)
         standardized = (y - self._stand_mean(covariates)) / np.sqrt(self.var_pooled_)[:, None]
         self.gamma_, self.delta_ = [], []
@@ -105,20 +105,25 @@ class ComBat:
         return (((y - stand_mean) / scale - gamma) / np.sqrt(delta) * scale + stand_mean).T
 
 
-def _empirical_bayes(data: np.ndarray, gamma_hat: np.ndarray, delta_hat: np.ndarray, tol: float = 1e-4,
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def _empirical_bayes(
+    data: np.ndarray,
+    gamma_hat: np.ndarray,
+    delta_hat: np.ndarray,
+    tol: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray]:
     """Parametric EB shrinkage of one site's location / scale across features (neuroCombat's ``it_sol``)."""
     gamma_bar, tau2 = gamma_hat.mean(), gamma_hat.var(ddof=1)
     m, s2 = delta_hat.mean(), delta_hat.var(ddof=1)
-    a, b = (2 * s2 + m ** 2) / s2, (m * s2 + m ** 3) / s2
+    a, b = (2 * s2 + m**2) / s2, (m * s2 + m**3) / s2
     n = data.shape[1]
     gamma_old, delta_old = gamma_hat.copy(), delta_hat.copy()
     for _ in range(1000):
         gamma_new = (n * tau2 * gamma_hat + delta_old * gamma_bar) / (n * tau2 + delta_old)
         sum2 = ((data - gamma_new[:, None]) ** 2).sum(axis=1)
         delta_new = (0.5 * sum2 + b) / (n / 2.0 + a - 1.0)
-        change = max(np.max(np.abs(gamma_new - gamma_old) / np.abs(gamma_old)),
-                     np.max(np.abs(delta_new - delta_old) / delta_old))
+        change = max(
+            np.max(np.abs(gamma_new - gamma_old) / np.abs(gamma_old)), np.max(np.abs(delta_new - delta_old) / delta_old)
+        )
         gamma_old, delta_old = gamma_new, delta_new
         if change <= tol:
             break

@@ -43,18 +43,26 @@ def masked_fidelity(image: torch.Tensor, reference: torch.Tensor, mask: torch.Te
     count = weight.sum(dims)
     error = image.float() - reference.float()
     mae = (error.abs() * weight).sum(dims) / count
-    mse = (error ** 2 * weight).sum(dims) / count
+    mse = (error**2 * weight).sum(dims) / count
     psnr = 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
     spatial = image.ndim - 2
-    ssim_map, _ = compute_ssim_and_cs(image.float(), reference.float(), spatial_dims=spatial,
-                                      kernel_size=[SSIM_WINDOW] * spatial, kernel_sigma=[SSIM_SIGMA] * spatial,
-                                      data_range=1.0)
+    ssim_map, _ = compute_ssim_and_cs(
+        image.float(),
+        reference.float(),
+        spatial_dims=spatial,
+        kernel_size=[SSIM_WINDOW] * spatial,
+        kernel_sigma=[SSIM_SIGMA] * spatial,
+        data_range=1.0,
+    )
     cut = SSIM_WINDOW // 2
     inner = weight[(slice(None), slice(None)) + (slice(cut, -cut),) * spatial]
     ssim = (ssim_map * inner).sum(dims) / inner.sum(dims)
     nan = torch.full_like(mae, float("nan"))
-    return {"mae": torch.where(count > 0, mae, nan), "psnr": torch.where(count > 0, psnr, nan),
-            "ssim": torch.where(inner.sum(dims) > 0, ssim, nan)}
+    return {
+        "mae": torch.where(count > 0, mae, nan),
+        "psnr": torch.where(count > 0, psnr, nan),
+        "ssim": torch.where(inner.sum(dims) > 0, ssim, nan),
+    }
 
 
 def image_fidelity(image: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, float]:

@@ -60,5 +60,9 @@ def fit_intensity_baseline(name: str, reference: Iterable[tuple[np.ndarray, np.n
     values = np.concatenate([np.asarray(image, np.float32)[np.asarray(mask) > 0] for image, mask in reference])
     if values.size == 0:
         raise ValueError(f"baseline {name}: the reference images have no voxel inside their masks")
-    return IntensityBaseline(name, reference_quantiles=np.quantile(values, np.linspace(0, 1, N_QUANTILES)),
-                             reference_mean=float(values.mean()), reference_std=float(values.std()))
+    return IntensityBaseline(
+        name,
+        reference_quantiles=np.quantile(values, np.linspace(0, 1, N_QUANTILES)),
+        reference_mean=float(values.mean()),
+        reference_std=float(values.std()),
+    )

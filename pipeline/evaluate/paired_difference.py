@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.evaluate.resampling import ClusterBootstrap
+from pipeline.metrics.resampling import ClusterBootstrap
 
 __all__ = ["GRID_METRICS", "weighted_classification_metrics", "bootstrap_metric_samples", "two_level_interval"]
 
@@ -37,8 +37,9 @@ def _binary_auc(positive: np.ndarray, scores: np.ndarray, weights: np.ndarray) -
     return float(wp @ pairs @ wn / (wp.sum() * wn.sum()))
 
 
-def weighted_classification_metrics(y_true: np.ndarray, probabilities: np.ndarray,
-                                    weights: np.ndarray | None = None) -> dict[str, float]:
+def weighted_classification_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, weights: np.ndarray | None = None
+) -> dict[str, float]:
     """Balanced accuracy, AUC (one-vs-rest macro for 3 classes), macro F1 and cross-entropy (nats).
 
     Weights are row multiplicities (a bootstrap resample). Written with numpy because scikit-learn's
@@ -62,12 +63,17 @@ def weighted_classification_metrics(y_true: np.ndarray, probabilities: np.ndarra
     clipped = clipped / clipped.sum(axis=1, keepdims=True)
     cross_entropy = float((w * -np.log(clipped[np.arange(len(y)), y])).sum() / w.sum())
     auc = aucs[1] if n_classes == 2 else (float(np.mean(aucs)) if not np.isnan(aucs).any() else float("nan"))
-    return {"balanced_accuracy": float(np.mean(recalls)) if recalls else float("nan"), "auc": auc,
-            "f1": float(np.mean(f1s)), "cross_entropy": cross_entropy}
+    return {
+        "balanced_accuracy": float(np.mean(recalls)) if recalls else float("nan"),
+        "auc": auc,
+        "f1": float(np.mean(f1s)),
+        "cross_entropy": cross_entropy,
+    }
 
 
-def bootstrap_metric_samples(y_true: np.ndarray, probabilities: np.ndarray, groups: Sequence, *,
-                             n_resamples: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+def bootstrap_metric_samples(
+    y_true: np.ndarray, probabilities: np.ndarray, groups: Sequence, *, n_resamples: int = 1000, seed: int = 0
+) -> dict[str, np.ndarray]:
     """The metrics on ``n_resamples`` subject-level resamples (metric -> array of length n_resamples).
 
     The resamples depend only on ``groups`` and ``seed``: two arms scored on the same subjects with the
@@ -84,8 +90,9 @@ def bootstrap_metric_samples(y_true: np.ndarray, probabilities: np.ndarray, grou
     return samples
 
 
-def two_level_interval(per_repeat: Sequence[np.ndarray], *, n_resamples: int = 1000, seed: int = 0,
-                       level: float = 0.95) -> tuple[float, float]:
+def two_level_interval(
+    per_repeat: Sequence[np.ndarray], *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile interval of the mean over repeats, resampling repeats and then each repeat's inner samples.
 
     Args:

@@ -23,14 +23,16 @@ REGIONS: tuple[str, ...] = ("ventricles", "hippocampus", "gm", "wm")
 
 @lru_cache(maxsize=8)
 def _weights(affine_bytes: bytes, shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
+    from pipeline.mni import resample_to_grid
     from pipeline.phantom.template import template_labels
-    from pipeline.templates import resample_to_grid
 
     labels, template_affine = template_labels(2.0)
     affine = np.frombuffer(affine_bytes, dtype=np.float64).reshape(4, 4)
     codes = {"ventricles": [4], "hippocampus": [5], "gm": [2], "wm": [3]}
-    return {name: resample_to_grid(np.isin(labels, values).astype(np.float32), template_affine, affine, shape)
-            for name, values in codes.items()}
+    return {
+        name: resample_to_grid(np.isin(labels, values).astype(np.float32), template_affine, affine, shape)
+        for name, values in codes.items()
+    }
 
 
 def region_weights(affine: np.ndarray, shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
@@ -56,6 +58,7 @@ def regional_feature_table(table: pd.DataFrame, image_key: str = "image_cube") -
     rows = []
     for _, row in table.iterrows():
         img = nib.load(str(row[image_key]))
-        rows.append({**{c: row[c] for c in columns},
-                     **regional_means(np.asarray(img.dataobj, dtype=np.float32), img.affine)})
+        rows.append(
+            {**{c: row[c] for c in columns}, **regional_means(np.asarray(img.dataobj, dtype=np.float32), img.affine)}
+        )
     return pd.DataFrame(rows)

@@ -37,8 +37,9 @@ __all__ = ["measure_site_effects", "format_site_effects"]
 FEATURES = [f"{r}_mean" for r in REGIONS]
 
 
-def _probe_rows(table: pd.DataFrame, volumes: np.ndarray, features: np.ndarray, pair: str, n_resamples: int,
-                seed: int) -> list[dict]:
+def _probe_rows(
+    table: pd.DataFrame, volumes: np.ndarray, features: np.ndarray, pair: str, n_resamples: int, seed: int
+) -> list[dict]:
     rows = []
     traveling = traveling_rows(table)
     for name, x in (("linear", volumes), ("features", features)):
@@ -46,12 +47,22 @@ def _probe_rows(table: pd.DataFrame, volumes: np.ndarray, features: np.ndarray, 
         if table.loc[traveling, "subject"].nunique() >= 2:
             variants.append(("traveling", table[traveling].reset_index(drop=True), x[traveling], None))
         for adjustment, rows_table, values, covariates in variants:
-            result = site_probe(rows_table, probe="linear", volumes=values, covariates=covariates,
-                                n_resamples=n_resamples, seed=seed)
-            rows.append({"sites": pair, "probe": name, "adjustment": adjustment,
-                         "balanced_accuracy": result["balanced_accuracy"], "low": result["interval_95"][0],
-                         "high": result["interval_95"][1], "chance": result["chance"],
-                         "n_images": result["n_images"], "n_subjects": result["n_subjects"]})
+            result = site_probe(
+                rows_table, probe="linear", volumes=values, covariates=covariates, n_resamples=n_resamples, seed=seed
+            )
+            rows.append(
+                {
+                    "sites": pair,
+                    "probe": name,
+                    "adjustment": adjustment,
+                    "balanced_accuracy": result["balanced_accuracy"],
+                    "low": result["interval_95"][0],
+                    "high": result["interval_95"][1],
+                    "chance": result["chance"],
+                    "n_images": result["n_images"],
+                    "n_subjects": result["n_subjects"],
+                }
+            )
     return rows
 
 
@@ -64,8 +75,13 @@ def measure_site_effects(raw_dir: str | Path, out: str | Path, *, n_resamples: i
     if len(sites) < 2:
         raise ValueError(f"{raw_dir}: site effects need at least two sites, got {sites}")
     volumes = downsampled_volumes(list(table["image_cube"]), 8)
-    features = np.array([[regional_means(np.asarray(img.dataobj, np.float32), img.affine)[f] for f in FEATURES]
-                         for img in (nib.load(p) for p in table["image_cube"])], np.float32)
+    features = np.array(
+        [
+            [regional_means(np.asarray(img.dataobj, np.float32), img.affine)[f] for f in FEATURES]
+            for img in (nib.load(p) for p in table["image_cube"])
+        ],
+        np.float32,
+    )
     per_site = []
     for site, part in table.groupby("site"):
         index = part.index.to_numpy()
@@ -77,24 +93,38 @@ def measure_site_effects(raw_dir: str | Path, out: str | Path, *, n_resamples: i
     groups = [tuple(sites)] + (list(itertools.combinations(sites, 2)) if len(sites) > 2 else [])
     for group in groups:
         part = table["site"].isin(group).to_numpy()
-        probes += _probe_rows(table[part].reset_index(drop=True), volumes[part], features[part], "+".join(group),
-                              n_resamples, seed)
+        probes += _probe_rows(
+            table[part].reset_index(drop=True), volumes[part], features[part], "+".join(group), n_resamples, seed
+        )
     probe_table, iqm_table = pd.DataFrame(probes), pd.DataFrame(per_site)
     write_table(out / "site_effects.tsv", probe_table)
     write_table(out / "site_iqms.tsv", iqm_table)
-    report = {"version": __version__, "raw": str(raw_dir), "sites": sites, "n_images": int(len(table)),
-              "n_subjects": int(table["subject"].nunique()), "probes": probe_table.to_dict(orient="records"),
-              "per_site": iqm_table.to_dict(orient="records"), "seed": seed, "seconds": time.perf_counter() - started}
+    report = {
+        "version": __version__,
+        "raw": str(raw_dir),
+        "sites": sites,
+        "n_images": int(len(table)),
+        "n_subjects": int(table["subject"].nunique()),
+        "probes": probe_table.to_dict(orient="records"),
+        "per_site": iqm_table.to_dict(orient="records"),
+        "seed": seed,
+        "seconds": time.perf_counter() - started,
+    }
     write_json(out / "site_effects.json", report)
     return report
 
 
 def format_site_effects(report: dict) -> str:
     """site_effects.json as text: the probes per site group and the IQM medians per site."""
-    lines = [f"site effects after preprocessing: {report['n_images']} images of {report['n_subjects']} subjects",
-             "linear site probe, balanced accuracy [95% interval] (chance 1 / sites):"]
-    lines += [f"  {r['sites']:<16} {r['probe']:<9} {r['adjustment']:<13} {r['balanced_accuracy']:.3f} "
-              f"[{r['low']:.3f}, {r['high']:.3f}]  chance {r['chance']:.2f}  n={r['n_subjects']}" for r in report["probes"]]
+    lines = [
+        f"site effects after preprocessing: {report['n_images']} images of {report['n_subjects']} subjects",
+        "linear site probe, balanced accuracy [95% interval] (chance 1 / sites):",
+    ]
+    lines += [
+        f"  {r['sites']:<16} {r['probe']:<9} {r['adjustment']:<13} {r['balanced_accuracy']:.3f} "
+        f"[{r['low']:.3f}, {r['high']:.3f}]  chance {r['chance']:.2f}  n={r['n_subjects']}"
+        for r in report["probes"]
+    ]
     keys = [k for k in IQM_NAMES if report["per_site"] and k in report["per_site"][0]]
     lines.append("per-site medians: " + ", ".join(keys))
     lines += [f"  {r['site']:<10} " + "  ".join(f"{r[k]:.3g}" for k in keys) for r in report["per_site"]]

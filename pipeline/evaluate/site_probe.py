@@ -65,8 +65,9 @@ def traveling_rows(table: pd.DataFrame) -> np.ndarray:
     return table["subject"].map(per_subject).to_numpy() == n_sites
 
 
-def _residualize(train_x: np.ndarray, test_x: np.ndarray, train_z: np.ndarray,
-                 test_z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _residualize(
+    train_x: np.ndarray, test_x: np.ndarray, train_z: np.ndarray, test_z: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Remove from every feature its least-squares fit on the confounds (intercept included), fitted on
     the training rows only."""
     shape = train_x.shape[1:]
@@ -74,8 +75,10 @@ def _residualize(train_x: np.ndarray, test_x: np.ndarray, train_z: np.ndarray,
     b = np.hstack([np.ones((len(test_z), 1)), test_z])
     flat_train, flat_test = train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1)
     beta, *_ = np.linalg.lstsq(a, flat_train, rcond=None)
-    return ((flat_train - a @ beta).reshape(-1, *shape).astype(np.float32),
-            (flat_test - b @ beta).reshape(-1, *shape).astype(np.float32))
+    return (
+        (flat_train - a @ beta).reshape(-1, *shape).astype(np.float32),
+        (flat_test - b @ beta).reshape(-1, *shape).astype(np.float32),
+    )
 
 
 def downsampled_volumes(paths: Sequence[str], size: int = 8) -> np.ndarray:
@@ -88,16 +91,18 @@ def downsampled_volumes(paths: Sequence[str], size: int = 8) -> np.ndarray:
 
 
 def _linear_fold(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
-    model = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000, C=0.1,
-                                                               random_state=seed))
+    model = make_pipeline(
+        StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000, C=0.1, random_state=seed)
+    )
     model.fit(train_x.reshape(len(train_x), -1), train_y)
     probabilities = np.zeros((len(test_x), n_classes))
     probabilities[:, model.classes_] = model.predict_proba(test_x.reshape(len(test_x), -1))
     return probabilities
 
 
-def _cnn_fold(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_classes: int, seed: int,
-              epochs: int = 60) -> np.ndarray:
+def _cnn_fold(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_classes: int, seed: int, epochs: int = 60
+) -> np.ndarray:
     from monai.networks.nets import Classifier
 
     torch.manual_seed(seed)
@@ -106,8 +111,9 @@ def _cnn_fold(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_cl
     mean, std = train_x.mean(), train_x.std() + 1e-6
     x = torch.from_numpy((train_x - mean) / std)[:, None]
     y = torch.from_numpy(train_y).long()
-    weights = torch.tensor(len(y) / (n_classes * np.maximum(np.bincount(train_y, minlength=n_classes), 1)),
-                           dtype=torch.float32)
+    weights = torch.tensor(
+        len(y) / (n_classes * np.maximum(np.bincount(train_y, minlength=n_classes), 1)), dtype=torch.float32
+    )
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
     loss = torch.nn.CrossEntropyLoss(weight=weights)
     net.train()
@@ -120,9 +126,17 @@ def _cnn_fold(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_cl
         return torch.softmax(net(torch.from_numpy((test_x - mean) / std)[:, None]), dim=1).numpy()
 
 
-def site_probe(table: pd.DataFrame, *, probe: str = "linear", image_key: str = "image_cube", folds: int = 5,
-               seed: int = 0, n_resamples: int = 1000, volumes: np.ndarray | None = None,
-               covariates: np.ndarray | None = None) -> dict:
+def site_probe(
+    table: pd.DataFrame,
+    *,
+    probe: str = "linear",
+    image_key: str = "image_cube",
+    folds: int = 5,
+    seed: int = 0,
+    n_resamples: int = 1000,
+    volumes: np.ndarray | None = None,
+    covariates: np.ndarray | None = None,
+) -> dict:
     """Cross-validated site prediction on the images of ``table`` (columns ``site``, ``subject``, ``image_key``).
 
     Args:
@@ -160,9 +174,19 @@ def site_probe(table: pd.DataFrame, *, probe: str = "linear", image_key: str = "
             train_x, test_x = _residualize(train_x, test_x, covariates[train], covariates[test])
         probabilities[test] = fit(train_x, y[train], test_x, len(sites), seed + fold)
     accuracy = weighted_classification_metrics(y, probabilities)["balanced_accuracy"]
-    samples = bootstrap_metric_samples(y, probabilities, groups, n_resamples=n_resamples, seed=seed)["balanced_accuracy"]
+    samples = bootstrap_metric_samples(y, probabilities, groups, n_resamples=n_resamples, seed=seed)[
+        "balanced_accuracy"
+    ]
     interval = [float(np.nanpercentile(samples, 2.5)), float(np.nanpercentile(samples, 97.5))]
-    return {"probe": probe, "balanced_accuracy": accuracy,
-            "interval_95": interval, "chance": 1.0 / len(sites), "sites": sites,
-            "n_images": int(len(table)), "n_subjects": int(len(set(groups))), "folds": n_folds,
-            "predictions": probabilities.tolist(), "samples": samples}
+    return {
+        "probe": probe,
+        "balanced_accuracy": accuracy,
+        "interval_95": interval,
+        "chance": 1.0 / len(sites),
+        "sites": sites,
+        "n_images": int(len(table)),
+        "n_subjects": int(len(set(groups))),
+        "folds": n_folds,
+        "predictions": probabilities.tolist(),
+        "samples": samples,
+    }

@@ -33,8 +33,16 @@ from monai.metrics.fid import get_fid_score
 
 from pipeline.evaluate.fidelity import brain_mask, masked_fidelity
 
-__all__ = ["nearest_real", "real_nearest_neighbour_ssim", "pairwise_ms_ssim", "gaussian_mmd", "fid", "LayerFeatures",
-           "memorization_flags", "quality_report"]
+__all__ = [
+    "nearest_real",
+    "real_nearest_neighbour_ssim",
+    "pairwise_ms_ssim",
+    "gaussian_mmd",
+    "fid",
+    "LayerFeatures",
+    "memorization_flags",
+    "quality_report",
+]
 
 
 def _pairwise(metric: Callable, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
@@ -79,8 +87,9 @@ def pairwise_ms_ssim(images: torch.Tensor) -> float:
     # MONAI needs every side > (kernel - 1) * 2^(levels - 1): keep the most scales (up to 5) that fit
     levels = max([n for n in range(1, 6) if (kernel - 1) * 2 ** (n - 1) < size], default=1)
     weights = np.array((0.0448, 0.2856, 0.3001, 0.2363, 0.1333)[:levels])
-    metric = MultiScaleSSIMMetric(spatial_dims=images.ndim - 2, data_range=1.0, kernel_size=kernel,
-                                  weights=tuple(weights / weights.sum()))
+    metric = MultiScaleSSIMMetric(
+        spatial_dims=images.ndim - 2, data_range=1.0, kernel_size=kernel, weights=tuple(weights / weights.sum())
+    )
     values = _pairwise(metric, images, images)
     return float(values[~np.eye(len(images), dtype=bool)].mean())
 
@@ -96,7 +105,7 @@ def gaussian_mmd(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -
     if bandwidth is None:
         positive = distances[distances > 0]
         bandwidth = float(np.sqrt(np.median(positive) / 2)) if positive.size else 1.0
-    kernel = np.exp(-distances / (2 * bandwidth ** 2))
+    kernel = np.exp(-distances / (2 * bandwidth**2))
     n = len(x)
     return float(kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean())
 
@@ -137,8 +146,9 @@ def _load(paths: list[str], size: int) -> torch.Tensor:
     return torch.cat(volumes)
 
 
-def quality_report(synthetic: pd.DataFrame, real: pd.DataFrame, *, encoder: Callable | None = None,
-                   size: int = 32) -> pd.DataFrame:
+def quality_report(
+    synthetic: pd.DataFrame, real: pd.DataFrame, *, encoder: Callable | None = None, size: int = 32
+) -> pd.DataFrame:
     """One row per (generator, class): fidelity, diversity, distances and memorization of its images.
 
     Args:
@@ -158,12 +168,19 @@ def quality_report(synthetic: pd.DataFrame, real: pd.DataFrame, *, encoder: Call
         real_nn = real_nearest_neighbour_ssim(true, reference["subject"].to_numpy() if "subject" in reference else None)
         # one subject only: no pair of different subjects, no threshold (memorization undefined, NaN)
         flags = memorization_flags(nearest["ssim"], real_nn) if np.isfinite(real_nn).any() else None
-        row = {"generator": generator, "diagnosis": name, "n_synthetic": len(part), "n_real": len(reference),
-               "nearest_ssim_mean": float(nearest["ssim"].mean()), "nearest_psnr_mean": float(nearest["psnr"].mean()),
-               "ms_ssim_synthetic": pairwise_ms_ssim(fake), "ms_ssim_real": pairwise_ms_ssim(true),
-               "real_nn_ssim_max": float(real_nn.max()) if flags is not None else float("nan"),
-               "memorized": int(flags.sum()) if flags is not None else float("nan"),
-               "memorized_fraction": float(flags.mean()) if flags is not None else float("nan")}
+        row = {
+            "generator": generator,
+            "diagnosis": name,
+            "n_synthetic": len(part),
+            "n_real": len(reference),
+            "nearest_ssim_mean": float(nearest["ssim"].mean()),
+            "nearest_psnr_mean": float(nearest["psnr"].mean()),
+            "ms_ssim_synthetic": pairwise_ms_ssim(fake),
+            "ms_ssim_real": pairwise_ms_ssim(true),
+            "real_nn_ssim_max": float(real_nn.max()) if flags is not None else float("nan"),
+            "memorized": int(flags.sum()) if flags is not None else float("nan"),
+            "memorized_fraction": float(flags.mean()) if flags is not None else float("nan"),
+        }
         if encoder is not None:
             a, b = encoder(fake), encoder(true)
             row.update({"fid": fid(a, b), "mmd": gaussian_mmd(a, b)})

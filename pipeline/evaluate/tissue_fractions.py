@@ -45,8 +45,10 @@ def tissue_fractions(image: np.ndarray, mask: np.ndarray, *, seed: int = 0) -> d
         raise ValueError(f"image shape {image.shape} and mask shape {mask.shape} differ")
     values = image[mask].reshape(-1, 1)
     if len(values) < 3 or np.ptp(values) <= 0:
-        raise ValueError(f"the brain mask holds {len(values)} voxels of {np.unique(values).size} distinct "
-                         "intensities; 3 tissue classes need more")
+        raise ValueError(
+            f"the brain mask holds {len(values)} voxels of {np.unique(values).size} distinct "
+            "intensities; 3 tissue classes need more"
+        )
     start = np.percentile(values, [10, 50, 90]).reshape(-1, 1)
     fitted = KMeans(n_clusters=3, init=start, n_init=1, random_state=seed).fit(values)
     order = np.argsort(fitted.cluster_centers_.ravel())  # CSF, GM, WM on T1

@@ -28,7 +28,9 @@ def _mask(path: str | float | None, image: torch.Tensor) -> torch.Tensor:
     return _load(str(path)) > 0 if isinstance(path, str) and path else image != 0
 
 
-def traveling_fidelity(harmonized: pd.DataFrame, *, output_site: str, subjects: list[str] | None = None) -> pd.DataFrame:
+def traveling_fidelity(
+    harmonized: pd.DataFrame, *, output_site: str, subjects: list[str] | None = None
+) -> pd.DataFrame:
     """One row per traveling subject: fidelity of the harmonized and of the original image.
 
     Args:

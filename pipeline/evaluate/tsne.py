@@ -19,8 +19,9 @@ from pipeline.atomic import atomic_path
 __all__ = ["tsne_table", "tsne_figure"]
 
 
-def tsne_table(volumes: np.ndarray, table: pd.DataFrame, *, condition: str, seed: int = 0,
-               perplexity: float = 30.0) -> pd.DataFrame:
+def tsne_table(
+    volumes: np.ndarray, table: pd.DataFrame, *, condition: str, seed: int = 0, perplexity: float = 30.0
+) -> pd.DataFrame:
     """Embed ``volumes`` (N, ...) in 2D; returns ``table``'s subject, session, site with x, y and condition.
 
     The perplexity is capped at (N - 1) / 3 so small test sets embed too.
@@ -30,8 +31,9 @@ def tsne_table(volumes: np.ndarray, table: pd.DataFrame, *, condition: str, seed
     if len(volumes) < 4:
         raise ValueError(f"t-SNE needs at least 4 images, got {len(volumes)}")
     flat = np.asarray(volumes, dtype=np.float64).reshape(len(volumes), -1)
-    embedding = TSNE(n_components=2, perplexity=min(perplexity, (len(flat) - 1) / 3), init="pca",
-                     random_state=seed).fit_transform(flat)
+    embedding = TSNE(
+        n_components=2, perplexity=min(perplexity, (len(flat) - 1) / 3), init="pca", random_state=seed
+    ).fit_transform(flat)
     columns = [c for c in ("subject", "session", "site", "diagnosis", "age") if c in table.columns]
     out = table[columns].reset_index(drop=True).copy()
     out["x"], out["y"], out["condition"] = embedding[:, 0], embedding[:, 1], condition

@@ -20,8 +20,14 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["VOLUME_COLUMNS", "find_phantom_volumes", "read_volume_table", "attach_volumes", "volume_classifier",
-           "volume_regressor"]
+__all__ = [
+    "VOLUME_COLUMNS",
+    "find_phantom_volumes",
+    "read_volume_table",
+    "attach_volumes",
+    "volume_classifier",
+    "volume_regressor",
+]
 
 VOLUME_COLUMNS: tuple[str, ...] = ("ventricles_ml", "hippocampus_ml")
 PHANTOM_TRUTH = Path("derivatives") / "phantom" / "truth.tsv"
@@ -39,8 +45,9 @@ def find_phantom_volumes(table: pd.DataFrame) -> Path | None:
 
 def read_volume_table(path: str | Path, columns: Sequence[str] = VOLUME_COLUMNS) -> pd.DataFrame:
     """``subject``, ``session`` and the volume ``columns`` of a TSV; errors name the file and the column."""
-    table = pd.read_csv(path, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False,
-                        na_values=["n/a", ""])
+    table = pd.read_csv(
+        path, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False, na_values=["n/a", ""]
+    )
     missing = [c for c in ("subject", *columns) if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected subject, optional session and {list(columns)}")
@@ -60,11 +67,14 @@ def attach_volumes(table: pd.DataFrame, volumes: pd.DataFrame, columns: Sequence
     """``table`` with the volume columns joined on subject and session; every row must find its volumes."""
     keyed = volumes.drop_duplicates(["subject", "session"])
     merged = table.drop(columns=[c for c in columns if c in table.columns]).merge(
-        keyed, on=["subject", "session"], how="left", validate="many_to_one")
+        keyed, on=["subject", "session"], how="left", validate="many_to_one"
+    )
     missing = merged[merged[list(columns)].isna().any(axis=1)]
     if len(missing):
-        raise ValueError(f"no volumes for {len(missing)} image(s), e.g. subject {missing['subject'].iloc[0]!r} "
-                         f"session {missing['session'].iloc[0]!r}")
+        raise ValueError(
+            f"no volumes for {len(missing)} image(s), e.g. subject {missing['subject'].iloc[0]!r} "
+            f"session {missing['session'].iloc[0]!r}"
+        )
     return merged
 
 
@@ -72,8 +82,9 @@ def _features(table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     return np.log(table[list(columns)].to_numpy(float))
 
 
-def volume_classifier(train: pd.DataFrame, evaluate: pd.DataFrame, *, n_classes: int,
-                      columns: Sequence[str] = VOLUME_COLUMNS) -> np.ndarray:
+def volume_classifier(
+    train: pd.DataFrame, evaluate: pd.DataFrame, *, n_classes: int, columns: Sequence[str] = VOLUME_COLUMNS
+) -> np.ndarray:
     """Class probabilities (len(evaluate), n_classes) of a class-balanced logistic regression on log volumes,
     fitted on ``train`` (``label`` = class index). Classes absent from training get probability 0."""
     model = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=1000))
@@ -83,8 +94,9 @@ def volume_classifier(train: pd.DataFrame, evaluate: pd.DataFrame, *, n_classes:
     return probabilities
 
 
-def volume_regressor(train: pd.DataFrame, evaluate: pd.DataFrame, *,
-                     columns: Sequence[str] = VOLUME_COLUMNS) -> np.ndarray:
+def volume_regressor(
+    train: pd.DataFrame, evaluate: pd.DataFrame, *, columns: Sequence[str] = VOLUME_COLUMNS
+) -> np.ndarray:
     """Predicted ``label`` (age) of ``evaluate`` by a linear regression on log volumes fitted on ``train``."""
     model = make_pipeline(StandardScaler(), LinearRegression())
     model.fit(_features(train, columns), train["label"].astype(float))

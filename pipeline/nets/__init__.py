@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from pipeline.nets.brain_age import BrainAgeCNN3D
+from pipeline.nets.brain_age_cnn import BrainAgeCNN3D
 from pipeline.nets.classifiers import build_classifier
-from pipeline.nets.three_view import ThreeViewClassifier
 from pipeline.nets.discriminator import PatchDiscriminator3D
 from pipeline.nets.generator import HarmonizationGenerator3D
+from pipeline.nets.three_view import ThreeViewClassifier
 
-__all__ = ["HarmonizationGenerator3D", "PatchDiscriminator3D", "BrainAgeCNN3D", "ThreeViewClassifier", "build_classifier"]
+__all__ = [
+    "HarmonizationGenerator3D",
+    "PatchDiscriminator3D",
+    "BrainAgeCNN3D",
+    "ThreeViewClassifier",
+    "build_classifier",
+]

@@ -19,14 +19,29 @@ __all__ = ["CLASSIFIERS", "build_classifier"]
 CLASSIFIERS = ("resnet3d", "three_view")
 
 
-def build_classifier(name: str, num_classes: int, *, widths: tuple[int, int, int, int] = (64, 128, 256, 512),
-                     layers: tuple[int, int, int, int] = (1, 1, 1, 1), depth: int = 18, dropout: float = 0.0,
-                     pretrained_path: str | None = None, **_: Any) -> nn.Module:
+def build_classifier(
+    name: str,
+    num_classes: int,
+    *,
+    widths: tuple[int, int, int, int] = (64, 128, 256, 512),
+    layers: tuple[int, int, int, int] = (1, 1, 1, 1),
+    depth: int = 18,
+    dropout: float = 0.0,
+    pretrained_path: str | None = None,
+    **_: Any,
+) -> nn.Module:
     """The classifier ``name`` with ``num_classes`` logits (ResNet-10-like 3D by default)."""
     if name == "resnet3d":
-        return ResNet(block="basic", layers=list(layers), block_inplanes=list(widths), spatial_dims=3,
-                      n_input_channels=1, num_classes=num_classes)
+        return ResNet(
+            block="basic",
+            layers=list(layers),
+            block_inplanes=list(widths),
+            spatial_dims=3,
+            n_input_channels=1,
+            num_classes=num_classes,
+        )
     if name == "three_view":
-        return ThreeViewClassifier(num_classes=num_classes, depth=depth, widths=tuple(widths), dropout=dropout,
-                                   pretrained_path=pretrained_path)
+        return ThreeViewClassifier(
+            num_classes=num_classes, depth=depth, widths=tuple(widths), dropout=dropout, pretrained_path=pretrained_path
+        )
     raise ValueError(f"model must be one of {CLASSIFIERS}, got {name!r}")

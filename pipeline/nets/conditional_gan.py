@@ -34,18 +34,28 @@ def _stages(spatial_size: int) -> int:
 class ConditionalGenerator3D(nn.Module):
     """(z: (B, latent_dim), label: (B,) long) -> image (B, 1, S, S, S) in [0, 1]."""
 
-    def __init__(self, *, num_classes: int = 2, latent_dim: int = 64, spatial_size: int = 32, channels: int = 32,
-                 embed_dim: int = 16):
+    def __init__(
+        self,
+        *,
+        num_classes: int = 2,
+        latent_dim: int = 64,
+        spatial_size: int = 32,
+        channels: int = 32,
+        embed_dim: int = 16,
+    ):
         super().__init__()
         self.latent_dim, self.num_classes, self.spatial_size = latent_dim, num_classes, spatial_size
         n = _stages(spatial_size)
         widths = [channels * 2 ** (n - i) for i in range(n + 1)]  # e.g. 256, 128, 64, 32 for n=3, channels 32
         self.embed = nn.Embedding(num_classes, embed_dim)
-        self.project = nn.Sequential(nn.Linear(latent_dim + embed_dim, widths[0] * 4 ** 3), nn.ReLU(inplace=True))
+        self.project = nn.Sequential(nn.Linear(latent_dim + embed_dim, widths[0] * 4**3), nn.ReLU(inplace=True))
         layers: list[nn.Module] = []
         for i in range(n):
-            layers += [nn.ConvTranspose3d(widths[i], widths[i + 1], 4, stride=2, padding=1, bias=False),
-                       nn.BatchNorm3d(widths[i + 1]), nn.ReLU(inplace=True)]
+            layers += [
+                nn.ConvTranspose3d(widths[i], widths[i + 1], 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm3d(widths[i + 1]),
+                nn.ReLU(inplace=True),
+            ]
         layers += [nn.Conv3d(widths[-1], 1, 3, padding=1), nn.Sigmoid()]
         self.decode = nn.Sequential(*layers)
         self.first_width = widths[0]
@@ -66,11 +76,13 @@ class ConditionalDiscriminator3D(nn.Module):
     def __init__(self, *, num_classes: int = 2, spatial_size: int = 32, channels: int = 32):
         super().__init__()
         n = _stages(spatial_size)
-        widths = [1] + [channels * 2 ** i for i in range(n)]
+        widths = [1] + [channels * 2**i for i in range(n)]
         layers: list[nn.Module] = []
         for i in range(n):
-            layers += [spectral_norm(nn.Conv3d(widths[i], widths[i + 1], 4, stride=2, padding=1)),
-                       nn.LeakyReLU(0.2, inplace=True)]
+            layers += [
+                spectral_norm(nn.Conv3d(widths[i], widths[i + 1], 4, stride=2, padding=1)),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
         self.features = nn.Sequential(*layers)
         self.score = spectral_norm(nn.Linear(widths[-1], 1))
         self.embed = spectral_norm(nn.Embedding(num_classes, widths[-1]))

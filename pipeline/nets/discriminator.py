@@ -33,8 +33,14 @@ class PatchDiscriminator3D(nn.Module):
         torch.Size([1, 1, 6, 6, 6])
     """
 
-    def __init__(self, *, in_channels: int = 1, channels: int = 32, strides: tuple[int, ...] = (2, 2, 2, 1, 1),
-                 activation: str = "relu"):
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        channels: int = 32,
+        strides: tuple[int, ...] = (2, 2, 2, 1, 1),
+        activation: str = "relu",
+    ):
         super().__init__()
         if len(strides) != 5:
             raise ValueError(f"strides: expected 5 values, got {strides}")

@@ -45,21 +45,28 @@ OUTPUT_ACTIVATIONS = ("residual", "sigmoid", "none")
 
 
 def _conv_block(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv3d(in_ch, out_ch, 3, stride=stride, padding=1), nn.InstanceNorm3d(out_ch),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv3d(in_ch, out_ch, 3, stride=stride, padding=1), nn.InstanceNorm3d(out_ch), nn.ReLU(inplace=True)
+    )
 
 
 def _up_block(in_ch: int, out_ch: int) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose3d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1),
-                         nn.InstanceNorm3d(out_ch), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.ConvTranspose3d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1),
+        nn.InstanceNorm3d(out_ch),
+        nn.ReLU(inplace=True),
+    )
 
 
 class _ResidualBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv3d(channels, channels, 3, padding=1), nn.InstanceNorm3d(channels), nn.ReLU(inplace=True),
-            nn.Conv3d(channels, channels, 3, padding=1), nn.InstanceNorm3d(channels),
+            nn.Conv3d(channels, channels, 3, padding=1),
+            nn.InstanceNorm3d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(channels, channels, 3, padding=1),
+            nn.InstanceNorm3d(channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,8 +89,9 @@ class HarmonizationGenerator3D(nn.Module):
         torch.Size([2, 1, 32, 32, 32])
     """
 
-    def __init__(self, *, in_channels: int = 1, channels: int = 32, n_residual: int = 5,
-                 output_activation: str = "residual"):
+    def __init__(
+        self, *, in_channels: int = 1, channels: int = 32, n_residual: int = 5, output_activation: str = "residual"
+    ):
         super().__init__()
         if output_activation not in OUTPUT_ACTIVATIONS:
             raise ValueError(f"output_activation must be one of {OUTPUT_ACTIVATIONS}, got {output_activation!r}")

@@ -34,16 +34,32 @@ class ThreeViewClassifier(nn.Module):
 
     views = ("axial", "coronal", "sagittal")
 
-    def __init__(self, *, num_classes: int = 2, depth: int = 18, widths: tuple[int, int, int, int] = (64, 128, 256, 512),
-                 dropout: float = 0.0, pretrained_path: str | None = None):
+    def __init__(
+        self,
+        *,
+        num_classes: int = 2,
+        depth: int = 18,
+        widths: tuple[int, int, int, int] = (64, 128, 256, 512),
+        dropout: float = 0.0,
+        pretrained_path: str | None = None,
+    ):
         super().__init__()
         if depth not in _DEPTHS:
             raise ValueError(f"depth must be one of {sorted(_DEPTHS)}, got {depth}")
-        self.branches = nn.ModuleList([
-            ResNet(block=ResNetBlock, layers=_DEPTHS[depth], block_inplanes=list(widths), spatial_dims=2,
-                   n_input_channels=1, num_classes=num_classes, feed_forward=False)
-            for _ in self.views
-        ])
+        self.branches = nn.ModuleList(
+            [
+                ResNet(
+                    block=ResNetBlock,
+                    layers=_DEPTHS[depth],
+                    block_inplanes=list(widths),
+                    spatial_dims=2,
+                    n_input_channels=1,
+                    num_classes=num_classes,
+                    feed_forward=False,
+                )
+                for _ in self.views
+            ]
+        )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(3 * widths[-1], num_classes))
         if pretrained_path:
             path = Path(pretrained_path)

@@ -17,5 +17,16 @@ from pipeline.phantom.generate import PhantomResult, PhantomSpec, generate_phant
 from pipeline.phantom.scanner import load_site_profiles
 from pipeline.phantom.template import LABELS, TEMPLATE_NAME, load_template, template_labels
 
-__all__ = ["Effects", "LatentSubject", "build_anatomy", "PhantomResult", "PhantomSpec", "generate_phantom",
-           "load_site_profiles", "LABELS", "TEMPLATE_NAME", "load_template", "template_labels"]
+__all__ = [
+    "Effects",
+    "LatentSubject",
+    "build_anatomy",
+    "PhantomResult",
+    "PhantomSpec",
+    "generate_phantom",
+    "load_site_profiles",
+    "LABELS",
+    "TEMPLATE_NAME",
+    "load_template",
+    "template_labels",
+]

@@ -105,8 +105,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))).astype(np.float32)
 
 
-def _threshold_for_volume(distance: np.ndarray, weight: np.ndarray, target: float, width: float,
-                          t_range: tuple[float, float]) -> float:
+def _threshold_for_volume(
+    distance: np.ndarray, weight: np.ndarray, target: float, width: float, t_range: tuple[float, float]
+) -> float:
     """Threshold t such that sum(weight * sigmoid((t - distance) / width)) ~= target (in voxels)."""
     ts = np.linspace(t_range[0], t_range[1], 61, dtype=np.float32)
     sel = weight > 0
@@ -118,8 +119,9 @@ def _threshold_for_volume(distance: np.ndarray, weight: np.ndarray, target: floa
     return float(np.interp(target, volumes, ts))
 
 
-def _smooth_displacement(shape: tuple[int, ...], resolution: float, rng: np.random.Generator,
-                         sd_mm: float, spacing_mm: float = 25.0) -> np.ndarray:
+def _smooth_displacement(
+    shape: tuple[int, ...], resolution: float, rng: np.random.Generator, sd_mm: float, spacing_mm: float = 25.0
+) -> np.ndarray:
     """Smooth random displacement field (3, X, Y, Z) in mm: coarse Gaussian noise, trilinear upsampling."""
     coarse_shape = [max(2, int(np.ceil(s * resolution / spacing_mm)) + 1) for s in shape]
     coarse = rng.normal(0.0, sd_mm, size=(1, 3, *coarse_shape)).astype(np.float32)
@@ -152,10 +154,16 @@ def build_anatomy(template: TemplateSpace, subject: LatentSubject, effects: Effe
     dx = subject.diagnosis
     ind = effects.individual
     ramp = float(np.clip((subject.age - 50.0) / 25.0, 0.0, 1.5))
-    ventricle_factor = (np.exp(0.0173 * effects.age * a) * (1.0 + effects.ad * _VENTRICLE_DX[dx] * ramp)
-                        * np.exp(rng.normal(0.0, 0.33 * ind)))
-    hippocampus_factor = ((1.0 - effects.age * (0.002 * a + 0.00004 * a * a)) * (1.0 - effects.ad * _HIPPOCAMPUS_DX[dx])
-                          * np.exp(rng.normal(0.0, 0.10 * ind)))
+    ventricle_factor = (
+        np.exp(0.0173 * effects.age * a)
+        * (1.0 + effects.ad * _VENTRICLE_DX[dx] * ramp)
+        * np.exp(rng.normal(0.0, 0.33 * ind))
+    )
+    hippocampus_factor = (
+        (1.0 - effects.age * (0.002 * a + 0.00004 * a * a))
+        * (1.0 - effects.ad * _HIPPOCAMPUS_DX[dx])
+        * np.exp(rng.normal(0.0, 0.10 * ind))
+    )
     cortex_factor = 1.0 - effects.age * 0.0025 * a - effects.ad * _CORTEX_DX[dx] + rng.normal(0.0, 0.03 * ind)
     head_scale = float(np.exp(rng.normal(0.0, 0.035 * ind)) * (1.018 if subject.sex == "M" else 0.982) ** effects.sex)
     layer_scale = float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3))
@@ -224,7 +232,10 @@ def build_anatomy(template: TemplateSpace, subject: LatentSubject, effects: Effe
         "hippocampus_ml": float(warped[4].sum() * ml),
     }
     params = {
-        "ventricle_factor": float(ventricle_factor), "hippocampus_factor": float(hippocampus_factor),
-        "cortex_factor": float(cortex_factor), "head_scale": head_scale, "layer_scale": layer_scale,
+        "ventricle_factor": float(ventricle_factor),
+        "hippocampus_factor": float(hippocampus_factor),
+        "cortex_factor": float(cortex_factor),
+        "head_scale": head_scale,
+        "layer_scale": layer_scale,
     }
     return Anatomy(maps=warped, volumes=volumes, params=params)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, mean_absolute_error
-from sklearn.model_selection import StratifiedKFold, cross_val_predict, KFold
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -42,14 +42,24 @@ def anatomy_table(spec: PhantomSpec) -> pd.DataFrame:
     rows = []
     for job in plan_subjects(spec, sites):
         anatomy = build_anatomy(template, job.latent, spec.effects)
-        rows.append({"subject": job.subject, "site": job.sessions[0][1], "age": job.latent.age,
-                     "sex": job.latent.sex, "diagnosis": job.latent.diagnosis, **anatomy.volumes})
+        rows.append(
+            {
+                "subject": job.subject,
+                "site": job.sessions[0][1],
+                "age": job.latent.age,
+                "sex": job.latent.sex,
+                "diagnosis": job.latent.diagnosis,
+                **anatomy.volumes,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def task_difficulty(table: pd.DataFrame, seed: int = 0) -> dict[str, float]:
     """Cross-validated brain-age MAE (controls) and CN-vs-AD balanced accuracy on true volumes."""
-    features = np.column_stack([table["ventricles_ml"] / table["brain_ml"], table["hippocampus_ml"] / table["brain_ml"]])
+    features = np.column_stack(
+        [table["ventricles_ml"] / table["brain_ml"], table["hippocampus_ml"] / table["brain_ml"]]
+    )
     cn = (table["diagnosis"] == "CN").to_numpy()
     age = table["age"].to_numpy()
     folds = KFold(5, shuffle=True, random_state=seed)
@@ -71,7 +81,12 @@ def task_difficulty(table: pd.DataFrame, seed: int = 0) -> dict[str, float]:
         y = (table["diagnosis"][both] == "AD").to_numpy().astype(int)
         clf = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced"))
         pred = cross_val_predict(clf, x, y, cv=StratifiedKFold(5, shuffle=True, random_state=seed))
-        out.update({"cn_vs_ad_subjects": int(both.sum()), "cn_vs_ad_balanced_accuracy": float(balanced_accuracy_score(y, pred))})
+        out.update(
+            {
+                "cn_vs_ad_subjects": int(both.sum()),
+                "cn_vs_ad_balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+            }
+        )
     return out
 
 
@@ -83,16 +98,30 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the numbers as JSON here")
     args = parser.parse_args()
-    spec = PhantomSpec(sites=tuple(args.sites.split(",")), subjects_per_site=args.subjects, traveling=0,
-                       resolution=args.resolution, seed=args.seed, effects=Effects())
+    spec = PhantomSpec(
+        sites=tuple(args.sites.split(",")),
+        subjects_per_site=args.subjects,
+        traveling=0,
+        resolution=args.resolution,
+        seed=args.seed,
+        effects=Effects(),
+    )
     start = time.perf_counter()
     table = anatomy_table(spec)
-    result = {"spec": {"sites": args.sites, "subjects_per_site": args.subjects, "resolution": args.resolution,
-                       "seed": args.seed}, **task_difficulty(table, args.seed),
-              "seconds": time.perf_counter() - start}
+    result = {
+        "spec": {
+            "sites": args.sites,
+            "subjects_per_site": args.subjects,
+            "resolution": args.resolution,
+            "seed": args.seed,
+        },
+        **task_difficulty(table, args.seed),
+        "seconds": time.perf_counter() - start,
+    }
     print(json.dumps(result, indent=2))
     if args.out:
         from pipeline.atomic import write_json
+
         write_json(args.out, result)
 
 

@@ -43,8 +43,14 @@ from tqdm import tqdm
 from pipeline import __version__
 from pipeline.atomic import save_nifti, write_json, write_table, write_text
 from pipeline.phantom.anatomy import Effects, LatentSubject, build_anatomy
-from pipeline.phantom.scanner import (ScannerProfile, SiteProfile, load_site_profiles, mixed_coil_pattern, render,
-                                      scaled_profile)
+from pipeline.phantom.scanner import (
+    ScannerProfile,
+    SiteProfile,
+    load_site_profiles,
+    mixed_coil_pattern,
+    render,
+    scaled_profile,
+)
 from pipeline.phantom.template import LABELS, TEMPLATE_NAME, load_template, template_labels
 
 __all__ = ["PhantomSpec", "PhantomResult", "generate_phantom", "plan_subjects"]
@@ -117,8 +123,9 @@ def plan_subjects(spec: PhantomSpec, sites: dict[str, SiteProfile]) -> list[_Job
     rng = np.random.default_rng([spec.seed, 999])
     for i in range(spec.traveling):
         subject = f"trav{i + 1:02d}"
-        latent = LatentSubject(subject, round(float(rng.uniform(55, 80)), 1), "F" if rng.random() < 0.5 else "M",
-                               "CN", (spec.seed, index))
+        latent = LatentSubject(
+            subject, round(float(rng.uniform(55, 80)), 1), "F" if rng.random() < 0.5 else "M", "CN", (spec.seed, index)
+        )
         jobs.append(_Job(index, subject, latent, tuple((name, name) for name in spec.sites)))
         index += 1
     return jobs
@@ -130,8 +137,10 @@ def _itk_rigid_text(template_to_scanner: np.ndarray) -> str:
     matrix = flip @ template_to_scanner[:3, :3] @ flip
     offset = flip @ template_to_scanner[:3, 3]
     params = " ".join(f"{v:.10g}" for v in list(matrix.ravel()) + list(offset))
-    return ("#Insight Transform File V1.0\n#Transform 0\nTransform: AffineTransform_double_3_3\n"
-            f"Parameters: {params}\nFixedParameters: 0 0 0\n")
+    return (
+        "#Insight Transform File V1.0\n#Transform 0\nTransform: AffineTransform_double_3_3\n"
+        f"Parameters: {params}\nFixedParameters: 0 0 0\n"
+    )
 
 
 def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
@@ -148,8 +157,9 @@ def _entities(subject: str, session: str) -> tuple[Path, str]:
     return folder, stem
 
 
-def _run_job(job: _Job, root: str, spec: PhantomSpec, reference: ScannerProfile,
-             sites: dict[str, SiteProfile]) -> list[dict]:
+def _run_job(
+    job: _Job, root: str, spec: PhantomSpec, reference: ScannerProfile, sites: dict[str, SiteProfile]
+) -> list[dict]:
     """Build one latent subject's anatomy and render it at each of its sites (one task)."""
     template = load_template(spec.resolution)
     anatomy = build_anatomy(template, job.latent, spec.effects)
@@ -157,19 +167,33 @@ def _run_job(job: _Job, root: str, spec: PhantomSpec, reference: ScannerProfile,
     for session, site in job.sessions:
         j = spec.sites.index(site)
         profile = scaled_profile(sites[site].scanner, reference, spec.effects.site)
-        coil = mixed_coil_pattern(np.random.default_rng([spec.seed, 2000 + j]).normal(0.0, 1.0, size=9),
-                                  np.random.default_rng([spec.seed, 1999]).normal(0.0, 1.0, size=9), spec.effects.site)
-        rendering = render(anatomy, template, profile, resolution=spec.resolution,
-                           rng=np.random.default_rng([spec.seed, job.index, j]), coil_pattern=coil)
+        coil = mixed_coil_pattern(
+            np.random.default_rng([spec.seed, 2000 + j]).normal(0.0, 1.0, size=9),
+            np.random.default_rng([spec.seed, 1999]).normal(0.0, 1.0, size=9),
+            spec.effects.site,
+        )
+        rendering = render(
+            anatomy,
+            template,
+            profile,
+            resolution=spec.resolution,
+            rng=np.random.default_rng([spec.seed, job.index, j]),
+            coil_pattern=coil,
+        )
         folder, stem = _entities(job.subject, session)
         raw = Path(root) / folder
         truth = Path(root) / DERIVATIVE / folder
         save_nifti(raw / f"{stem}_T1w.nii.gz", _nifti(rendering.image, rendering.affine))
         zooms = np.sqrt((rendering.affine[:3, :3] ** 2).sum(0))
-        write_json(raw / f"{stem}_T1w.json", {
-            "Manufacturer": "mriharmony phantom", "ManufacturersModelName": site,
-            "InstitutionName": site, "SliceThickness": float(zooms[int(np.argmax(zooms))]),
-        })
+        write_json(
+            raw / f"{stem}_T1w.json",
+            {
+                "Manufacturer": "mriharmony phantom",
+                "ManufacturersModelName": site,
+                "InstitutionName": site,
+                "SliceThickness": float(zooms[int(np.argmax(zooms))]),
+            },
+        )
         save_nifti(truth / f"{stem}_desc-brain_mask.nii.gz", _nifti(rendering.brain_mask, rendering.affine))
         # the bias field is kept inside the head (dilated) and rounded to 1e-4: exact enough for
         # scoring bias correction, and 20x smaller than the full float32 field
@@ -177,14 +201,26 @@ def _run_job(job: _Job, root: str, spec: PhantomSpec, reference: ScannerProfile,
         bias = np.where(head, np.round(rendering.bias_field, 4), 0.0).astype(np.float32)
         save_nifti(truth / f"{stem}_desc-bias_T1w.nii.gz", _nifti(bias, rendering.affine))
         save_nifti(truth / f"{stem}_dseg.nii.gz", _nifti(rendering.dseg, rendering.affine))
-        write_text(truth / f"{stem}_from-T1w_to-{TEMPLATE_NAME}_mode-image_xfm.txt",
-                   _itk_rigid_text(rendering.template_to_scanner))
-        rows.append({
-            "subject": job.subject, "session": session, "site": site, "latent_id": job.latent.latent_id,
-            "traveling": len(job.sessions) > 1, "age": job.latent.age, "sex": job.latent.sex,
-            "diagnosis": job.latent.diagnosis, **anatomy.volumes, **anatomy.params, **rendering.params,
-            "path": str(folder / f"{stem}_T1w.nii.gz"),
-        })
+        write_text(
+            truth / f"{stem}_from-T1w_to-{TEMPLATE_NAME}_mode-image_xfm.txt",
+            _itk_rigid_text(rendering.template_to_scanner),
+        )
+        rows.append(
+            {
+                "subject": job.subject,
+                "session": session,
+                "site": site,
+                "latent_id": job.latent.latent_id,
+                "traveling": len(job.sessions) > 1,
+                "age": job.latent.age,
+                "sex": job.latent.sex,
+                "diagnosis": job.latent.diagnosis,
+                **anatomy.volumes,
+                **anatomy.params,
+                **rendering.params,
+                "path": str(folder / f"{stem}_T1w.nii.gz"),
+            }
+        )
     return rows
 
 
@@ -209,49 +245,80 @@ def _existing(root: Path, spec: PhantomSpec) -> pd.DataFrame | None:
         return None
     if recorded != _spec_record(spec):
         return None
-    table = pd.read_csv(truth, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False, na_values=["n/a"])
+    table = pd.read_csv(
+        truth, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False, na_values=["n/a"]
+    )
     if not all((root / p).exists() for p in table["path"]):
         return None
     return table
 
 
 def _write_dataset_files(root: Path, spec: PhantomSpec, jobs: list[_Job], truth: pd.DataFrame) -> None:
-    write_json(root / "dataset_description.json", {
-        "Name": "mriharmony phantom multisite cohort", "BIDSVersion": "1.9.0", "DatasetType": "raw",
-        "License": "CC0", "Authors": ["mriharmony"],
-        "GeneratedBy": [{"Name": "mriharmony-phantom", "Version": __version__}],
-        "HowToAcknowledge": "Synthetic data built on the ICBM 2009a MNI152 template (Fonov et al. 2011).",
-    })
-    write_text(root / "README", (
-        "Synthetic multisite T1w cohort generated by `mriharmony phantom` from the MNI152 2009a template.\n"
-        f"Sites: {', '.join(spec.sites)}; {spec.subjects_per_site} subjects per site; {spec.traveling} traveling "
-        f"subjects scanned at every site; base resolution {spec.resolution} mm; seed {spec.seed}.\n"
-        "Ground truth (masks, bias fields, labels, rigid transforms, volumes) is in derivatives/phantom/.\n"))
-    participants = pd.DataFrame([{
-        "participant_id": f"sub-{job.subject}", "age": job.latent.age, "sex": job.latent.sex,
-        "diagnosis": job.latent.diagnosis, "site": job.sessions[0][1] if len(job.sessions) == 1 else None,
-    } for job in jobs])
+    write_json(
+        root / "dataset_description.json",
+        {
+            "Name": "mriharmony phantom multisite cohort",
+            "BIDSVersion": "1.9.0",
+            "DatasetType": "raw",
+            "License": "CC0",
+            "Authors": ["mriharmony"],
+            "GeneratedBy": [{"Name": "mriharmony-phantom", "Version": __version__}],
+            "HowToAcknowledge": "Synthetic data built on the ICBM 2009a MNI152 template (Fonov et al. 2011).",
+        },
+    )
+    write_text(
+        root / "README",
+        (
+            "Synthetic multisite T1w cohort generated by `mriharmony phantom` from the MNI152 2009a template.\n"
+            f"Sites: {', '.join(spec.sites)}; {spec.subjects_per_site} subjects per site; {spec.traveling} traveling "
+            f"subjects scanned at every site; base resolution {spec.resolution} mm; seed {spec.seed}.\n"
+            "Ground truth (masks, bias fields, labels, rigid transforms, volumes) is in derivatives/phantom/.\n"
+        ),
+    )
+    participants = pd.DataFrame(
+        [
+            {
+                "participant_id": f"sub-{job.subject}",
+                "age": job.latent.age,
+                "sex": job.latent.sex,
+                "diagnosis": job.latent.diagnosis,
+                "site": job.sessions[0][1] if len(job.sessions) == 1 else None,
+            }
+            for job in jobs
+        ]
+    )
     write_table(root / "participants.tsv", participants)
-    write_json(root / "participants.json", {
-        "age": {"Description": "age at scan", "Units": "year"},
-        "sex": {"Description": "sex", "Levels": {"M": "male", "F": "female"}},
-        "diagnosis": {"Description": "clinical diagnosis",
-                      "Levels": {"CN": "cognitively normal", "MCI": "mild cognitive impairment", "AD": "Alzheimer's disease"}},
-        "site": {"Description": "acquisition site; n/a for traveling subjects (see their sessions.tsv)"},
-    })
+    write_json(
+        root / "participants.json",
+        {
+            "age": {"Description": "age at scan", "Units": "year"},
+            "sex": {"Description": "sex", "Levels": {"M": "male", "F": "female"}},
+            "diagnosis": {
+                "Description": "clinical diagnosis",
+                "Levels": {"CN": "cognitively normal", "MCI": "mild cognitive impairment", "AD": "Alzheimer's disease"},
+            },
+            "site": {"Description": "acquisition site; n/a for traveling subjects (see their sessions.tsv)"},
+        },
+    )
     for job in jobs:
         if len(job.sessions) > 1:
-            sessions = pd.DataFrame({"session_id": [f"ses-{s}" for s, _ in job.sessions],
-                                     "site": [site for _, site in job.sessions]})
+            sessions = pd.DataFrame(
+                {"session_id": [f"ses-{s}" for s, _ in job.sessions], "site": [site for _, site in job.sessions]}
+            )
             write_table(root / f"sub-{job.subject}" / f"sub-{job.subject}_sessions.tsv", sessions)
 
     deriv = root / DERIVATIVE
-    write_json(deriv / "dataset_description.json", {
-        "Name": "mriharmony phantom ground truth", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "mriharmony-phantom", "Version": __version__}],
-        "SourceDatasets": [{"URL": "../../"}],
-        "PhantomSpec": _spec_record(spec),
-    })
+    write_json(
+        deriv / "dataset_description.json",
+        {
+            "Name": "mriharmony phantom ground truth",
+            "BIDSVersion": "1.9.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "mriharmony-phantom", "Version": __version__}],
+            "SourceDatasets": [{"URL": "../../"}],
+            "PhantomSpec": _spec_record(spec),
+        },
+    )
     write_table(deriv / "truth.tsv", truth)
     write_table(deriv / "dseg.tsv", pd.DataFrame({"index": list(LABELS), "name": list(LABELS.values())}))
     labels, affine = template_labels(spec.resolution)

@@ -60,8 +60,10 @@ def find_colin27(cache: str | Path | None = None) -> Colin27:
     found = Colin27(head=folder / "ch2.nii.gz", brain=folder / "ch2bet.nii.gz")
     missing = [str(p) for p in (found.head, found.brain) if not p.exists()]
     if missing:
-        raise FileNotFoundError(f"Colin27 not found ({', '.join(missing)}); run "
-                                f"`bash scripts/fetch_colin27.sh {Path(cache or default_cache())}` first")
+        raise FileNotFoundError(
+            f"Colin27 not found ({', '.join(missing)}); run "
+            f"`bash scripts/fetch_colin27.sh {Path(cache or default_cache())}` first"
+        )
     return found
 
 
@@ -76,8 +78,14 @@ def axis_directions(orientation: str) -> np.ndarray:
         [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]]
     """
     code = orientation.upper()
-    if len(code) != 3 or set(code) - set(_DIRECTIONS) or {int(np.flatnonzero(_DIRECTIONS[c])[0]) for c in code} != {0, 1, 2}:
-        raise ValueError(f"orientation: expected three letters naming distinct axes (e.g. 'LPS', 'PIR'), got {orientation!r}")
+    if (
+        len(code) != 3
+        or set(code) - set(_DIRECTIONS)
+        or {int(np.flatnonzero(_DIRECTIONS[c])[0]) for c in code} != {0, 1, 2}
+    ):
+        raise ValueError(
+            f"orientation: expected three letters naming distinct axes (e.g. 'LPS', 'PIR'), got {orientation!r}"
+        )
     return np.array([_DIRECTIONS[c] for c in code], dtype=float).T
 
 
@@ -103,13 +111,19 @@ def _motion_matrix(motion: HeadMotion, centre: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def move_head(head: nib.Nifti1Image, motion: HeadMotion, brain: nib.Nifti1Image | None = None
-              ) -> tuple[nib.Nifti1Image, nib.Nifti1Image | None, np.ndarray]:
+def move_head(
+    head: nib.Nifti1Image, motion: HeadMotion, brain: nib.Nifti1Image | None = None
+) -> tuple[nib.Nifti1Image, nib.Nifti1Image | None, np.ndarray]:
     """Scan ``head`` again after ``motion``; returns (int16 image, moved brain mask or None, 4x4 RAS motion)."""
     data = np.asarray(head.dataobj, dtype=np.float32)
     foreground = np.argwhere(data > 0.1 * np.percentile(data[data > 0], 99))
-    corners = np.array([[foreground[:, 0].min(), foreground[:, 1].min(), foreground[:, 2].min()],
-                        [foreground[:, 0].max(), foreground[:, 1].max(), foreground[:, 2].max()]], float)
+    corners = np.array(
+        [
+            [foreground[:, 0].min(), foreground[:, 1].min(), foreground[:, 2].min()],
+            [foreground[:, 0].max(), foreground[:, 1].max(), foreground[:, 2].max()],
+        ],
+        float,
+    )
     centre = head.affine[:3, :3] @ corners.mean(0) + head.affine[:3, 3]
     matrix = _motion_matrix(motion, centre)
 

@@ -30,9 +30,18 @@ from pipeline.phantom.anatomy import CHANNELS, Anatomy, head_layers
 from pipeline.phantom.sampling import sample_volumes
 from pipeline.phantom.template import TemplateSpace
 
-__all__ = ["ScannerProfile", "Demographics", "SiteProfile", "Rendering", "load_site_profiles", "render",
-           "scaled_profile", "mixed_coil_pattern",
-           "DEFAULT_PROFILES", "AXIS_CODES"]
+__all__ = [
+    "ScannerProfile",
+    "Demographics",
+    "SiteProfile",
+    "Rendering",
+    "load_site_profiles",
+    "render",
+    "scaled_profile",
+    "mixed_coil_pattern",
+    "DEFAULT_PROFILES",
+    "AXIS_CODES",
+]
 
 DEFAULT_PROFILES = Path(__file__).resolve().parents[2] / "configs" / "phantom_sites.yaml"
 TISSUES = ("csf", "gm", "wm", "bone", "marrow", "scalp")
@@ -93,14 +102,18 @@ def _scanner(data: dict, where: str, source: str, base: ScannerProfile | None = 
     for key in ("voxel_size", "blur", "fov_mm"):
         if key in values:
             v = values[key]
-            if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(isinstance(x, (int, float)) and x > 0 for x in v)):
+            if not (
+                isinstance(v, (list, tuple)) and len(v) == 3 and all(isinstance(x, (int, float)) and x > 0 for x in v)
+            ):
                 raise ValueError(f"{source}: {where}.{key}: expected 3 positive numbers, got {v!r}")
             values[key] = tuple(float(x) for x in v)
     if "orientation" in values:
         code = str(values["orientation"]).upper()
         if len(code) != 3 or sorted(AXIS_CODES[c][0] for c in code if c in AXIS_CODES) != [0, 1, 2]:
-            raise ValueError(f"{source}: {where}.orientation: expected a 3-letter code with one of R/L, A/P, S/I "
-                             f"each (e.g. RAS, LPS, PIR), got {values['orientation']!r}")
+            raise ValueError(
+                f"{source}: {where}.orientation: expected a 3-letter code with one of R/L, A/P, S/I "
+                f"each (e.g. RAS, LPS, PIR), got {values['orientation']!r}"
+            )
         values["orientation"] = code
     if "dtype" in values and values["dtype"] not in DTYPES:
         raise ValueError(f"{source}: {where}.dtype: expected one of {DTYPES}, got {values['dtype']!r}")
@@ -150,13 +163,16 @@ def load_site_profiles(path: str | Path | None = None) -> tuple[ScannerProfile, 
         demographics = Demographics(**demo)
         dx = demographics.diagnosis
         if set(dx) - {"CN", "MCI", "AD"} or abs(sum(dx.values()) - 1.0) > 1e-6:
-            raise ValueError(f"{source}: sites.{name}.demographics.diagnosis: expected proportions of CN/MCI/AD "
-                             f"summing to 1, got {dx}")
+            raise ValueError(
+                f"{source}: sites.{name}.demographics.diagnosis: expected proportions of CN/MCI/AD "
+                f"summing to 1, got {dx}"
+            )
         if not demographics.age_min < demographics.age_max:
             raise ValueError(f"{source}: sites.{name}.demographics: age_min must be below age_max")
         scanner = _scanner(entry.get("scanner") or {}, f"sites.{name}.scanner", source, base=reference)
-        sites[str(name)] = SiteProfile(str(name), scanner, demographics, str(entry.get("description", "")),
-                                   dict(entry.get("protocol") or {}))
+        sites[str(name)] = SiteProfile(
+            str(name), scanner, demographics, str(entry.get("description", "")), dict(entry.get("protocol") or {})
+        )
     return reference, sites
 
 
@@ -169,6 +185,7 @@ def scaled_profile(profile: ScannerProfile, reference: ScannerProfile, site_effe
     effect is 0, when every key is the reference's, so nothing but the subject's own anatomy, pose and noise
     differs between sites. (The coil pattern is mixed the same way, in :func:`mixed_coil_pattern`.)
     """
+
     def mix(a: float, b: float) -> float:
         return float(a) if site_effect == 1 else float(b + site_effect * (a - b))  # exact at 1
 
@@ -186,7 +203,9 @@ def scaled_profile(profile: ScannerProfile, reference: ScannerProfile, site_effe
         voxel_size=mix3(profile.voxel_size, reference.voxel_size, 0.25),
         oblique_deg=mix(profile.oblique_deg, reference.oblique_deg),
         fov_mm=mix3(profile.fov_mm, reference.fov_mm, 50.0),
-        orientation=discrete.orientation, intensity_scale=discrete.intensity_scale, dtype=discrete.dtype,
+        orientation=discrete.orientation,
+        intensity_scale=discrete.intensity_scale,
+        dtype=discrete.dtype,
     )
 
 
@@ -219,7 +238,9 @@ def _rotation(rx: float, ry: float, rz: float) -> np.ndarray:
     return z @ y @ x
 
 
-def _native_grid(profile: ScannerProfile, resolution: float, rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, ...]]:
+def _native_grid(
+    profile: ScannerProfile, resolution: float, rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[int, ...]]:
     directions = np.zeros((3, 3))
     spacing = np.array(profile.voxel_size) * resolution
     shape = []
@@ -278,15 +299,21 @@ def render(
     ch.update(head_layers(occ, anatomy.params["layer_scale"], 0.25 * template.resolution))
 
     contrast = {k: v * float(np.exp(rng.normal(0.0, 0.02))) for k, v in profile.contrast.items()}
-    clean = (contrast["csf"] * (ch["csf"] + ch["csf_ext"]) + contrast["gm"] * ch["gm"] + contrast["wm"] * ch["wm"]
-             + contrast["bone"] * ch["bone"] + contrast["marrow"] * ch["marrow"] + contrast["scalp"] * ch["scalp"])
+    clean = (
+        contrast["csf"] * (ch["csf"] + ch["csf_ext"])
+        + contrast["gm"] * ch["gm"]
+        + contrast["wm"] * ch["wm"]
+        + contrast["bone"] * ch["bone"]
+        + contrast["marrow"] * ch["marrow"]
+        + contrast["scalp"] * ch["scalp"]
+    )
     clean = np.power(np.maximum(clean, 0.0), profile.gamma).astype(np.float32)
     if any(b > 0 for b in profile.blur):
         clean = ndi.gaussian_filter(clean, sigma=profile.blur, truncate=3.0)
 
     brain = ch["csf"] + ch["gm"] + ch["wm"]
     head = brain + ch["csf_ext"] + ch["bone"] + ch["marrow"] + ch["scalp"]
-    points = (affine[:3, :3].astype(np.float32) @ ijk + affine[:3, 3:].astype(np.float32))
+    points = affine[:3, :3].astype(np.float32) @ ijk + affine[:3, 3:].astype(np.float32)
     basis = _bias_basis(points)
     coefficients = 0.7 * coil_pattern + 0.3 * rng.normal(0.0, 1.0, size=9)
     f = np.tensordot(coefficients.astype(np.float32), basis, axes=1).reshape(shape)
@@ -306,7 +333,9 @@ def render(
         image = np.clip(np.rint(scaled), info.min, info.max).astype(profile.dtype)
 
     background = 1.0 - np.clip(head, 0.0, 1.0)
-    classes = np.stack([background, ch["csf"] + ch["csf_ext"], ch["gm"], ch["wm"], ch["bone"] + ch["marrow"], ch["scalp"]])
+    classes = np.stack(
+        [background, ch["csf"] + ch["csf_ext"], ch["gm"], ch["wm"], ch["bone"] + ch["marrow"], ch["scalp"]]
+    )
     dseg = np.array([0, 1, 2, 3, 6, 7], np.uint8)[np.argmax(classes, axis=0)]
     dseg[ch["ventricles"] > 0.5] = 4
     dseg[ch["hippocampus"] > 0.5] = 5
@@ -318,5 +347,12 @@ def render(
         "bias_sd_log": float(np.log(bias_field[brain > 0.5]).std()),
         **{f"contrast_{k}": float(v) for k, v in contrast.items()},
     }
-    return Rendering(image=image, affine=affine, brain_mask=(brain > 0.5).astype(np.uint8), dseg=dseg,
-                     bias_field=bias_field, template_to_scanner=template_to_scanner, params=params)
+    return Rendering(
+        image=image,
+        affine=affine,
+        brain_mask=(brain > 0.5).astype(np.uint8),
+        dseg=dseg,
+        bias_field=bias_field,
+        template_to_scanner=template_to_scanner,
+        params=params,
+    )

@@ -28,14 +28,21 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage as ndi
 
-from pipeline.templates import TEMPLATE_NAME, nilearn_template_maps, resample_to_grid
+from pipeline.mni import TEMPLATE_NAME, nilearn_template_maps, resample_to_grid
 
 __all__ = ["TemplateSpace", "load_template", "template_labels", "TEMPLATE_NAME", "LABELS"]
 
 PAD_MM = 30.0
 #: Label values of :func:`template_labels` and of the phantom's ``dseg`` images.
 LABELS: dict[int, str] = {
-    0: "background", 1: "CSF", 2: "GM", 3: "WM", 4: "lateral_ventricles", 5: "hippocampus", 6: "skull", 7: "scalp",
+    0: "background",
+    1: "CSF",
+    2: "GM",
+    3: "WM",
+    4: "lateral_ventricles",
+    5: "hippocampus",
+    6: "skull",
+    7: "scalp",
 }
 _VENTRICLE_BOX = ((-32.0, 32.0), (-50.0, 35.0), (-5.0, 38.0))
 _HIPPOCAMPUS_AXIS = (np.array([24.0, -12.0, -19.0]), np.array([28.0, -38.0, -2.0]))
@@ -160,14 +167,24 @@ def load_template(resolution: float = 2.0) -> TemplateSpace:
 
     csf_or_outside = (csf > 0.5) | ~brain_mask
     d_csf = ndi.distance_transform_edt(~csf_or_outside, sampling=resolution).astype(np.float32)
-    centre = (affine[:3, :3] @ np.argwhere(brain_mask).mean(0) + affine[:3, 3])
+    centre = affine[:3, :3] @ np.argwhere(brain_mask).mean(0) + affine[:3, 3]
 
     return TemplateSpace(
-        resolution=resolution, affine=affine, t1=maps["t1"], brain=brain, gm=gm, wm=wm, csf=csf,
-        ventricles=ventricles, hippocampus=hippocampus,
+        resolution=resolution,
+        affine=affine,
+        t1=maps["t1"],
+        brain=brain,
+        gm=gm,
+        wm=wm,
+        csf=csf,
+        ventricles=ventricles,
+        hippocampus=hippocampus,
         d_ventricles=_signed_distance(ventricles, resolution),
         d_hippocampus=_signed_distance(hippocampus > 0, resolution),
-        d_csf=d_csf, depth=depth, d_out=d_out, centre=centre,
+        d_csf=d_csf,
+        depth=depth,
+        d_out=d_out,
+        centre=centre,
     )
 
 

@@ -9,10 +9,17 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from pipeline.templates import MNI_BOX_AFFINE, template_on_box
+from pipeline.mni import MNI_BOX_AFFINE, template_on_box
 
-__all__ = ["dice", "bias_correlation", "registration_error_mm", "motion_error_mm", "template_brain_points_lps",
-           "transform_points", "canonical_array"]
+__all__ = [
+    "dice",
+    "bias_correlation",
+    "registration_error_mm",
+    "motion_error_mm",
+    "template_brain_points_lps",
+    "transform_points",
+    "canonical_array",
+]
 
 
 def canonical_array(path: str | Path) -> np.ndarray:

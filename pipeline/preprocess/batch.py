@@ -23,11 +23,11 @@ import pandas as pd
 
 from pipeline import __version__
 from pipeline.atomic import write_json, write_table
-from pipeline.parallel import map_rows
 from pipeline.cohort import Cohort, load_cohort
+from pipeline.mni import TEMPLATE_NAME
+from pipeline.parallel import map_rows
 from pipeline.preprocess.chain import preprocess_image, software_versions
 from pipeline.preprocess.config import PreprocessConfig
-from pipeline.templates import TEMPLATE_NAME
 from pipeline.table_paths import resolve_paths
 
 __all__ = ["PreprocessResult", "run_preprocess", "read_preprocessed", "RUN_COLUMNS"]
@@ -64,8 +64,15 @@ def _outside_root(cohort: Cohort) -> list[dict]:
     bad = []
     for _, row in cohort.table.iterrows():
         if not Path(os.path.abspath(row["path"])).is_relative_to(root):
-            bad.append({**row.to_dict(), "source": row["path"], "step": "load", "status": "failed",
-                        "reason": f"image is outside the cohort folder {root} (set input.inside_root: false to allow)"})
+            bad.append(
+                {
+                    **row.to_dict(),
+                    "source": row["path"],
+                    "step": "load",
+                    "status": "failed",
+                    "reason": f"image is outside the cohort folder {root} (set input.inside_root: false to allow)",
+                }
+            )
     return bad
 
 
@@ -104,28 +111,50 @@ def run_preprocess(
     rows = [r.to_dict() for _, r in table.iterrows()]
     log.info("preprocess: %d images (%d refused before work) -> %s", len(rows), len(records), out)
 
-    records += map_rows(preprocess_image, rows, config, str(out), workers=workers, scheduler=scheduler,
-                        progress=progress, desc="preprocess")
+    records += map_rows(
+        preprocess_image,
+        rows,
+        config,
+        str(out),
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+        desc="preprocess",
+    )
 
     result_table = pd.DataFrame(records)
     result_table = result_table.sort_values(["subject", "session"]).reset_index(drop=True)
     failures = result_table.loc[result_table["status"] != "ok", [c for c in FAILURE_COLUMNS if c in result_table]]
     write_table(out / "preprocessed.tsv", result_table)
     write_table(out / "failures.tsv", failures.reindex(columns=FAILURE_COLUMNS))
-    write_json(out / "dataset_description.json", {
-        "Name": "mriharmony preprocessed T1w", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "mriharmony-preprocess", "Version": __version__}],
-        "SourceDatasets": [{"URL": str(cohort.source)}], "SpatialReference": TEMPLATE_NAME,
-        "Resolutions": {"2": "2 mm, the 91x109x91 MNI box",
-                        str(config.output.cube_size): f"the box padded to 109^3 and resized to {config.output.cube_size}^3"},
-        "Config": config.to_dict(), "Software": software_versions(),
-    })
+    write_json(
+        out / "dataset_description.json",
+        {
+            "Name": "mriharmony preprocessed T1w",
+            "BIDSVersion": "1.9.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "mriharmony-preprocess", "Version": __version__}],
+            "SourceDatasets": [{"URL": str(cohort.source)}],
+            "SpatialReference": TEMPLATE_NAME,
+            "Resolutions": {
+                "2": "2 mm, the 91x109x91 MNI box",
+                str(config.output.cube_size): f"the box padded to 109^3 and resized to {config.output.cube_size}^3",
+            },
+            "Config": config.to_dict(),
+            "Software": software_versions(),
+        },
+    )
     seconds = time.perf_counter() - start
     n_ok = int((result_table["status"] == "ok").sum())
     n_qc = int((result_table["status"] == "qc_failed").sum())
-    log.info("preprocess: %d ok (%d resumed), %d failed, %d stopped by the QC gate in %.1f s", n_ok,
-             int(result_table.get("resumed", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()),
-             len(failures) - n_qc, n_qc, seconds)
+    log.info(
+        "preprocess: %d ok (%d resumed), %d failed, %d stopped by the QC gate in %.1f s",
+        n_ok,
+        int(result_table.get("resumed", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()),
+        len(failures) - n_qc,
+        n_qc,
+        seconds,
+    )
     return PreprocessResult(out=out, table=result_table, failures=failures.reset_index(drop=True), seconds=seconds)
 
 
@@ -141,12 +170,15 @@ def read_preprocessed(out: str | Path, *, only_ok: bool = True, include_qc_faile
     if path.is_dir():
         found = [path / name for name in ("preprocessed.tsv", "harmonized.tsv") if (path / name).exists()]
         if not found:
-            raise FileNotFoundError(f"{path}: no preprocessed.tsv or harmonized.tsv (run `mriharmony preprocess` first)")
+            raise FileNotFoundError(
+                f"{path}: no preprocessed.tsv or harmonized.tsv (run `mriharmony preprocess` first)"
+            )
         path = found[0]
     elif not path.exists():
         raise FileNotFoundError(f"{path} does not exist (expected a preprocessing or harmonization folder)")
-    table = pd.read_csv(path, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False,
-                        na_values=["n/a"])
+    table = pd.read_csv(
+        path, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False, na_values=["n/a"]
+    )
     table["session"] = table["session"].fillna("")
     table = resolve_paths(table, path.parent)
     missing = {"subject", "site", "status", "image_cube"} - set(table.columns)

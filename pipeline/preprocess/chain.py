@@ -22,13 +22,13 @@ import nibabel as nib
 import numpy as np
 
 from pipeline.atomic import save_nifti, write_json
-from pipeline.versions import package_versions
+from pipeline.mni import MNI_BOX_AFFINE, TEMPLATE_NAME
 from pipeline.preprocess.config import PreprocessConfig
 from pipeline.preprocess.gate import fov_coverage, qc_reasons, template_overlap
 from pipeline.preprocess.intensity import masked_minmax
 from pipeline.preprocess.load import InputImageError, load_t1
 from pipeline.preprocess.quality import image_quality_metrics
-from pipeline.templates import MNI_BOX_AFFINE, TEMPLATE_NAME
+from pipeline.versions import package_versions
 
 __all__ = ["output_paths", "preprocess_image", "software_versions", "StepError"]
 
@@ -128,8 +128,9 @@ def _limit_threads(threads: int | None) -> None:
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
 
 
-def preprocess_image(row: dict[str, Any], config: PreprocessConfig, out: str | Path, *,
-                     threads: int | None = None) -> dict[str, Any]:
+def preprocess_image(
+    row: dict[str, Any], config: PreprocessConfig, out: str | Path, *, threads: int | None = None
+) -> dict[str, Any]:
     """Run the chain on one cohort row and return its record (status ok / failed, outputs, metrics).
 
     Never raises for a bad image: the record carries ``status="failed"``, the ``step`` and the ``reason``.
@@ -149,16 +150,25 @@ def preprocess_image(row: dict[str, Any], config: PreprocessConfig, out: str | P
 
     done = _up_to_date(paths, config, row["path"])
     if done is not None:  # the QC numbers are re-judged: thresholds are not part of the digest
-        record.update(resumed=True, seconds=0.0, **_verdict(done["QC"], config), **done["QC"],
-                      **{k: str(v) for k, v in paths.items()})
+        record.update(
+            resumed=True,
+            seconds=0.0,
+            **_verdict(done["QC"], config),
+            **done["QC"],
+            **{k: str(v) for k, v in paths.items()},
+        )
         return record
 
     seconds: dict[str, float] = {}
     step = "load"
     try:
         with _timed("load", seconds):
-            img = load_t1(row["path"], four_d=config.input.four_d, min_voxel_mm=config.input.min_voxel_mm,
-                          max_voxel_mm=config.input.max_voxel_mm)
+            img = load_t1(
+                row["path"],
+                four_d=config.input.four_d,
+                min_voxel_mm=config.input.min_voxel_mm,
+                max_voxel_mm=config.input.max_voxel_mm,
+            )
         step = "n4"
         with _timed("n4", seconds):
             if config.n4.enabled:
@@ -182,9 +192,11 @@ def preprocess_image(row: dict[str, Any], config: PreprocessConfig, out: str | P
                 raw_percentiles = np.percentile(image_2mm[mask_2mm], [0.5, 50, 99.5])
             step = "qc"
             with _timed("qc", seconds):
-                gate_numbers = {"template_overlap": round(template_overlap(mask_2mm), 4),
-                                "fov_coverage": round(fov_coverage(rigid.transform, img.affine, img.shape), 4),
-                                **image_quality_metrics(np.asarray(img.dataobj), image_2mm, mask_2mm)}
+                gate_numbers = {
+                    "template_overlap": round(template_overlap(mask_2mm), 4),
+                    "fov_coverage": round(fov_coverage(rigid.transform, img.affine, img.shape), 4),
+                    **image_quality_metrics(np.asarray(img.dataobj), image_2mm, mask_2mm),
+                }
             step = "intensity"
             with _timed("intensity", seconds):
                 image_2mm = masked_minmax(image_2mm, mask_2mm, config.output.percentiles)
@@ -210,23 +222,35 @@ def preprocess_image(row: dict[str, Any], config: PreprocessConfig, out: str | P
         qc = {
             "mask_volume_ml": round(float(mask.sum() * np.prod(zooms) / 1000.0), 2),
             "registration_similarity": round(rigid.similarity, 4),
-            "brain_p0_5": float(raw_percentiles[0]), "brain_median": float(raw_percentiles[1]),
+            "brain_p0_5": float(raw_percentiles[0]),
+            "brain_median": float(raw_percentiles[1]),
             "brain_p99_5": float(raw_percentiles[2]),
-            "log_bias_range": (round(float(np.ptp(np.asarray(log_bias.dataobj)[mask])), 4) if log_bias is not None else 0.0),
+            "log_bias_range": (
+                round(float(np.ptp(np.asarray(log_bias.dataobj)[mask])), 4) if log_bias is not None else 0.0
+            ),
             **gate_numbers,
         }
         verdict = _verdict(qc, config)
         seconds["total"] = round(time.perf_counter() - start, 3)
-        write_json(paths["sidecar"], {
-            "Description": "Preprocessed T1w: N4, skull strip, rigid to template, 2 mm MNI box, [0, 1] inside the brain",
-            "SpatialReference": TEMPLATE_NAME, "Sources": [str(row["path"])],
-            "Source": _input_signature(row["path"]), "ConfigDigest": config.digest(), "Config": config.to_dict(),
-            "InputVoxelSizeMM": [round(float(z), 4) for z in zooms], "InputShape": list(img.shape),
-            "Seconds": seconds, "QC": qc, "QCVerdict": verdict, "Software": software_versions(),
-            "Outputs": {k: str(v.relative_to(Path(out))) for k, v in paths.items()},
-        })
-        record.update(resumed=False, seconds=seconds["total"], **verdict, **qc,
-                      **{k: str(v) for k, v in paths.items()})
+        write_json(
+            paths["sidecar"],
+            {
+                "Description": "Preprocessed T1w: N4, skull strip, rigid to template, 2 mm MNI box, [0, 1] inside the brain",
+                "SpatialReference": TEMPLATE_NAME,
+                "Sources": [str(row["path"])],
+                "Source": _input_signature(row["path"]),
+                "ConfigDigest": config.digest(),
+                "Config": config.to_dict(),
+                "InputVoxelSizeMM": [round(float(z), 4) for z in zooms],
+                "InputShape": list(img.shape),
+                "Seconds": seconds,
+                "QC": qc,
+                "QCVerdict": verdict,
+                "Software": software_versions(),
+                "Outputs": {k: str(v.relative_to(Path(out))) for k, v in paths.items()},
+            },
+        )
+        record.update(resumed=False, seconds=seconds["total"], **verdict, **qc, **{k: str(v) for k, v in paths.items()})
     except InputImageError as exc:
         record.update(status="failed", step=step, reason=exc.reason, seconds=round(time.perf_counter() - start, 3))
     except StepError as exc:

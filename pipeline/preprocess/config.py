@@ -14,8 +14,17 @@ from typing import Any
 
 from pipeline.config import CONFIG_DIR, ConfigError, check_keys, load_config
 
-__all__ = ["InputConfig", "N4Config", "SkullStripConfig", "RegisterConfig", "OutputConfig", "PreprocessConfig",
-           "QCConfig", "load_preprocess_config", "DEFAULT_PREPROCESS_CONFIG"]
+__all__ = [
+    "InputConfig",
+    "N4Config",
+    "SkullStripConfig",
+    "RegisterConfig",
+    "OutputConfig",
+    "PreprocessConfig",
+    "QCConfig",
+    "load_preprocess_config",
+    "DEFAULT_PREPROCESS_CONFIG",
+]
 
 DEFAULT_PREPROCESS_CONFIG = CONFIG_DIR / "preprocess.yaml"
 
@@ -101,14 +110,24 @@ class PreprocessConfig:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_SECTIONS = {"input": InputConfig, "n4": N4Config, "skullstrip": SkullStripConfig, "register": RegisterConfig,
-             "output": OutputConfig, "qc": QCConfig}
+_SECTIONS = {
+    "input": InputConfig,
+    "n4": N4Config,
+    "skullstrip": SkullStripConfig,
+    "register": RegisterConfig,
+    "output": OutputConfig,
+    "qc": QCConfig,
+}
 #: keys added after outputs were first written, with the default that reproduces the earlier behaviour:
 #: left out of the digest at that default, so that finished subjects are not redone for a new key
 _ADDED_LATER = {("skullstrip", "precision"): "fp32"}
-_CHOICES = {("input", "four_d"): ("error", "first"), ("n4", "mask"): ("otsu", "none"),
-            ("skullstrip", "method"): ("deepbet", "template", "given"),
-            ("skullstrip", "precision"): ("fp32", "bf16"), ("register", "metric"): ("mattes", "GC")}
+_CHOICES = {
+    ("input", "four_d"): ("error", "first"),
+    ("n4", "mask"): ("otsu", "none"),
+    ("skullstrip", "method"): ("deepbet", "template", "given"),
+    ("skullstrip", "precision"): ("fp32", "bf16"),
+    ("register", "metric"): ("mattes", "GC"),
+}
 
 
 def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
@@ -137,8 +156,10 @@ def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
 def _check_values(cfg: PreprocessConfig) -> None:
     r = cfg.register
     if not len(r.iterations) == len(r.shrink_factors) == len(r.smoothing_sigmas):
-        raise ConfigError("register: iterations, shrink_factors and smoothing_sigmas must have the same length "
-                          f"(got {len(r.iterations)}, {len(r.shrink_factors)}, {len(r.smoothing_sigmas)})")
+        raise ConfigError(
+            "register: iterations, shrink_factors and smoothing_sigmas must have the same length "
+            f"(got {len(r.iterations)}, {len(r.shrink_factors)}, {len(r.smoothing_sigmas)})"
+        )
     if not (r.moving_voxel_mm == 0 or 0.5 <= r.moving_voxel_mm <= 8):
         raise ConfigError(f"register.moving_voxel_mm: expected 0 (native) or 0.5-8 mm, got {r.moving_voxel_mm}")
     if not 0 < r.random_sampling_rate <= 1:

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from pipeline.mni import template_on_box
 from pipeline.preprocess.config import QCConfig
-from pipeline.templates import template_on_box
 
 __all__ = ["qc_reasons", "fov_coverage", "template_overlap"]
 

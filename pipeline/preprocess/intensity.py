@@ -30,7 +30,7 @@ def masked_minmax(image: np.ndarray, mask: np.ndarray, percentiles: Sequence[flo
     if not mask.any():
         raise ValueError("masked_minmax: the brain mask is empty")
     values = image[mask]
-    low, high = (np.percentile(values, percentiles) if percentiles is not None else (values.min(), values.max()))
+    low, high = np.percentile(values, percentiles) if percentiles is not None else (values.min(), values.max())
     scale = float(high - low) if high > low else 1.0
     out = np.clip((image - low) / scale, 0.0, 1.0).astype(np.float32)
     out[~mask] = 0.0

@@ -22,8 +22,9 @@ class InputImageError(ValueError):
         super().__init__(f"{path}: {reason}")
 
 
-def load_t1(path: str | Path, *, four_d: str = "error", min_voxel_mm: float = 0.2,
-            max_voxel_mm: float = 8.0) -> nib.Nifti1Image:
+def load_t1(
+    path: str | Path, *, four_d: str = "error", min_voxel_mm: float = 0.2, max_voxel_mm: float = 8.0
+) -> nib.Nifti1Image:
     """Load ``path`` as a float32 3D image in canonical RAS orientation.
 
     Args:
@@ -51,27 +52,34 @@ def load_t1(path: str | Path, *, four_d: str = "error", min_voxel_mm: float = 0.
     if len(shape) < 3 or min(shape[:3]) < 2:
         raise InputImageError(path, f"image has shape {img.shape}; expected a 3D volume")
     if len(shape) > 4 or (len(shape) == 4 and four_d != "first"):
-        raise InputImageError(path, f"image has shape {img.shape}; expected a 3D volume "
-                                    "(set input.four_d: first to use the first volume of 4D images)")
+        raise InputImageError(
+            path,
+            f"image has shape {img.shape}; expected a 3D volume "
+            "(set input.four_d: first to use the first volume of 4D images)",
+        )
 
     header = img.header
     if int(header["sform_code"]) == 0 and int(header["qform_code"]) == 0:
-        raise InputImageError(path, "no orientation: qform_code and sform_code are both 0, so the voxel-to-world "
-                                    "affine is unknown")
+        raise InputImageError(
+            path, "no orientation: qform_code and sform_code are both 0, so the voxel-to-world affine is unknown"
+        )
     affine = img.affine
     linear = affine[:3, :3]
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(linear)) < 1e-6:
         raise InputImageError(path, f"singular or non-finite affine {np.round(affine, 3).tolist()}")
     zooms = np.sqrt((linear**2).sum(axis=0))
     if zooms.min() < min_voxel_mm or zooms.max() > max_voxel_mm:
-        raise InputImageError(path, f"voxel size {np.round(zooms, 3).tolist()} mm; expected each between "
-                                    f"{min_voxel_mm} and {max_voxel_mm} mm")
+        raise InputImageError(
+            path,
+            f"voxel size {np.round(zooms, 3).tolist()} mm; expected each between {min_voxel_mm} and {max_voxel_mm} mm",
+        )
 
     try:
         data = np.asanyarray(img.dataobj)
     except Exception as exc:  # truncated .gz, short file
-        raise InputImageError(path, f"cannot read the voxel data, the file may be truncated or corrupt "
-                                    f"({type(exc).__name__}: {exc})") from None
+        raise InputImageError(
+            path, f"cannot read the voxel data, the file may be truncated or corrupt ({type(exc).__name__}: {exc})"
+        ) from None
     data = data.reshape(data.shape[:3] + data.shape[3:4])
     if data.ndim == 4:
         data = data[..., 0]

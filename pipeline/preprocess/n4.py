@@ -91,5 +91,7 @@ def n4_correct(img: nib.Nifti1Image, config: N4Config = N4Config()) -> tuple[nib
     if edge is not None:
         log_bias = _extend_edges(log_bias, edge)
     corrected = (data - offset + 1e-3) / np.exp(log_bias) + offset
-    return (nib.Nifti1Image(corrected.astype(np.float32), img.affine, img.header),
-            nib.Nifti1Image(log_bias.astype(np.float32), img.affine, img.header))
+    return (
+        nib.Nifti1Image(corrected.astype(np.float32), img.affine, img.header),
+        nib.Nifti1Image(log_bias.astype(np.float32), img.affine, img.header),
+    )

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline.atomic import atomic_path  # noqa: E402
-from pipeline.templates import template_on_box  # noqa: E402
+from pipeline.mni import template_on_box  # noqa: E402
 
 __all__ = ["qc_figure"]
 
@@ -21,8 +21,11 @@ def qc_figure(image: np.ndarray, mask: np.ndarray, path: str | Path, title: str 
     """Write the QC PNG for a 2 mm MNI-box image (x, y, z in RAS) and its mask."""
     template = template_on_box()["brain"]
     centre = [int(round(c)) for c in np.argwhere(template).mean(0)]
-    views = [("sagittal", lambda a: a[centre[0], :, :]), ("coronal", lambda a: a[:, centre[1], :]),
-             ("axial", lambda a: a[:, :, centre[2]])]
+    views = [
+        ("sagittal", lambda a: a[centre[0], :, :]),
+        ("coronal", lambda a: a[:, centre[1], :]),
+        ("axial", lambda a: a[:, :, centre[2]]),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), facecolor="black")
     for ax, (name, cut) in zip(axes, views):
         ax.imshow(cut(image).T, origin="lower", cmap="gray", vmin=0, vmax=1)

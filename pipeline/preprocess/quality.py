@@ -32,7 +32,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
-from pipeline.templates import MNI_BOX_AFFINE, MNI_BOX_SHAPE, nilearn_template_maps, resample_to_grid
+from pipeline.mni import MNI_BOX_AFFINE, MNI_BOX_SHAPE, nilearn_template_maps, resample_to_grid
 
 __all__ = ["IQM_NAMES", "image_quality_metrics", "entropy_focus_criterion", "tissue_priors_on_box"]
 
@@ -96,11 +96,15 @@ def image_quality_metrics(raw: np.ndarray, image_2mm: np.ndarray, mask_2mm: np.n
     else:
         mu_wm, mu_gm, sd_wm, sd_gm = float(wm.mean()), float(gm.mean()), float(wm.std(ddof=1)), float(gm.std(ddof=1))
         gap = abs(mu_wm - mu_gm)
-        tissue = {"snr_wm": mu_wm / sd_wm if sd_wm else float("nan"),
-                  "cnr": gap / float(np.sqrt(sigma_air**2 + sd_wm**2 + sd_gm**2)),
-                  "cjv": (sd_wm + sd_gm) / gap if gap else float("inf"),
-                  "wm_gm_ratio": mu_wm / mu_gm if mu_gm else float("nan")}
+        tissue = {
+            "snr_wm": mu_wm / sd_wm if sd_wm else float("nan"),
+            "cnr": gap / float(np.sqrt(sigma_air**2 + sd_wm**2 + sd_gm**2)),
+            "cjv": (sd_wm + sd_gm) / gap if gap else float("inf"),
+            "wm_gm_ratio": mu_wm / mu_gm if mu_gm else float("nan"),
+        }
     background_energy = float(np.mean(raw[air].astype(np.float64) ** 2)) if air.any() else 0.0
-    fber = float(np.mean(raw[head].astype(np.float64) ** 2)) / background_energy if background_energy > 0 else float("nan")
+    fber = (
+        float(np.mean(raw[head].astype(np.float64) ** 2)) / background_energy if background_energy > 0 else float("nan")
+    )
     metrics = {**tissue, "efc": entropy_focus_criterion(raw), "fber": fber}
     return {name: round(float(metrics[name]), 4) for name in IQM_NAMES}

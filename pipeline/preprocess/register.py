@@ -7,7 +7,7 @@ aliases, and the metric then pulls towards the wrong optimum. Two levels (4 mm a
 of the 2 mm template), Mattes mutual information with 10 % random sampling.
 
 Measured on Colin27, a real head, moved by rotations up to 15 degrees and translations up to 12 mm onto
-oblique anisotropic grids (``python -m pipeline.preprocess.benchmark --real-head``; docs in the README's
+oblique anisotropic grids (``python -m pipeline.performance.preprocessing --real-head``; docs in the README's
 preprocessing table): the former default (8 mm and 4 mm levels, native moving image) erred 0.5-1.0 mm,
 the 2 mm level at native resolution 0.2-0.4 mm, and this default about 0.1 mm, at the pose-invariance
 ceiling set by noise and interpolation. The antspyx defaults (2100/1200/1200/10 over 4 levels) are the
@@ -29,8 +29,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
+from pipeline.mni import MNI_BOX_AFFINE, template_on_box
 from pipeline.preprocess.config import RegisterConfig
-from pipeline.templates import MNI_BOX_AFFINE, template_on_box
 
 __all__ = ["RigidResult", "rigid_register", "template_box_image", "to_ants", "moving_image", "crop_to_nonzero"]
 
@@ -53,8 +53,9 @@ def template_box_image(name: str = "t1") -> ants.ANTsImage:
     return to_ants(template_on_box()[name], MNI_BOX_AFFINE)
 
 
-def crop_to_nonzero(where: np.ndarray, affine: np.ndarray, margin: int | np.ndarray, *arrays: np.ndarray
-                    ) -> tuple[list[np.ndarray], np.ndarray]:
+def crop_to_nonzero(
+    where: np.ndarray, affine: np.ndarray, margin: int | np.ndarray, *arrays: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray]:
     """``arrays`` cropped to the box of ``where`` plus ``margin`` voxels, and the affine of the cropped grid.
 
     For skull-stripped images this is lossless (everything outside is zero) and cuts the work of resampling
@@ -96,10 +97,16 @@ def rigid_register(brain: nib.Nifti1Image, config: RegisterConfig, workdir: str 
     moving = moving_image(brain, config.moving_voxel_mm)
     prefix = str(Path(tempfile.mkdtemp(dir=workdir)) / "rigid_")
     result = ants.registration(
-        fixed, moving, type_of_transform="Rigid", outprefix=prefix,
-        aff_metric=config.metric, aff_random_sampling_rate=config.random_sampling_rate,
-        aff_iterations=tuple(config.iterations), aff_shrink_factors=tuple(config.shrink_factors),
-        aff_smoothing_sigmas=tuple(config.smoothing_sigmas), verbose=False,
+        fixed,
+        moving,
+        type_of_transform="Rigid",
+        outprefix=prefix,
+        aff_metric=config.metric,
+        aff_random_sampling_rate=config.random_sampling_rate,
+        aff_iterations=tuple(config.iterations),
+        aff_shrink_factors=tuple(config.shrink_factors),
+        aff_smoothing_sigmas=tuple(config.smoothing_sigmas),
+        verbose=False,
     )
     transform = Path(workdir) / "rigid.mat"
     shutil.copyfile(result["fwdtransforms"][0], transform)

@@ -31,7 +31,9 @@ def _deepbet():
     return BrainExtraction(no_gpu=True)
 
 
-def deepbet_mask(img: nib.Nifti1Image, threshold: float = 0.5, n_dilate: int = 0, precision: str = "fp32") -> np.ndarray:
+def deepbet_mask(
+    img: nib.Nifti1Image, threshold: float = 0.5, n_dilate: int = 0, precision: str = "fp32"
+) -> np.ndarray:
     """deepbet's brain mask of ``img`` (canonical RAS), as a bool array on its grid.
 
     ``precision="bf16"`` runs deepbet's networks under CPU bf16 autocast: on the phantom's 2 mm heads the
@@ -49,11 +51,19 @@ def template_mask(img: nib.Nifti1Image) -> np.ndarray:
     fixed = template_box_image("t1")
     moving = to_ants(np.asarray(img.dataobj), img.affine)
     with tempfile.TemporaryDirectory() as tmp:
-        reg = ants.registration(fixed, moving, type_of_transform="Affine", outprefix=str(Path(tmp) / "aff_"),
-                                aff_iterations=(200, 100, 50), aff_shrink_factors=(4, 2, 1),
-                                aff_smoothing_sigmas=(2, 1, 0), verbose=False)
-        mask = ants.apply_transforms(moving, template_box_image("brain"), reg["fwdtransforms"],
-                                     whichtoinvert=[True], interpolator="linear")
+        reg = ants.registration(
+            fixed,
+            moving,
+            type_of_transform="Affine",
+            outprefix=str(Path(tmp) / "aff_"),
+            aff_iterations=(200, 100, 50),
+            aff_shrink_factors=(4, 2, 1),
+            aff_smoothing_sigmas=(2, 1, 0),
+            verbose=False,
+        )
+        mask = ants.apply_transforms(
+            moving, template_box_image("brain"), reg["fwdtransforms"], whichtoinvert=[True], interpolator="linear"
+        )
     return mask.numpy() > 0.5
 
 
@@ -64,7 +74,9 @@ def given_mask(path: str | Path, img: nib.Nifti1Image) -> np.ndarray:
         raise InputImageError(path, "given brain mask does not exist")
     mask = nib.as_closest_canonical(nib.load(str(path)))
     if mask.shape[:3] != img.shape[:3] or not np.allclose(mask.affine, img.affine, atol=1e-3):
-        raise InputImageError(path, f"given brain mask grid {mask.shape[:3]} does not match the image grid {img.shape[:3]}")
+        raise InputImageError(
+            path, f"given brain mask grid {mask.shape[:3]} does not match the image grid {img.shape[:3]}"
+        )
     return np.asarray(mask.dataobj).reshape(img.shape[:3]) > 0
 
 
@@ -76,8 +88,9 @@ def skull_strip(img: nib.Nifti1Image, config: SkullStripConfig, given: str | Pat
         mask = template_mask(img)
     else:
         if given is None or (isinstance(given, float) and np.isnan(given)) or str(given) in ("", "n/a"):
-            raise InputImageError(str(given), f"skullstrip.method is 'given' but the cohort row has no "
-                                              f"'{config.mask_column}' value")
+            raise InputImageError(
+                str(given), f"skullstrip.method is 'given' but the cohort row has no '{config.mask_column}' value"
+            )
         mask = given_mask(given, img)
     if not mask.any():
         raise InputImageError("", f"skull stripping ({config.method}) found no brain")

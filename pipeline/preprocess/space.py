@@ -16,8 +16,8 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Resize, SpatialPad
 
+from pipeline.mni import MNI_BOX_AFFINE, MNI_BOX_SHAPE
 from pipeline.preprocess.register import crop_to_nonzero, template_box_image, to_ants
-from pipeline.templates import MNI_BOX_AFFINE, MNI_BOX_SHAPE
 
 __all__ = ["to_template_box", "to_cube"]
 
@@ -29,8 +29,9 @@ def to_template_box(img: nib.Nifti1Image, mask: np.ndarray, transform: str | Pat
     """
     box = template_box_image("t1")
     # the brain's box only (plus 2 voxels for the interpolation kernel): the same result for a fraction of the work
-    (data, mask_data), affine = crop_to_nonzero(mask, img.affine, 2, np.asarray(img.dataobj, dtype=np.float32),
-                                                mask.astype(np.float32))
+    (data, mask_data), affine = crop_to_nonzero(
+        mask, img.affine, 2, np.asarray(img.dataobj, dtype=np.float32), mask.astype(np.float32)
+    )
     moving = to_ants(data, affine)
     moving_mask = to_ants(mask_data, affine)
     image = ants.apply_transforms(box, moving, [str(transform)], interpolator="linear").numpy()
@@ -49,7 +50,9 @@ def to_cube(image: np.ndarray, mask: np.ndarray, size: int = 64) -> tuple[np.nda
     side = max(MNI_BOX_SHAPE)
     pad = SpatialPad(spatial_size=(side, side, side), mode="constant")
     resize = Resize(spatial_size=(size, size, size), mode="trilinear", anti_aliasing=True)
-    tensor = MetaTensor(torch.from_numpy(np.stack([image, mask.astype(np.float32)])), affine=torch.as_tensor(MNI_BOX_AFFINE))
+    tensor = MetaTensor(
+        torch.from_numpy(np.stack([image, mask.astype(np.float32)])), affine=torch.as_tensor(MNI_BOX_AFFINE)
+    )
     out = resize(pad(tensor))
     affine = np.asarray(out.affine, dtype=np.float64)
     return out[0].numpy().astype(np.float32), out[1].numpy() > 0.5, affine

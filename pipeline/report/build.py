@@ -39,8 +39,12 @@ class ReportResult:
     @property
     def summary_text(self) -> str:
         width = max((len(k) for k, _ in self.summary), default=0)
-        lines = [f"report: {self.html}", "headline findings:", *(f"  - {f.line}" for f in self.findings),
-                 *(f"  {k:<{width}}  {v}" for k, v in self.summary)]
+        lines = [
+            f"report: {self.html}",
+            "headline findings:",
+            *(f"  - {f.line}" for f in self.findings),
+            *(f"  {k:<{width}}  {v}" for k, v in self.summary),
+        ]
         return "\n".join(lines)
 
 
@@ -87,28 +91,47 @@ def summary_rows(sections: list[Section]) -> list[tuple[str, str]]:
         intervals = [r for r in _table(by_id, "harmonization", "Traveling subjects, mean") if r["metric"] == "mae"]
         n = min((r["n_subjects"] for r in intervals), default=0)
         power = f" (underpowered: n = {n} traveling subjects; see the study run)" if n < MIN_TRAVELING_SUBJECTS else ""
-        rows.append(("traveling-subject MAE", ", ".join(f"{r['condition']} {format_cell(r['mae'])}" for r in traveling) + power))
+        rows.append(
+            ("traveling-subject MAE", ", ".join(f"{r['condition']} {format_cell(r['mae'])}" for r in traveling) + power)
+        )
     for protocol in ("pooled", "held_out", "cross_site"):
         records = _table(by_id, "brain-age", f"Brain age, {protocol}:")
         for route in dict.fromkeys((r["train_site"], r["test_site"]) for r in records):
             part = [r for r in records if (r["train_site"], r["test_site"]) == route]
-            text = ", ".join(f"{r['condition']} {r['mae_mean']:.2f} [{format_cell(r['mae_low'])}, {format_cell(r['mae_high'])}]"
-                             for r in part)
+            text = ", ".join(
+                f"{r['condition']} {r['mae_mean']:.2f} [{format_cell(r['mae_low'])}, {format_cell(r['mae_high'])}]"
+                for r in part
+            )
             where = route[0] if route[0] == route[1] else f"{route[0]} -> {route[1]}"
             power = " (underpowered)" if any(r["underpowered"] for r in part) else ""
-            rows.append((f"brain-age raw MAE, {protocol}, {where} (years)",
-                         f"{text}; mean predictor {part[0]['mean_predictor_mae']:.2f}{power}"))
+            rows.append(
+                (
+                    f"brain-age raw MAE, {protocol}, {where} (years)",
+                    f"{text}; mean predictor {part[0]['mean_predictor_mae']:.2f}{power}",
+                )
+            )
     metrics = _table(by_id, "ad-classification", "Test metrics")
     if metrics:
         n = metrics[0]["n"]
         power = f" (underpowered: n = {n} test images; see the study run)" if n < MIN_TEST_SUBJECTS else ""
-        rows.append(("AD classification balanced accuracy", ", ".join(
-            f"{r['model']} {format_cell(r['balanced_accuracy'])}" for r in metrics) + power))
+        rows.append(
+            (
+                "AD classification balanced accuracy",
+                ", ".join(f"{r['model']} {format_cell(r['balanced_accuracy'])}" for r in metrics) + power,
+            )
+        )
     grid = _table(by_id, "augmentation", "Augmentation grid")
     if grid:
-        rows.append(("augmentation: balanced accuracy, difference to none", ", ".join(
-            f"{r['arm']} {format_cell(r['balanced_accuracy_median'])}"
-            + ("" if r["arm"] == "none" else f" ({r['balanced_accuracy_diff']:+.2f})") for r in grid)))
+        rows.append(
+            (
+                "augmentation: balanced accuracy, difference to none",
+                ", ".join(
+                    f"{r['arm']} {format_cell(r['balanced_accuracy_median'])}"
+                    + ("" if r["arm"] == "none" else f" ({r['balanced_accuracy_diff']:+.2f})")
+                    for r in grid
+                ),
+            )
+        )
     timings = _table(by_id, "provenance", "Wall time per stage")
     if timings:
         rows.append(("wall time", f"{timings[-1]['seconds'] / 60:.1f} min"))
@@ -116,8 +139,9 @@ def summary_rows(sections: list[Section]) -> list[tuple[str, str]]:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     env.filters["cell"] = format_cell
     return env
 
@@ -129,19 +153,48 @@ def build_report(run: str | Path, out: str | Path | None = None) -> ReportResult
         raise FileNotFoundError(f"{run}: no such run folder (expected the --out folder of `mriharmony demo`)")
     sections = collect_sections(run)
     if not any(s.present for s in sections if s.id != "provenance"):
-        raise ValueError(f"{run}: nothing to report: none of {', '.join(m for s in sections for m in s.missing)} exists")
+        raise ValueError(
+            f"{run}: nothing to report: none of {', '.join(m for s in sections for m in s.missing)} exists"
+        )
     out = Path(out) if out is not None else run / "report"
     summary = summary_rows(sections)
     findings = headline_findings({sec.id: {t.title: t.records for t in sec.tables} for sec in sections})
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    html = _environment().get_template(TEMPLATE.name).render(run=str(run.resolve()), version=__version__,
-                                                             generated=generated, sections=sections, summary=summary,
-                                                             findings=findings)
+    html = (
+        _environment()
+        .get_template(TEMPLATE.name)
+        .render(
+            run=str(run.resolve()),
+            version=__version__,
+            generated=generated,
+            sections=sections,
+            summary=summary,
+            findings=findings,
+        )
+    )
     html_path = write_text(out / "report.html", html)
-    json_path = write_json(out / "report.json", {
-        "run": str(run.resolve()), "version": __version__, "generated": generated, "summary": dict(summary),
-        "findings": [{"topic": f.topic, "text": f.text, "n": f.n, "underpowered": f.underpowered} for f in findings],
-        "sections": {s.id: {"title": s.title, "present": s.present, "intro": s.intro, "missing": s.missing,
-                            "tables": {t.title: t.records for t in s.tables}, "notes": s.notes,
-                            "figures": [f.title for f in s.figures]} for s in sections}})
+    json_path = write_json(
+        out / "report.json",
+        {
+            "run": str(run.resolve()),
+            "version": __version__,
+            "generated": generated,
+            "summary": dict(summary),
+            "findings": [
+                {"topic": f.topic, "text": f.text, "n": f.n, "underpowered": f.underpowered} for f in findings
+            ],
+            "sections": {
+                s.id: {
+                    "title": s.title,
+                    "present": s.present,
+                    "intro": s.intro,
+                    "missing": s.missing,
+                    "tables": {t.title: t.records for t in s.tables},
+                    "notes": s.notes,
+                    "figures": [f.title for f in s.figures],
+                }
+                for s in sections
+            },
+        },
+    )
     return ReportResult(html=html_path, json=json_path, sections=sections, summary=summary, findings=findings)

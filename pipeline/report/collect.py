@@ -17,16 +17,30 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from pipeline.report import figures as fig
-from pipeline.versions import package_versions
 from pipeline.preprocess.quality import IQM_NAMES
+from pipeline.report import figures as fig
 from pipeline.table_paths import resolve_paths
+from pipeline.versions import package_versions
 
 __all__ = ["Table", "Figure", "Section", "collect_sections", "software_versions", "SECTION_IDS"]
 
 SECTION_IDS = ("preprocessing", "harmonization", "brain-age", "ad-classification", "augmentation", "provenance")
-PACKAGES = ("mriharmony", "torch", "monai", "numpy", "scipy", "scikit-learn", "SimpleITK", "antspyx", "deepbet",
-            "nibabel", "pandas", "dask", "statsmodels", "matplotlib")
+PACKAGES = (
+    "mriharmony",
+    "torch",
+    "monai",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "SimpleITK",
+    "antspyx",
+    "deepbet",
+    "nibabel",
+    "pandas",
+    "dask",
+    "statsmodels",
+    "matplotlib",
+)
 
 
 @dataclass
@@ -71,8 +85,16 @@ def _read_tsv(path: Path) -> pd.DataFrame | None:
         return None
     if not path.read_text().strip():
         return pd.DataFrame()
-    return resolve_paths(pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["n/a", "NaN", "nan", ""],
-                                     dtype={"subject": str, "session": str}), path.parent)
+    return resolve_paths(
+        pd.read_csv(
+            path,
+            sep="\t",
+            keep_default_na=False,
+            na_values=["n/a", "NaN", "nan", ""],
+            dtype={"subject": str, "session": str},
+        ),
+        path.parent,
+    )
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -96,15 +118,24 @@ def _preprocessing_settings(ok: pd.DataFrame) -> list[str]:
         return []
     config = json.loads(Path(str(ok["sidecar"].iloc[0])).read_text()).get("Config", {}).get("skullstrip", {})
     if config.get("method") == "deepbet" and config.get("precision") == "bf16":
-        return ["Skull strip: deepbet under bf16 autocast, a lighter configuration than the default fp32 (its masks "
-                "agreed with fp32 at Dice 0.9997-0.9998 on the phantom's 2 mm heads)."]
-    return [f"Skull strip: {config.get('method', 'unknown')}" + (f" ({config['precision']})" if "precision" in config else "") + "."]
+        return [
+            "Skull strip: deepbet under bf16 autocast, a lighter configuration than the default fp32 (its masks "
+            "agreed with fp32 at Dice 0.9997-0.9998 on the phantom's 2 mm heads)."
+        ]
+    return [
+        f"Skull strip: {config.get('method', 'unknown')}"
+        + (f" ({config['precision']})" if "precision" in config else "")
+        + "."
+    ]
 
 
 def preprocessing_section(run: Path) -> Section:
     """Images processed and failed per site, mask volumes, registration similarity, the QC mosaic."""
-    section = Section("preprocessing", "Preprocessing QC",
-                      "N4 bias correction, skull strip, rigid (6-DOF) registration to MNI152, 2 mm box, 64^3, [0, 1].")
+    section = Section(
+        "preprocessing",
+        "Preprocessing QC",
+        "N4 bias correction, skull strip, rigid (6-DOF) registration to MNI152, 2 mm box, 64^3, [0, 1].",
+    )
     path = run / "preprocessed" / "preprocessed.tsv"
     if not _look(section, path):
         return section
@@ -114,58 +145,128 @@ def preprocessing_section(run: Path) -> Section:
     rows = []
     for site, part in table.groupby("site"):
         good = part[part["status"] == "ok"]
-        rows.append({"site": site, "images": len(part), "ok": len(good), "failed": int((part["status"] == "failed").sum()),
-                     "qc_failed": int((part["status"] == "qc_failed").sum()),
-                     "mask_ml_median": good["mask_volume_ml"].median(), "mask_ml_min": good["mask_volume_ml"].min(),
-                     "mask_ml_max": good["mask_volume_ml"].max(),
-                     "registration_similarity_median": good["registration_similarity"].median(),
-                     "seconds_median": good["seconds"].median()})
-    section.tables.append(Table("Images per site", [
-        ("site", "site"), ("images", "images"), ("ok", "ok"), ("failed", "failed"), ("qc_failed", "stopped by QC"),
-        ("mask_ml_median", "mask ml (median)"),
-        ("mask_ml_min", "min"), ("mask_ml_max", "max"), ("registration_similarity_median", "registration similarity"),
-        ("seconds_median", "s per image")], rows,
-        "Mask volume: the skull-strip mask in native space. Registration similarity: Pearson correlation of the "
-        "rigidly registered brain with the template inside the template's brain mask (1 = perfect)."))
+        rows.append(
+            {
+                "site": site,
+                "images": len(part),
+                "ok": len(good),
+                "failed": int((part["status"] == "failed").sum()),
+                "qc_failed": int((part["status"] == "qc_failed").sum()),
+                "mask_ml_median": good["mask_volume_ml"].median(),
+                "mask_ml_min": good["mask_volume_ml"].min(),
+                "mask_ml_max": good["mask_volume_ml"].max(),
+                "registration_similarity_median": good["registration_similarity"].median(),
+                "seconds_median": good["seconds"].median(),
+            }
+        )
+    section.tables.append(
+        Table(
+            "Images per site",
+            [
+                ("site", "site"),
+                ("images", "images"),
+                ("ok", "ok"),
+                ("failed", "failed"),
+                ("qc_failed", "stopped by QC"),
+                ("mask_ml_median", "mask ml (median)"),
+                ("mask_ml_min", "min"),
+                ("mask_ml_max", "max"),
+                ("registration_similarity_median", "registration similarity"),
+                ("seconds_median", "s per image"),
+            ],
+            rows,
+            "Mask volume: the skull-strip mask in native space. Registration similarity: Pearson correlation of the "
+            "rigidly registered brain with the template inside the template's brain mask (1 = perfect).",
+        )
+    )
     failures = _read_tsv(run / "preprocessed" / "failures.tsv")
     if failures is not None and len(failures):
-        section.tables.append(Table("Failures and images stopped by the QC gate (the cohort went on without them)",
-                                    [(c, c) for c in ("subject", "session", "site", "step", "reason")], _records(failures),
-                                    "Step qc: the image was processed but is not a usable brain (thresholds in "
-                                    "configs/preprocess.yaml, section qc); later stages leave it out unless run with "
-                                    "--include-qc-failed."))
+        section.tables.append(
+            Table(
+                "Failures and images stopped by the QC gate (the cohort went on without them)",
+                [(c, c) for c in ("subject", "session", "site", "step", "reason")],
+                _records(failures),
+                "Step qc: the image was processed but is not a usable brain (thresholds in "
+                "configs/preprocess.yaml, section qc); later stages leave it out unless run with "
+                "--include-qc-failed.",
+            )
+        )
     else:
         section.notes.append("No image failed.")
     if len(ok):
-        section.figures.append(Figure("Mask volume per site", fig.data_uri(fig.site_strip_plot(ok, "mask_volume_ml", "brain mask (ml)"))))
-        section.figures.append(Figure("Registration similarity per site", fig.data_uri(
-            fig.site_strip_plot(ok, "registration_similarity", "registration similarity"))))
+        section.figures.append(
+            Figure("Mask volume per site", fig.data_uri(fig.site_strip_plot(ok, "mask_volume_ml", "brain mask (ml)")))
+        )
+        section.figures.append(
+            Figure(
+                "Registration similarity per site",
+                fig.data_uri(fig.site_strip_plot(ok, "registration_similarity", "registration similarity")),
+            )
+        )
         iqms = [(c, c.replace("_", " ")) for c in IQM_NAMES if c in ok.columns]
         if iqms:
-            section.figures.append(Figure("Image quality metrics per site", fig.data_uri(fig.site_strip_panels(ok, iqms)),
-                                          "MRIQC's definitions: SNR in white matter, GM/WM CNR, CJV (lower is better), "
-                                          "EFC, FBER, and the WM/GM intensity ratio; site effects show here first."))
-        pictures = [(f"{r.subject} ({r.site})", r.qc) for r in ok.groupby("site").head(3).itertuples()
-                    if isinstance(r.qc, str) and Path(r.qc).exists()]
+            section.figures.append(
+                Figure(
+                    "Image quality metrics per site",
+                    fig.data_uri(fig.site_strip_panels(ok, iqms)),
+                    "MRIQC's definitions: SNR in white matter, GM/WM CNR, CJV (lower is better), "
+                    "EFC, FBER, and the WM/GM intensity ratio; site effects show here first.",
+                )
+            )
+        pictures = [
+            (f"{r.subject} ({r.site})", r.qc)
+            for r in ok.groupby("site").head(3).itertuples()
+            if isinstance(r.qc, str) and Path(r.qc).exists()
+        ]
         if pictures:
-            section.figures.append(Figure("QC mosaic", fig.data_uri(fig.qc_mosaic(pictures)),
-                                          "The first three images of each site in the 2 mm MNI box: brain mask (red) and template brain (cyan, dashed)."))
+            section.figures.append(
+                Figure(
+                    "QC mosaic",
+                    fig.data_uri(fig.qc_mosaic(pictures)),
+                    "The first three images of each site in the 2 mm MNI box: brain mask (red) and template brain (cyan, dashed).",
+                )
+            )
     effects = _read_json(run / "site_effects" / "site_effects.json")
     if effects is not None:
-        section.tables.append(Table("Site effects after preprocessing (every subject; linear site probe)", [
-            ("sites", "sites"), ("probe", "probe"), ("adjustment", "adjustment"), ("balanced_accuracy", "balanced accuracy"),
-            ("low", "95% low"), ("high", "95% high"), ("chance", "chance"), ("n_subjects", "subjects")],
-            effects["probes"], "mriharmony evaluate site-effects: how well the site is found from the preprocessed "
-            "images (8^3 volumes) and from regional mean T1, raw, residualized for age / sex / diagnosis, and on the "
-            "traveling subjects alone (only the scanner differs). Real scanners: told apart almost perfectly from "
-            "preprocessed T1 images (Glocker et al. 2019); 15 datasets at 73% from derived measures (Wachinger et al. 2021)."))
-        section.tables.append(Table("Per-site medians of the image quality metrics and regional mean T1", [
-            (k, k) for k in effects["per_site"][0]], effects["per_site"]))
+        section.tables.append(
+            Table(
+                "Site effects after preprocessing (every subject; linear site probe)",
+                [
+                    ("sites", "sites"),
+                    ("probe", "probe"),
+                    ("adjustment", "adjustment"),
+                    ("balanced_accuracy", "balanced accuracy"),
+                    ("low", "95% low"),
+                    ("high", "95% high"),
+                    ("chance", "chance"),
+                    ("n_subjects", "subjects"),
+                ],
+                effects["probes"],
+                "mriharmony evaluate site-effects: how well the site is found from the preprocessed "
+                "images (8^3 volumes) and from regional mean T1, raw, residualized for age / sex / diagnosis, and on the "
+                "traveling subjects alone (only the scanner differs). Real scanners: told apart almost perfectly from "
+                "preprocessed T1 images (Glocker et al. 2019); 15 datasets at 73% from derived measures (Wachinger et al. 2021).",
+            )
+        )
+        section.tables.append(
+            Table(
+                "Per-site medians of the image quality metrics and regional mean T1",
+                [(k, k) for k in effects["per_site"][0]],
+                effects["per_site"],
+            )
+        )
     stopped = table[table["status"] == "qc_failed"]
-    pictures = [(f"{r.subject} ({r.site})", r.qc) for r in stopped.itertuples() if isinstance(r.qc, str) and Path(r.qc).exists()]
+    pictures = [
+        (f"{r.subject} ({r.site})", r.qc) for r in stopped.itertuples() if isinstance(r.qc, str) and Path(r.qc).exists()
+    ]
     if pictures:
-        section.figures.append(Figure("Stopped by the QC gate", fig.data_uri(fig.qc_mosaic(pictures)),
-                                      "Every image with status qc_failed, as preprocessed; the reasons are in the table above."))
+        section.figures.append(
+            Figure(
+                "Stopped by the QC gate",
+                fig.data_uri(fig.qc_mosaic(pictures)),
+                "Every image with status qc_failed, as preprocessed; the reasons are in the table above.",
+            )
+        )
     return section
 
 
@@ -174,139 +275,306 @@ def harmonization_section(run: Path) -> Section:
     section = Section("harmonization", "Harmonization evaluation")
     evaluation = _read_json(run / "evaluation" / "evaluation.json")
     if _look(section, run / "evaluation" / "evaluation.json"):
-        section.intro = (f"{evaluation['target_site']} harmonized to {evaluation['reference_site']} (the reference site) by the "
-                         f"CycleGAN ({sum(c.startswith('cyclegan') for c in evaluation['conditions'])} harmonizer seed(s): "
-                         f"{', '.join(c for c in evaluation['conditions'] if c.startswith('cyclegan'))}), beside the baselines "
-                         f"{', '.join(c for c in evaluation['conditions'] if not c.startswith('cyclegan'))}; "
-                         f"{evaluation['split']} split: {evaluation['n_images']} images of {evaluation['n_subjects']} subjects.")
-        section.tables.append(Table("Site probe: balanced accuracy of predicting the site (chance 0.5; lower is better)", [
-            ("condition", "condition"), ("probe", "probe"), ("adjustment", "adjustment"),
-            ("balanced_accuracy", "balanced accuracy"), ("low", "95% low"), ("high", "95% high"),
-            ("difference_to_identity", "vs identity"), ("difference_low", "95% low"), ("difference_high", "95% high"),
-            ("n_subjects", "subjects"), ("folds", "folds")], evaluation["site_probe"],
-            "linear: logistic regression on 8^3 volumes; cnn: a small 3D CNN on 16^3; features: regional mean T1 "
-            "(ComBat acts on these). Adjustment none: the raw probe, confounded by the sites' different ages and "
-            "diagnoses; residualized: every feature residualized for age, sex and diagnosis on the training folds; "
-            "traveling: the traveling subjects only (the same anatomy at both sites). Subject-level cross-validation; "
-            "intervals: bootstrap over subjects; vs identity: paired difference (same subjects, same resamples)."))
+        section.intro = (
+            f"{evaluation['target_site']} harmonized to {evaluation['reference_site']} (the reference site) by the "
+            f"CycleGAN ({sum(c.startswith('cyclegan') for c in evaluation['conditions'])} harmonizer seed(s): "
+            f"{', '.join(c for c in evaluation['conditions'] if c.startswith('cyclegan'))}), beside the baselines "
+            f"{', '.join(c for c in evaluation['conditions'] if not c.startswith('cyclegan'))}; "
+            f"{evaluation['split']} split: {evaluation['n_images']} images of {evaluation['n_subjects']} subjects."
+        )
+        section.tables.append(
+            Table(
+                "Site probe: balanced accuracy of predicting the site (chance 0.5; lower is better)",
+                [
+                    ("condition", "condition"),
+                    ("probe", "probe"),
+                    ("adjustment", "adjustment"),
+                    ("balanced_accuracy", "balanced accuracy"),
+                    ("low", "95% low"),
+                    ("high", "95% high"),
+                    ("difference_to_identity", "vs identity"),
+                    ("difference_low", "95% low"),
+                    ("difference_high", "95% high"),
+                    ("n_subjects", "subjects"),
+                    ("folds", "folds"),
+                ],
+                evaluation["site_probe"],
+                "linear: logistic regression on 8^3 volumes; cnn: a small 3D CNN on 16^3; features: regional mean T1 "
+                "(ComBat acts on these). Adjustment none: the raw probe, confounded by the sites' different ages and "
+                "diagnoses; residualized: every feature residualized for age, sex and diagnosis on the training folds; "
+                "traveling: the traveling subjects only (the same anatomy at both sites). Subject-level cross-validation; "
+                "intervals: bootstrap over subjects; vs identity: paired difference (same subjects, same resamples).",
+            )
+        )
         if evaluation["site_probe"]:
-            section.figures.append(Figure("Site probes with 95% intervals", fig.data_uri(fig.probe_dot_plot(
-                evaluation["site_probe"])), "Dots: balanced accuracy; bars: subject-bootstrap 95% interval; dashed: chance."))
+            section.figures.append(
+                Figure(
+                    "Site probes with 95% intervals",
+                    fig.data_uri(fig.probe_dot_plot(evaluation["site_probe"])),
+                    "Dots: balanced accuracy; bars: subject-bootstrap 95% interval; dashed: chance.",
+                )
+            )
         if evaluation.get("traveling_intervals"):
-            section.tables.append(Table("Traveling subjects, mean with 95% interval and paired difference to identity", [
-                ("condition", "condition"), ("metric", "metric"), ("mean", "mean"), ("low", "95% low"), ("high", "95% high"),
-                ("difference_to_identity", "vs identity"), ("difference_low", "95% low"),
-                ("difference_high", "95% high"), ("n_subjects", "subjects")], evaluation["traveling_intervals"],
-                "In the brain mask. oracle: each subject's target-site image histogram-matched to its own reference-site "
-                "image; it uses the answer, so it bounds what an intensity mapping can reach."))
+            section.tables.append(
+                Table(
+                    "Traveling subjects, mean with 95% interval and paired difference to identity",
+                    [
+                        ("condition", "condition"),
+                        ("metric", "metric"),
+                        ("mean", "mean"),
+                        ("low", "95% low"),
+                        ("high", "95% high"),
+                        ("difference_to_identity", "vs identity"),
+                        ("difference_low", "95% low"),
+                        ("difference_high", "95% high"),
+                        ("n_subjects", "subjects"),
+                    ],
+                    evaluation["traveling_intervals"],
+                    "In the brain mask. oracle: each subject's target-site image histogram-matched to its own reference-site "
+                    "image; it uses the answer, so it bounds what an intensity mapping can reach.",
+                )
+            )
         if evaluation.get("biology_leak"):
-            section.tables.append(Table("Biology kept? Diagnosis and age probes per condition, paired to identity", [
-                ("condition", "condition"), ("input", "input"), ("task", "task"), ("metric", "metric"),
-                ("estimate", "estimate"), ("low", "95% low"), ("high", "95% high"),
-                ("difference_to_identity", "vs identity"), ("difference_low", "95% low"),
-                ("difference_high", "95% high"), ("floor", "floor"), ("n_subjects", "subjects")],
-                evaluation["biology_leak"], "diagnosis: CN vs AD balanced accuracy (floor: chance); age: ridge regression "
-                "MAE on controls (floor: the training-fold mean). A harmonizer that erased atrophy would fall toward "
-                "the floor: its difference to identity would exclude 0 in the bad direction."))
+            section.tables.append(
+                Table(
+                    "Biology kept? Diagnosis and age probes per condition, paired to identity",
+                    [
+                        ("condition", "condition"),
+                        ("input", "input"),
+                        ("task", "task"),
+                        ("metric", "metric"),
+                        ("estimate", "estimate"),
+                        ("low", "95% low"),
+                        ("high", "95% high"),
+                        ("difference_to_identity", "vs identity"),
+                        ("difference_low", "95% low"),
+                        ("difference_high", "95% high"),
+                        ("floor", "floor"),
+                        ("n_subjects", "subjects"),
+                    ],
+                    evaluation["biology_leak"],
+                    "diagnosis: CN vs AD balanced accuracy (floor: chance); age: ridge regression "
+                    "MAE on controls (floor: the training-fold mean). A harmonizer that erased atrophy would fall toward "
+                    "the floor: its difference to identity would exclude 0 in the bad direction.",
+                )
+            )
         if evaluation["traveling"]:
-            section.tables.append(Table("Traveling subjects against their real reference-site image (mean)", [
-                ("condition", "condition"), ("mae", "MAE (brain)"), ("psnr", "PSNR (dB, brain)"), ("ssim", "SSIM (brain)"),
-                ("mae_cube", "MAE (whole cube)"), ("ssim_cube", "SSIM (whole cube)")], evaluation["traveling"],
-                "Brain: inside the union of both images' brain masks. Whole cube: the 64^3 cube with its zero "
-                "background, which shrinks MAE and inflates SSIM (for comparison with older figures only)."))
+            section.tables.append(
+                Table(
+                    "Traveling subjects against their real reference-site image (mean)",
+                    [
+                        ("condition", "condition"),
+                        ("mae", "MAE (brain)"),
+                        ("psnr", "PSNR (dB, brain)"),
+                        ("ssim", "SSIM (brain)"),
+                        ("mae_cube", "MAE (whole cube)"),
+                        ("ssim_cube", "SSIM (whole cube)"),
+                    ],
+                    evaluation["traveling"],
+                    "Brain: inside the union of both images' brain masks. Whole cube: the 64^3 cube with its zero "
+                    "background, which shrinks MAE and inflates SSIM (for comparison with older figures only).",
+                )
+            )
         if evaluation["biological"]:
-            section.tables.append(Table("Biological signal kept (regional mean T1; OLS with site as a fixed effect)", [
-                ("condition", "condition"), ("measure", "measure"), ("effect", "effect"), ("estimate", "estimate"),
-                ("low", "95% low"), ("high", "95% high"), ("n", "n"), ("unit", "unit")], evaluation["biological"]))
-            section.figures.append(Figure("Age and AD effects per measure and method (forest plot)", fig.data_uri(
-                fig.forest_plot(evaluation["biological"])), "Estimates with 95% intervals of the table below, per "
-                "measure: a method keeps the biology when its interval overlaps the identity's."))
+            section.tables.append(
+                Table(
+                    "Biological signal kept (regional mean T1; OLS with site as a fixed effect)",
+                    [
+                        ("condition", "condition"),
+                        ("measure", "measure"),
+                        ("effect", "effect"),
+                        ("estimate", "estimate"),
+                        ("low", "95% low"),
+                        ("high", "95% high"),
+                        ("n", "n"),
+                        ("unit", "unit"),
+                    ],
+                    evaluation["biological"],
+                )
+            )
+            section.figures.append(
+                Figure(
+                    "Age and AD effects per measure and method (forest plot)",
+                    fig.data_uri(fig.forest_plot(evaluation["biological"])),
+                    "Estimates with 95% intervals of the table below, per "
+                    "measure: a method keeps the biology when its interval overlaps the identity's.",
+                )
+            )
         else:
             section.notes.append("Biological signal: too few subjects in this split to fit age and diagnosis effects.")
         if (run / "evaluation" / "tsne.png").exists():
-            section.figures.append(_image_figure(run / "evaluation" / "tsne.png", "t-SNE of 8^3 volumes (004 Figure 2)",
-                                                 "One point per image, coloured by site, per condition."))
+            section.figures.append(
+                _image_figure(
+                    run / "evaluation" / "tsne.png",
+                    "t-SNE of 8^3 volumes (004 Figure 2)",
+                    "One point per image, coloured by site, per condition.",
+                )
+            )
     fidelity = _read_tsv(run / "harmonized" / "traveling_fidelity.tsv")
     if fidelity is not None and len(fidelity):
-        section.tables.append(Table("Traveling subjects, per subject (harmonized vs unchanged)", [
-            ("subject", "subject"), ("split", "split"), ("harmonized_mae", "MAE"), ("identity_mae", "MAE unchanged"),
-            ("harmonized_ssim", "SSIM"), ("identity_ssim", "SSIM unchanged"), ("harmonized_psnr", "PSNR"),
-            ("identity_psnr", "PSNR unchanged"), ("harmonized_mae_cube", "MAE whole cube"),
-            ("identity_mae_cube", "MAE unchanged, whole cube")], _records(fidelity),
-            "Inside the brain mask (whole-cube MAE beside). Train / val traveling subjects chose the CycleGAN "
-            "checkpoint: only test rows are held out."))
+        section.tables.append(
+            Table(
+                "Traveling subjects, per subject (harmonized vs unchanged)",
+                [
+                    ("subject", "subject"),
+                    ("split", "split"),
+                    ("harmonized_mae", "MAE"),
+                    ("identity_mae", "MAE unchanged"),
+                    ("harmonized_ssim", "SSIM"),
+                    ("identity_ssim", "SSIM unchanged"),
+                    ("harmonized_psnr", "PSNR"),
+                    ("identity_psnr", "PSNR unchanged"),
+                    ("harmonized_mae_cube", "MAE whole cube"),
+                    ("identity_mae_cube", "MAE unchanged, whole cube"),
+                ],
+                _records(fidelity),
+                "Inside the brain mask (whole-cube MAE beside). Train / val traveling subjects chose the CycleGAN "
+                "checkpoint: only test rows are held out.",
+            )
+        )
     return section
 
 
-BENCHMARK_COLUMNS = [("train_site", "trained on"), ("test_site", "tested on"), ("condition", "condition"),
-                     ("runs", "runs"), ("mae_mean", "MAE mean"), ("mae_low", "95% low (mean)"),
-                     ("mae_high", "95% high (mean)"), ("mae_sd", "MAE SD (runs)"),
-                     ("mae_sd_harmonizer", "MAE SD (harmonizer seeds)"), ("compared_with", "paired with"),
-                     ("diff_mae", "MAE difference"), ("diff_low", "95% low"), ("diff_high", "95% high"),
-                     ("mse_mean", "MSE"), ("r_mean", "r"), ("r2_mean", "R^2"), ("gap_age_r_mean", "r(gap, age)"),
-                     ("mean_predictor_mae", "mean-predictor MAE"), ("vs_mean", "vs mean predictor"),
-                     ("vs_mean_low", "95% low"), ("vs_mean_high", "95% high"),
-                     ("volume_linear_mae", "volume-linear MAE"), ("penalty", "cross-site penalty"),
-                     ("penalty_low", "95% low"), ("penalty_high", "95% high"), ("n_test", "n test"),
-                     ("underpowered", "underpowered")]
-BENCHMARK_TITLES = {"pooled": "Pooled controls, 70:30 by subject per seed (Komandur et al. Table 2)",
-                    "held_out": "Only controls no CycleGAN saw, 70:30 per seed (Komandur et al. Table 3)",
-                    "cross_site": "Trained on one site, tested on the other"}
+BENCHMARK_COLUMNS = [
+    ("train_site", "trained on"),
+    ("test_site", "tested on"),
+    ("condition", "condition"),
+    ("runs", "runs"),
+    ("mae_mean", "MAE mean"),
+    ("mae_low", "95% low (mean)"),
+    ("mae_high", "95% high (mean)"),
+    ("mae_sd", "MAE SD (runs)"),
+    ("mae_sd_harmonizer", "MAE SD (harmonizer seeds)"),
+    ("compared_with", "paired with"),
+    ("diff_mae", "MAE difference"),
+    ("diff_low", "95% low"),
+    ("diff_high", "95% high"),
+    ("mse_mean", "MSE"),
+    ("r_mean", "r"),
+    ("r2_mean", "R^2"),
+    ("gap_age_r_mean", "r(gap, age)"),
+    ("mean_predictor_mae", "mean-predictor MAE"),
+    ("vs_mean", "vs mean predictor"),
+    ("vs_mean_low", "95% low"),
+    ("vs_mean_high", "95% high"),
+    ("volume_linear_mae", "volume-linear MAE"),
+    ("penalty", "cross-site penalty"),
+    ("penalty_low", "95% low"),
+    ("penalty_high", "95% high"),
+    ("n_test", "n test"),
+    ("underpowered", "underpowered"),
+]
+BENCHMARK_TITLES = {
+    "pooled": "Pooled controls, 70:30 by subject per seed (Komandur et al. Table 2)",
+    "held_out": "Only controls no CycleGAN saw, 70:30 per seed (Komandur et al. Table 3)",
+    "cross_site": "Trained on one site, tested on the other",
+}
 
 
 def brain_age_section(run: Path) -> Section:
     """The brain-age benchmark per protocol, its scatter plots, and the brain_age bundle on the demo split."""
-    section = Section("brain-age", "Brain-age benchmark",
-                      "Controls of the reference and target sites; every condition of a seed is scored on the same test "
-                      "subjects. Raw errors only (years; lower is better): no bias-corrected error is shown, because "
-                      "that correction uses the test subjects' true ages and makes a constant predictor look perfect.")
+    section = Section(
+        "brain-age",
+        "Brain-age benchmark",
+        "Controls of the reference and target sites; every condition of a seed is scored on the same test "
+        "subjects. Raw errors only (years; lower is better): no bias-corrected error is shown, because "
+        "that correction uses the test subjects' true ages and makes a constant predictor look perfect.",
+    )
     for protocol, what in BENCHMARK_TITLES.items():
         folder = run / "benchmark" / protocol
         summary = _read_json(folder / "summary.json")
         if not _look(section, folder / "summary.json"):
             continue
-        section.tables.append(Table(
-            f"Brain age, {protocol}: {what} ({summary['source_site']} + {summary['target_site']}, {summary['seeds']} "
-            f"seed(s) x {len(summary['harmonizer_seeds'])} harmonizer seed(s))", BENCHMARK_COLUMNS, summary["summary"],
-            "Runs: brain-age seeds x harmonizer seeds. 95% low / high (mean): the interval of the mean over runs, a "
-            "two-level bootstrap (runs, then test subjects). MAE difference: the condition minus its pairing (same "
-            "seeds, same test subjects, same resamples). Mean predictor: the training mean age; volume-linear: a "
-            f"regression on true ventricle and hippocampal volumes. Underpowered: fewer than {summary['underpowered_below_n']} "
-            "test subjects or fewer than 3 runs."
-            + (f" Left out as seen by a CycleGAN: {len(summary['excluded_seen_subjects'])} subjects." if protocol == "held_out" else "")))
+        section.tables.append(
+            Table(
+                f"Brain age, {protocol}: {what} ({summary['source_site']} + {summary['target_site']}, {summary['seeds']} "
+                f"seed(s) x {len(summary['harmonizer_seeds'])} harmonizer seed(s))",
+                BENCHMARK_COLUMNS,
+                summary["summary"],
+                "Runs: brain-age seeds x harmonizer seeds. 95% low / high (mean): the interval of the mean over runs, a "
+                "two-level bootstrap (runs, then test subjects). MAE difference: the condition minus its pairing (same "
+                "seeds, same test subjects, same resamples). Mean predictor: the training mean age; volume-linear: a "
+                f"regression on true ventricle and hippocampal volumes. Underpowered: fewer than {summary['underpowered_below_n']} "
+                "test subjects or fewer than 3 runs."
+                + (
+                    f" Left out as seen by a CycleGAN: {len(summary['excluded_seen_subjects'])} subjects."
+                    if protocol == "held_out"
+                    else ""
+                ),
+            )
+        )
         if protocol == "cross_site" and any(r.get("penalty") is not None for r in summary["summary"]):
-            section.figures.append(Figure("Cross-site brain-age penalty per method", fig.data_uri(
-                fig.penalty_bars(summary["summary"])), "MAE on the other site minus the same raw model's MAE on its own "
-                "site's test controls (years), mean over runs with the two-level 95% interval."))
-        for path in sorted(folder.glob("scatter_*.png")):  # the benchmark's own scatter plots (test predictions of every run)
-            section.figures.append(_image_figure(path, f"{protocol}: {path.stem.removeprefix('scatter_')}",
-                                                 "Test predictions of every run."))
+            section.figures.append(
+                Figure(
+                    "Cross-site brain-age penalty per method",
+                    fig.data_uri(fig.penalty_bars(summary["summary"])),
+                    "MAE on the other site minus the same raw model's MAE on its own "
+                    "site's test controls (years), mean over runs with the two-level 95% interval.",
+                )
+            )
+        for path in sorted(
+            folder.glob("scatter_*.png")
+        ):  # the benchmark's own scatter plots (test predictions of every run)
+            section.figures.append(
+                _image_figure(
+                    path, f"{protocol}: {path.stem.removeprefix('scatter_')}", "Test predictions of every run."
+                )
+            )
     cv = _read_json(run / "benchmark" / "cross_validated" / "summary.json")
     if cv is not None:  # optional (benchmark.cross_validated_folds): not listed as missing when absent
-        section.tables.append(Table(
-            f"Brain age, cross-validated: every control of {', '.join(cv['sites'])}, {cv['folds']}-fold by subject",
-            BENCHMARK_COLUMNS, cv["summary"],
-            "Each control predicted once by models that never saw that subject (folds stratified by site and age). "
-            "95% low / high: a subject bootstrap. vs mean predictor: the paired difference to the training folds' mean "
-            "age (same subjects, same resamples). The sites are pooled and differ in age, so part of what a model "
-            "predicts can be the site."))
+        section.tables.append(
+            Table(
+                f"Brain age, cross-validated: every control of {', '.join(cv['sites'])}, {cv['folds']}-fold by subject",
+                BENCHMARK_COLUMNS,
+                cv["summary"],
+                "Each control predicted once by models that never saw that subject (folds stratified by site and age). "
+                "95% low / high: a subject bootstrap. vs mean predictor: the paired difference to the training folds' mean "
+                "age (same subjects, same resamples). The sites are pooled and differ in age, so part of what a model "
+                "predicts can be the site.",
+            )
+        )
     report = _read_json(run / "brain_age" / "eval" / "predictions.json")
     if _look(section, run / "brain_age" / "eval" / "predictions.json"):
-        rows = [{"model": "cnn", **report["cnn"]["metrics"], "low": report["cnn"]["intervals_95"]["mae"][0],
-                 "high": report["cnn"]["intervals_95"]["mae"][1]}]
+        rows = [
+            {
+                "model": "cnn",
+                **report["cnn"]["metrics"],
+                "low": report["cnn"]["intervals_95"]["mae"][0],
+                "high": report["cnn"]["intervals_95"]["mae"][1],
+            }
+        ]
         for name, part in report["baselines"].items():
             intervals = part.get("intervals_95", {}).get("mae", [None, None])
             rows.append({"model": name, **part["metrics"], "low": intervals[0], "high": intervals[1]})
-        section.tables.append(Table("brain_age bundle on the run's test split (controls of every site)", [
-            ("model", "model"), ("mae", "MAE"), ("low", "95% low"), ("high", "95% high"), ("mse", "MSE"), ("r2", "R^2"),
-            ("r", "r"), ("gap_age_r", "r(gap, age)"), ("n", "images"), ("n_subjects", "subjects")], rows,
-            "Raw errors; baselines fitted on the training split. The predictions table's gap-analysis columns "
-            "(a correction fitted on the val split) are not accuracy and are not shown here."))
+        section.tables.append(
+            Table(
+                "brain_age bundle on the run's test split (controls of every site)",
+                [
+                    ("model", "model"),
+                    ("mae", "MAE"),
+                    ("low", "95% low"),
+                    ("high", "95% high"),
+                    ("mse", "MSE"),
+                    ("r2", "R^2"),
+                    ("r", "r"),
+                    ("gap_age_r", "r(gap, age)"),
+                    ("n", "images"),
+                    ("n_subjects", "subjects"),
+                ],
+                rows,
+                "Raw errors; baselines fitted on the training split. The predictions table's gap-analysis columns "
+                "(a correction fitted on the val split) are not accuracy and are not shown here.",
+            )
+        )
         _seed_table(section, run / "brain_age" / "seeds.json")
         predictions = _read_tsv(run / "brain_age" / "eval" / "predictions.tsv")
         if predictions is not None and len(predictions):
-            section.figures.append(Figure("brain_age bundle, test split", fig.data_uri(
-                fig.scatter_figure(predictions, "brain_age bundle, test split"))))
+            section.figures.append(
+                Figure(
+                    "brain_age bundle, test split",
+                    fig.data_uri(fig.scatter_figure(predictions, "brain_age bundle, test split")),
+                )
+            )
     return section
 
 
@@ -316,10 +584,23 @@ def _seed_table(section: Section, path: Path) -> None:
     if record is None:  # optional: a single-seed run has none
         return
     rows = [{**r, "per_seed": ", ".join(f"{v:.3f}" for v in r["per_seed"])} for r in record["summary"]]
-    section.tables.append(Table(f"{record['bundle']} bundle over {len(record['seeds'])} training seeds (test split)", [
-        ("model", "model"), ("metric", "metric"), ("mean", "mean"), ("sd", "SD"), ("min", "min"), ("max", "max"),
-        ("per_seed", "per seed")], rows, "The same split and test subjects; only the training seed differs. The table "
-        "above is seed " + str(record["seeds"][0]) + "."))
+    section.tables.append(
+        Table(
+            f"{record['bundle']} bundle over {len(record['seeds'])} training seeds (test split)",
+            [
+                ("model", "model"),
+                ("metric", "metric"),
+                ("mean", "mean"),
+                ("sd", "SD"),
+                ("min", "min"),
+                ("max", "max"),
+                ("per_seed", "per seed"),
+            ],
+            rows,
+            "The same split and test subjects; only the training seed differs. The table "
+            "above is seed " + str(record["seeds"][0]) + ".",
+        )
+    )
 
 
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "auc", "f1", "precision", "recall")
@@ -332,9 +613,11 @@ def ad_classification_section(run: Path) -> Section:
     report = _read_json(folder / "metrics.json")
     if not _look(section, folder / "metrics.json"):
         return section
-    section.intro = (f"Task {report['task']} ({' / '.join(report['classes'])}), model {report['model']}, "
-                     f"split {report['split']}: {report['metrics']['n']} images of {report['metrics']['n_subjects']} subjects; "
-                     "baselines fitted on the training split.")
+    section.intro = (
+        f"Task {report['task']} ({' / '.join(report['classes'])}), model {report['model']}, "
+        f"split {report['split']}: {report['metrics']['n']} images of {report['metrics']['n_subjects']} subjects; "
+        "baselines fitted on the training split."
+    )
     models = {"cnn": (report["metrics"], report.get("intervals_95", {}))}
     models.update({name: (part["metrics"], part.get("intervals_95", {})) for name, part in report["baselines"].items()})
     rows = []
@@ -347,17 +630,30 @@ def ad_classification_section(run: Path) -> Section:
     columns = [("model", "model")]
     for metric in ("balanced_accuracy", "auc", "f1", "accuracy"):
         columns += [(metric, metric.replace("_", " ")), (f"{metric}_interval", "95% interval")]
-    section.tables.append(Table("Test metrics", columns + [("n", "images")], rows,
-                                "Intervals: bootstrap over test subjects."))
+    section.tables.append(
+        Table("Test metrics", columns + [("n", "images")], rows, "Intervals: bootstrap over test subjects.")
+    )
     _seed_table(section, run / "ad_classification" / "seeds.json")
-    section.figures.append(Figure("Confusion matrices", fig.data_uri(fig.confusion_figure(
-        {name: metrics["confusion_matrix"] for name, (metrics, _) in models.items()}, report["classes"]))))
+    section.figures.append(
+        Figure(
+            "Confusion matrices",
+            fig.data_uri(
+                fig.confusion_figure(
+                    {name: metrics["confusion_matrix"] for name, (metrics, _) in models.items()}, report["classes"]
+                )
+            ),
+        )
+    )
     maps = {name: folder / "gradcam" / f"class-{name}_mean.nii.gz" for name in report["classes"]}
     maps = {name: path for name, path in maps.items() if path.exists()}
     if maps:
-        section.figures.append(Figure("Grad-CAM, mean over test subjects of each true class", fig.data_uri(
-            fig.gradcam_figure(maps, _mean_test_image(run, folder))), "monai.visualize.GradCAM on the last residual stage, over the "
-            "mean test image."))
+        section.figures.append(
+            Figure(
+                "Grad-CAM, mean over test subjects of each true class",
+                fig.data_uri(fig.gradcam_figure(maps, _mean_test_image(run, folder))),
+                "monai.visualize.GradCAM on the last residual stage, over the mean test image.",
+            )
+        )
     else:
         section.notes.append(f"No Grad-CAM maps ({folder / 'gradcam'}): run inference with --gradcam true.")
     return section
@@ -381,26 +677,57 @@ def augmentation_section(run: Path) -> Section:
     if not _look(section, folder / "summary.tsv"):
         return section
     grid = _read_json(folder / "grid.json") or {}
-    section.intro = (f"AD classification trained with and without synthetic images, tested on real test subjects only; "
-                     f"{grid.get('repeats', '?')} repeat(s); X: fraction of real training subjects kept, Y: extra images "
-                     "per class relative to its real training subjects. Difference: paired, to 'none' at the same X, "
-                     "with a two-level bootstrap 95% interval.")
-    section.tables.append(Table("Augmentation grid", [
-        ("arm", "arm"), ("real_fraction", "X"), ("synthetic_fraction", "Y"), ("repeats", "repeats"), ("n_train", "train images"),
-        ("balanced_accuracy_median", "balanced accuracy"), ("balanced_accuracy_diff", "difference"),
-        ("balanced_accuracy_diff_low", "95% low"), ("balanced_accuracy_diff_high", "95% high"), ("auc_median", "AUC"),
-        ("auc_diff", "AUC difference"), ("cross_entropy_median", "cross-entropy")], _records(summary),
-        "class_prior and volume_logistic are the baselines on the same test subjects."))
+    section.intro = (
+        f"AD classification trained with and without synthetic images, tested on real test subjects only; "
+        f"{grid.get('repeats', '?')} repeat(s); X: fraction of real training subjects kept, Y: extra images "
+        "per class relative to its real training subjects. Difference: paired, to 'none' at the same X, "
+        "with a two-level bootstrap 95% interval."
+    )
+    section.tables.append(
+        Table(
+            "Augmentation grid",
+            [
+                ("arm", "arm"),
+                ("real_fraction", "X"),
+                ("synthetic_fraction", "Y"),
+                ("repeats", "repeats"),
+                ("n_train", "train images"),
+                ("balanced_accuracy_median", "balanced accuracy"),
+                ("balanced_accuracy_diff", "difference"),
+                ("balanced_accuracy_diff_low", "95% low"),
+                ("balanced_accuracy_diff_high", "95% high"),
+                ("auc_median", "AUC"),
+                ("auc_diff", "AUC difference"),
+                ("cross_entropy_median", "cross-entropy"),
+            ],
+            _records(summary),
+            "class_prior and volume_logistic are the baselines on the same test subjects.",
+        )
+    )
     for item in grid.get("skipped", []):
         section.notes.append(f"skipped: {item.get('run')}: {item.get('reason')}")
     quality = _read_tsv(folder / "quality.tsv")
     if quality is not None and len(quality):
-        section.tables.append(Table("Synthetic-image quality", [
-            ("repeat", "repeat"), ("generator", "generator"), ("diagnosis", "class"), ("n_synthetic", "synthetic"),
-            ("nearest_ssim_mean", "nearest-real SSIM"), ("ms_ssim_synthetic", "MS-SSIM among synthetic"),
-            ("ms_ssim_real", "MS-SSIM among real"), ("memorized_fraction", "memorized"), ("fid", "FID"), ("mmd", "MMD")],
-            _records(quality), "Lower MS-SSIM among synthetic than among real = more diverse; memorized: nearest-real "
-                                "SSIM above the real images' own nearest-neighbour maximum."))
+        section.tables.append(
+            Table(
+                "Synthetic-image quality",
+                [
+                    ("repeat", "repeat"),
+                    ("generator", "generator"),
+                    ("diagnosis", "class"),
+                    ("n_synthetic", "synthetic"),
+                    ("nearest_ssim_mean", "nearest-real SSIM"),
+                    ("ms_ssim_synthetic", "MS-SSIM among synthetic"),
+                    ("ms_ssim_real", "MS-SSIM among real"),
+                    ("memorized_fraction", "memorized"),
+                    ("fid", "FID"),
+                    ("mmd", "MMD"),
+                ],
+                _records(quality),
+                "Lower MS-SSIM among synthetic than among real = more diverse; memorized: nearest-real "
+                "SSIM above the real images' own nearest-neighbour maximum.",
+            )
+        )
     return section
 
 
@@ -433,25 +760,47 @@ def provenance_section(run: Path) -> Section:
         seconds = summary.get("seconds", {})
         rows = [{"stage": k, "seconds": v} for k, v in seconds.items()]
         rows.append({"stage": "total", "seconds": float(sum(seconds.values()))})
-        section.tables.append(Table("Wall time per stage", [("stage", "stage"), ("seconds", "seconds")], rows,
-                                    "This machine; the report's own time is recorded in summary.json after it is written."))
+        section.tables.append(
+            Table(
+                "Wall time per stage",
+                [("stage", "stage"), ("seconds", "seconds")],
+                rows,
+                "This machine; the report's own time is recorded in summary.json after it is written.",
+            )
+        )
     config_path = run / "config.yaml"
     if _look(section, config_path):
         import yaml
 
         config = yaml.safe_load(config_path.read_text())
         seeds = _seeds(config)
-        section.tables.append(Table("Seeds", [("key", "config key"), ("value", "value")],
-                                    [{"key": k, "value": v} for k, v in seeds.items()],
-                                    "Bundles not given a seed use their config's default (0)."))
+        section.tables.append(
+            Table(
+                "Seeds",
+                [("key", "config key"), ("value", "value")],
+                [{"key": k, "value": v} for k, v in seeds.items()],
+                "Bundles not given a seed use their config's default (0).",
+            )
+        )
         section.notes.append("Configuration (config.yaml):\n" + config_path.read_text())
-    section.tables.append(Table("Software", [("package", "package"), ("version", "version")],
-                                [{"package": k, "version": v} for k, v in software_versions().items()]))
+    section.tables.append(
+        Table(
+            "Software",
+            [("package", "package"), ("version", "version")],
+            [{"package": k, "version": v} for k, v in software_versions().items()],
+        )
+    )
     return section
 
 
-COLLECTORS = (preprocessing_section, harmonization_section, brain_age_section, ad_classification_section,
-              augmentation_section, provenance_section)
+COLLECTORS = (
+    preprocessing_section,
+    harmonization_section,
+    brain_age_section,
+    ad_classification_section,
+    augmentation_section,
+    provenance_section,
+)
 
 
 def collect_sections(run: str | Path) -> list[Section]:

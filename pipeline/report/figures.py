@@ -19,8 +19,18 @@ import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["png_bytes", "data_uri", "qc_mosaic", "site_strip_plot", "confusion_figure", "gradcam_figure",
-           "scatter_figure", "probe_dot_plot", "forest_plot", "penalty_bars"]
+__all__ = [
+    "png_bytes",
+    "data_uri",
+    "qc_mosaic",
+    "site_strip_plot",
+    "confusion_figure",
+    "gradcam_figure",
+    "scatter_figure",
+    "probe_dot_plot",
+    "forest_plot",
+    "penalty_bars",
+]
 
 
 def png_bytes(fig) -> bytes:
@@ -70,7 +80,7 @@ def site_strip_panels(table: pd.DataFrame, columns: Sequence[tuple[str, str]], p
     rows = -(-len(columns) // per_row)
     fig, axes = plt.subplots(rows, per_row, figsize=(per_row * (1.0 + 0.7 * len(sites)), 2.6 * rows), squeeze=False)
     rng = np.random.default_rng(0)
-    for ax in axes.flat[len(columns):]:
+    for ax in axes.flat[len(columns) :]:
         ax.axis("off")
     for ax, (column, label) in zip(axes.flat, columns):
         for i, site in enumerate(sites):
@@ -138,15 +148,23 @@ def probe_dot_plot(records: Sequence[dict]) -> bytes:
     """Site probes: one panel per probe x adjustment, a dot and 95% interval per condition, chance dashed."""
     panels = list(dict.fromkeys((r["probe"], r.get("adjustment", "none")) for r in records))
     conditions = _conditions(records)
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels) + 1.2, 0.35 * len(conditions) + 1.2),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(2.3 * len(panels) + 1.2, 0.35 * len(conditions) + 1.2), squeeze=False, sharey=True
+    )
     for ax, (probe, adjustment) in zip(axes[0], panels):
         part = {r["condition"]: r for r in records if (r["probe"], r.get("adjustment", "none")) == (probe, adjustment)}
         for i, condition in enumerate(conditions):
             if condition in part:
                 r = part[condition]
-                ax.errorbar(r["balanced_accuracy"], i, xerr=[[r["balanced_accuracy"] - r["low"]], [r["high"] - r["balanced_accuracy"]]],
-                            fmt="o", ms=4, color="C0" if condition != "identity" else "black", capsize=2)
+                ax.errorbar(
+                    r["balanced_accuracy"],
+                    i,
+                    xerr=[[r["balanced_accuracy"] - r["low"]], [r["high"] - r["balanced_accuracy"]]],
+                    fmt="o",
+                    ms=4,
+                    color="C0" if condition != "identity" else "black",
+                    capsize=2,
+                )
         chance = next(iter(part.values()))["chance"]
         ax.axvline(chance, ls="--", color="grey", lw=1)
         ax.set_xlim(min(0.3, chance - 0.1), 1.02)
@@ -166,17 +184,25 @@ def forest_plot(records: Sequence[dict], effects: Sequence[str] = ("age", "AD"))
     conditions = _conditions(rows)
     columns = min(4, max(1, len(panels)))
     lines = -(-len(panels) // columns) if panels else 1
-    fig, axes = plt.subplots(lines, columns, figsize=(2.6 * columns + 1.0, (0.28 * len(conditions) + 0.9) * lines),
-                             squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    fig, axes = plt.subplots(
+        lines, columns, figsize=(2.6 * columns + 1.0, (0.28 * len(conditions) + 0.9) * lines), squeeze=False
+    )
+    for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax, (effect, measure) in zip(axes.flat, panels):
         part = {r["condition"]: r for r in rows if (r["effect"], r["measure"]) == (effect, measure)}
         for i, condition in enumerate(conditions):
             if condition in part:
                 r = part[condition]
-                ax.errorbar(r["estimate"], i, xerr=[[r["estimate"] - r["low"]], [r["high"] - r["estimate"]]], fmt="o", ms=3,
-                            color="black" if condition == "identity" else "C1", capsize=2)
+                ax.errorbar(
+                    r["estimate"],
+                    i,
+                    xerr=[[r["estimate"] - r["low"]], [r["high"] - r["estimate"]]],
+                    fmt="o",
+                    ms=3,
+                    color="black" if condition == "identity" else "C1",
+                    capsize=2,
+                )
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_yticks(range(len(conditions)), conditions if ax in axes[:, 0] else [""] * len(conditions), fontsize=7)
         ax.invert_yaxis()
@@ -191,7 +217,9 @@ def penalty_bars(records: Sequence[dict]) -> bytes:
     """Cross-site brain-age penalty per route and condition: bars with the 95% interval of the mean."""
     rows = [r for r in records if r.get("penalty") is not None and r["train_site"] != r["test_site"]]
     routes = list(dict.fromkeys((r["train_site"], r["test_site"]) for r in rows))
-    fig, axes = plt.subplots(1, max(1, len(routes)), figsize=(3.6 * max(1, len(routes)), 3.0), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, max(1, len(routes)), figsize=(3.6 * max(1, len(routes)), 3.0), squeeze=False, sharey=True
+    )
     for ax, route in zip(axes[0], routes):
         part = [r for r in rows if (r["train_site"], r["test_site"]) == route]
         x = np.arange(len(part))

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 __all__ = ["Finding", "headline_findings", "MIN_TEST_SUBJECTS", "MIN_TRAVELING_SUBJECTS"]
 
 #: Fewer test subjects than this and a probe or a brain-age error cannot tell methods apart (the benchmark's
-#: own threshold, pipeline.benchmarks.brain_age.UNDERPOWERED_N).
+#: own threshold, pipeline.experiments.brain_age_benchmark.UNDERPOWERED_N).
 MIN_TEST_SUBJECTS = 20
 #: Fewer traveling (paired) subjects than this and a fidelity difference is anecdote.
 MIN_TRAVELING_SUBJECTS = 10
@@ -86,8 +86,11 @@ def _verdict(difference: Any, low: Any, high: Any, *, lower_is_better: bool, dig
     return f"does not beat identity ({sign})"
 
 
-ADJUSTMENT_WORDS = {"none": "", "residualized": ", residualized for age, sex and diagnosis",
-                    "traveling": ", traveling subjects only"}
+ADJUSTMENT_WORDS = {
+    "none": "",
+    "residualized": ", residualized for age, sex and diagnosis",
+    "traveling": ", traveling subjects only",
+}
 PROBE_WORDS = {"linear": "linear on 8^3 volumes", "cnn": "3D CNN on 16^3 volumes", "features": "regional mean T1"}
 INPUT_WORDS = {"linear": "8^3 volumes", "features": "regional mean T1"}
 
@@ -98,14 +101,25 @@ def _site_probe_findings(records: list[dict]) -> Iterable[Finding]:
         identity = next((r for r in part if r["condition"] == "identity"), None)
         if identity is None or (probe == "cnn" and adjustment != "none"):
             continue
-        others = [f"{r['condition']} {_f(r['balanced_accuracy'])} {_interval(r['low'], r['high'])}, "
-                  + _verdict(r.get("difference_to_identity"), r.get("difference_low"), r.get("difference_high"),
-                             lower_is_better=True) for r in part if r is not identity]
+        others = [
+            f"{r['condition']} {_f(r['balanced_accuracy'])} {_interval(r['low'], r['high'])}, "
+            + _verdict(
+                r.get("difference_to_identity"), r.get("difference_low"), r.get("difference_high"), lower_is_better=True
+            )
+            for r in part
+            if r is not identity
+        ]
         n = int(identity["n_subjects"])
-        yield Finding("site probe", f"Site probe ({PROBE_WORDS.get(probe, probe)}{ADJUSTMENT_WORDS.get(adjustment, adjustment)}; "
-                      f"chance {_f(identity['chance'])}; n = {n} subjects)",
-                      f"identity {_f(identity['balanced_accuracy'])} {_interval(identity['low'], identity['high'])}; "
-                      + "; ".join(others) + ".", n, _power(n, MIN_TEST_SUBJECTS, "subjects"))
+        yield Finding(
+            "site probe",
+            f"Site probe ({PROBE_WORDS.get(probe, probe)}{ADJUSTMENT_WORDS.get(adjustment, adjustment)}; "
+            f"chance {_f(identity['chance'])}; n = {n} subjects)",
+            f"identity {_f(identity['balanced_accuracy'])} {_interval(identity['low'], identity['high'])}; "
+            + "; ".join(others)
+            + ".",
+            n,
+            _power(n, MIN_TEST_SUBJECTS, "subjects"),
+        )
 
 
 def _traveling_findings(records: list[dict]) -> Iterable[Finding]:
@@ -122,12 +136,19 @@ def _traveling_findings(records: list[dict]) -> Iterable[Finding]:
         if r["condition"] == "oracle":
             text += " (per-pair oracle: matched to the subject's own reference image, a bound)"
         else:
-            text += ", " + _verdict(r["difference_to_identity"], r["difference_low"], r["difference_high"],
-                                    lower_is_better=True, digits=4)
+            text += ", " + _verdict(
+                r["difference_to_identity"], r["difference_low"], r["difference_high"], lower_is_better=True, digits=4
+            )
         others.append(text)
-    yield Finding("traveling subjects", f"Traveling subjects, in-brain MAE to their own reference-site image (n = {n})",
-                  f"identity {_f(identity['mean'], 4)} {_interval(identity['low'], identity['high'], 4)}; "
-                  + "; ".join(others) + ".", n, _power(n, MIN_TRAVELING_SUBJECTS, "traveling subjects"))
+    yield Finding(
+        "traveling subjects",
+        f"Traveling subjects, in-brain MAE to their own reference-site image (n = {n})",
+        f"identity {_f(identity['mean'], 4)} {_interval(identity['low'], identity['high'], 4)}; "
+        + "; ".join(others)
+        + ".",
+        n,
+        _power(n, MIN_TRAVELING_SUBJECTS, "traveling subjects"),
+    )
 
 
 def _biology_findings(records: list[dict]) -> Iterable[Finding]:
@@ -143,15 +164,27 @@ def _biology_findings(records: list[dict]) -> Iterable[Finding]:
         for r in part:
             if r is identity:
                 continue
-            verdict = _verdict(r["difference_to_identity"], r["difference_low"], r["difference_high"],
-                               lower_is_better=lower_is_better)
-            kept = ("loses biology" if verdict.startswith("worse") else "keeps it" if not verdict.startswith("beats")
-                    else "stronger than raw")
+            verdict = _verdict(
+                r["difference_to_identity"], r["difference_low"], r["difference_high"], lower_is_better=lower_is_better
+            )
+            kept = (
+                "loses biology"
+                if verdict.startswith("worse")
+                else "keeps it"
+                if not verdict.startswith("beats")
+                else "stronger than raw"
+            )
             others.append(f"{r['condition']} {_f(r['estimate'])} ({kept}: {verdict.split(' (', 1)[1].rstrip(')')})")
         n = int(identity["n_subjects"])
-        yield Finding("biology kept", f"Biology kept? {what} on {INPUT_WORDS.get(source, source)} (n = {n}{floor})",
-                      f"identity {_f(identity['estimate'])} {_interval(identity['low'], identity['high'])}; "
-                      + "; ".join(others) + ".", n, _power(n, MIN_TEST_SUBJECTS, "subjects"))
+        yield Finding(
+            "biology kept",
+            f"Biology kept? {what} on {INPUT_WORDS.get(source, source)} (n = {n}{floor})",
+            f"identity {_f(identity['estimate'])} {_interval(identity['low'], identity['high'])}; "
+            + "; ".join(others)
+            + ".",
+            n,
+            _power(n, MIN_TEST_SUBJECTS, "subjects"),
+        )
 
 
 def _penalty_findings(records: list[dict]) -> Iterable[Finding]:
@@ -160,21 +193,37 @@ def _penalty_findings(records: list[dict]) -> Iterable[Finding]:
         raw = next((r for r in part if r["condition"] == "raw"), None)
         if raw is None or raw.get("penalty") is None:
             continue
-        others = [f"{r['condition']} {_f(r['penalty'])} {_interval(r['penalty_low'], r['penalty_high'])}, "
-                  + _verdict(r["diff_mae"], r["diff_low"], r["diff_high"], lower_is_better=True).replace("identity", r["compared_with"])
-                  for r in part if r is not raw and r["condition"] != "features_raw"]
+        others = [
+            f"{r['condition']} {_f(r['penalty'])} {_interval(r['penalty_low'], r['penalty_high'])}, "
+            + _verdict(r["diff_mae"], r["diff_low"], r["diff_high"], lower_is_better=True).replace(
+                "identity", r["compared_with"]
+            )
+            for r in part
+            if r is not raw and r["condition"] != "features_raw"
+        ]
         n = int(raw["n_test"])
         reason = _benchmark_power(raw, n)
-        yield Finding("cross-site brain age", f"Cross-site brain-age penalty, trained on {route[0]}, tested on {route[1]} "
-                      f"(MAE minus the same model's within-site MAE, years; {raw['runs']} runs, n = {n})",
-                      f"raw {_f(raw['penalty'])} {_interval(raw['penalty_low'], raw['penalty_high'])}; remaining after "
-                      + "; ".join(others) + ".", n, reason)
+        yield Finding(
+            "cross-site brain age",
+            f"Cross-site brain-age penalty, trained on {route[0]}, tested on {route[1]} "
+            f"(MAE minus the same model's within-site MAE, years; {raw['runs']} runs, n = {n})",
+            f"raw {_f(raw['penalty'])} {_interval(raw['penalty_low'], raw['penalty_high'])}; remaining after "
+            + "; ".join(others)
+            + ".",
+            n,
+            reason,
+        )
 
 
-CONDITION_WORDS = {"raw": "CNN", "cnn": "CNN", "to_source": "CNN on images harmonized to the reference",
-                   "to_target": "CNN on images harmonized to the target", "features_raw": "ridge on regional mean T1",
-                   "features_combat": "ridge on regional mean T1 after ComBat",
-                   "tissue_linear": "linear regression on tissue fractions"}
+CONDITION_WORDS = {
+    "raw": "CNN",
+    "cnn": "CNN",
+    "to_source": "CNN on images harmonized to the reference",
+    "to_target": "CNN on images harmonized to the target",
+    "features_raw": "ridge on regional mean T1",
+    "features_combat": "ridge on regional mean T1 after ComBat",
+    "tissue_linear": "linear regression on tissue fractions",
+}
 
 
 def _mean_predictor_findings(records: list[dict], protocol: str) -> Iterable[Finding]:
@@ -186,24 +235,39 @@ def _mean_predictor_findings(records: list[dict], protocol: str) -> Iterable[Fin
     for r in records:
         if r["condition"] == "train_mean" or r.get("vs_mean_low") is None or r.get("vs_mean_high") is None:
             continue
-        verdict = ("beats the mean predictor" if r["vs_mean_high"] < 0 else
-                   "worse than the mean predictor" if r["vs_mean_low"] > 0 else "does not beat the mean predictor")
-        parts.append(f"{CONDITION_WORDS.get(r['condition'], r['condition'])} {_f(r['mae_mean'])} "
-                     f"({verdict}: {r['vs_mean']:+.2f} {_interval(r['vs_mean_low'], r['vs_mean_high'])})")
+        verdict = (
+            "beats the mean predictor"
+            if r["vs_mean_high"] < 0
+            else "worse than the mean predictor"
+            if r["vs_mean_low"] > 0
+            else "does not beat the mean predictor"
+        )
+        parts.append(
+            f"{CONDITION_WORDS.get(r['condition'], r['condition'])} {_f(r['mae_mean'])} "
+            f"({verdict}: {r['vs_mean']:+.2f} {_interval(r['vs_mean_low'], r['vs_mean_high'])})"
+        )
     if not parts:
         return
     runs = records[0]["runs"]
     reason = _benchmark_power(records[0], n)
-    yield Finding("brain age", f"Brain-age MAE against the training-mean predictor ({protocol}; years; {runs} "
-                  f"run{'s' if runs != 1 else ''}, n = {n}; mean predictor {_f(records[0]['mean_predictor_mae'])})",
-                  "; ".join(parts) + "." + _subjects_needed(records, n), n, reason)
+    yield Finding(
+        "brain age",
+        f"Brain-age MAE against the training-mean predictor ({protocol}; years; {runs} "
+        f"run{'s' if runs != 1 else ''}, n = {n}; mean predictor {_f(records[0]['mean_predictor_mae'])})",
+        "; ".join(parts) + "." + _subjects_needed(records, n),
+        n,
+        reason,
+    )
 
 
 def _subjects_needed(records: list[dict], n: int) -> str:
     """When no model beats the mean predictor but one is ahead of it: about how many test subjects would make
     that model's paired interval exclude 0, if the difference stayed the same (the interval narrows as 1/sqrt(n))."""
-    scored = [r for r in records if r["condition"] != "train_mean" and r.get("vs_mean_low") is not None
-              and r.get("vs_mean_high") is not None]
+    scored = [
+        r
+        for r in records
+        if r["condition"] != "train_mean" and r.get("vs_mean_low") is not None and r.get("vs_mean_high") is not None
+    ]
     if not scored or any(r["vs_mean_high"] < 0 for r in scored):
         return ""
     best = min(scored, key=lambda r: r["vs_mean"])
@@ -211,8 +275,10 @@ def _subjects_needed(records: list[dict], n: int) -> str:
         return " No model is ahead of the mean predictor."
     half_width = (best["vs_mean_high"] - best["vs_mean_low"]) / 2
     needed = math.ceil(n * (half_width / -best["vs_mean"]) ** 2)
-    return (f" None beats it: at the best model's difference ({CONDITION_WORDS.get(best['condition'], best['condition'])}, "
-            f"{best['vs_mean']:+.2f}) the interval would exclude 0 from about {needed} test subjects.")
+    return (
+        f" None beats it: at the best model's difference ({CONDITION_WORDS.get(best['condition'], best['condition'])}, "
+        f"{best['vs_mean']:+.2f}) the interval would exclude 0 from about {needed} test subjects."
+    )
 
 
 def _floor_findings(records: list[dict], name: str) -> Iterable[Finding]:
@@ -222,10 +288,15 @@ def _floor_findings(records: list[dict], name: str) -> Iterable[Finding]:
         return
     n = int(cnn.get("n_subjects") or cnn.get("n") or 0)
     beats = cnn["high"] is not None and cnn["high"] < mean["mae"]
-    yield Finding("brain age", f"{name} (n = {n})", f"CNN MAE {_f(cnn['mae'])} {_interval(cnn['low'], cnn['high'])} years, R^2 "
-                  f"{_f(cnn.get('r2'))}, against the training-mean predictor's {_f(mean['mae'])}: "
-                  + ("beats the mean predictor." if beats else "does not beat the mean predictor."), n,
-                  _power(n, MIN_TEST_SUBJECTS, "test subjects"))
+    yield Finding(
+        "brain age",
+        f"{name} (n = {n})",
+        f"CNN MAE {_f(cnn['mae'])} {_interval(cnn['low'], cnn['high'])} years, R^2 "
+        f"{_f(cnn.get('r2'))}, against the training-mean predictor's {_f(mean['mae'])}: "
+        + ("beats the mean predictor." if beats else "does not beat the mean predictor."),
+        n,
+        _power(n, MIN_TEST_SUBJECTS, "test subjects"),
+    )
 
 
 def _site_effect_findings(records: list[dict]) -> Iterable[Finding]:
@@ -236,11 +307,19 @@ def _site_effect_findings(records: list[dict]) -> Iterable[Finding]:
     group = max(groups, key=lambda g: g.count("+"))  # all sites
     part = {r["adjustment"]: r for r in everything if r["sites"] == group}
     n = int(part["none"]["n_subjects"])
-    body = "; ".join(f"{ADJUSTMENT_WORDS.get(a, a).lstrip(', ') or 'raw'} {_f(r['balanced_accuracy'])} "
-                     f"{_interval(r['low'], r['high'])} (n = {r['n_subjects']})" for a, r in part.items())
-    yield Finding("site effects", f"Site effects after preprocessing ({group.replace('+', ', ')}; linear probe on 8^3 "
-                  f"volumes, every subject; chance {_f(part['none']['chance'])})", body + ".", n,
-                  _power(n, MIN_TEST_SUBJECTS, "subjects"))
+    body = "; ".join(
+        f"{ADJUSTMENT_WORDS.get(a, a).lstrip(', ') or 'raw'} {_f(r['balanced_accuracy'])} "
+        f"{_interval(r['low'], r['high'])} (n = {r['n_subjects']})"
+        for a, r in part.items()
+    )
+    yield Finding(
+        "site effects",
+        f"Site effects after preprocessing ({group.replace('+', ', ')}; linear probe on 8^3 "
+        f"volumes, every subject; chance {_f(part['none']['chance'])})",
+        body + ".",
+        n,
+        _power(n, MIN_TEST_SUBJECTS, "subjects"),
+    )
 
 
 def headline_findings(tables: dict[str, dict[str, list[dict]]]) -> list[Finding]:
@@ -255,8 +334,9 @@ def headline_findings(tables: dict[str, dict[str, list[dict]]]) -> list[Finding]
     findings += _traveling_findings(table("harmonization", "Traveling subjects, mean"))
     findings += _biology_findings(table("harmonization", "Biology kept?"))
     findings += _mean_predictor_findings(table("brain-age", "Brain age, pooled"), "pooled controls")
-    findings += _mean_predictor_findings(table("brain-age", "Brain age, cross-validated"),
-                                         "every site's controls, cross-validated")
+    findings += _mean_predictor_findings(
+        table("brain-age", "Brain age, cross-validated"), "every site's controls, cross-validated"
+    )
     findings += _penalty_findings(table("brain-age", "Brain age, cross_site"))
     findings += _floor_findings(table("brain-age", "brain_age bundle"), "Brain age (brain_age bundle, test controls)")
     return findings

@@ -14,26 +14,50 @@ import pytest
 import yaml
 from sklearn.metrics import balanced_accuracy_score
 
-from pipeline.engines.checkpoints import read_run_info
-from pipeline.augment.grid import GridConfig, expand_runs
 from pipeline.cli import main
 from pipeline.cohort import read_splits, split_subjects
 from pipeline.config import ConfigError
+from pipeline.engines.checkpoints import read_run_info
+from pipeline.experiments.augmentation_grid import GridConfig, expand_runs
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.table_paths import read_table
 
-ARMS = {"none": {}, "classical": {"augment": True}, "oversampling": {"extra": "real"},
-        "translation_AD": {"extra": "translation", "classes": ["AD"]}, "conditional": {"extra": "conditional"},
-        "synthetic_only": {"extra": "conditional", "real": False}}
-TINY = {"task": "cn_ad", "repeats": 1, "split": {"fractions": [0.6, 0.2, 0.2], "seed": 5},
-        "real_fractions": [1.0], "synthetic_fractions": [0.5], "arms": ARMS,
-        "classifier": {"epochs": 2, "batch_size": 4, "spatial_size": [16, 16, 16], "net_kwargs": {"widths": [4, 8, 8, 8]}},
-        "generators": {
-            "translation": {"epochs": 1, "epoch_length": 2, "batch_size": 2, "spatial_size": [32, 32, 32],
-                            "net_kwargs": {"channels": 4, "n_residual": 1}, "disc_kwargs": {"channels": 4}},
-            "conditional": {"epochs": 2, "batch_size": 4, "spatial_size": 16,
-                            "net_kwargs": {"channels": 4, "latent_dim": 8}, "disc_kwargs": {"channels": 4}}},
-        "bootstrap": 50, "quality_size": 16}
+ARMS = {
+    "none": {},
+    "classical": {"augment": True},
+    "oversampling": {"extra": "real"},
+    "translation_AD": {"extra": "translation", "classes": ["AD"]},
+    "conditional": {"extra": "conditional"},
+    "synthetic_only": {"extra": "conditional", "real": False},
+}
+TINY = {
+    "task": "cn_ad",
+    "repeats": 1,
+    "split": {"fractions": [0.6, 0.2, 0.2], "seed": 5},
+    "real_fractions": [1.0],
+    "synthetic_fractions": [0.5],
+    "arms": ARMS,
+    "classifier": {"epochs": 2, "batch_size": 4, "spatial_size": [16, 16, 16], "net_kwargs": {"widths": [4, 8, 8, 8]}},
+    "generators": {
+        "translation": {
+            "epochs": 1,
+            "epoch_length": 2,
+            "batch_size": 2,
+            "spatial_size": [32, 32, 32],
+            "net_kwargs": {"channels": 4, "n_residual": 1},
+            "disc_kwargs": {"channels": 4},
+        },
+        "conditional": {
+            "epochs": 2,
+            "batch_size": 4,
+            "spatial_size": 16,
+            "net_kwargs": {"channels": 4, "latent_dim": 8},
+            "disc_kwargs": {"channels": 4},
+        },
+    },
+    "bootstrap": 50,
+    "quality_size": 16,
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +76,11 @@ def _read(path: Path) -> pd.DataFrame:
 def test_split_and_generators_use_training_subjects_only(grid, ad_pair):
     splits = read_splits(grid / "repeat-0" / "splits.tsv")
     expected = split_subjects(read_preprocessed(ad_pair / "preprocessed"), (0.6, 0.2, 0.2), seed=5)
-    assert splits.sort_values("subject").reset_index(drop=True)[["subject", "split"]].equals(
-        expected.sort_values("subject").reset_index(drop=True)[["subject", "split"]])  # the repeat's own split
+    assert (
+        splits.sort_values("subject")
+        .reset_index(drop=True)[["subject", "split"]]
+        .equals(expected.sort_values("subject").reset_index(drop=True)[["subject", "split"]])
+    )  # the repeat's own split
     train = set(splits.loc[splits["split"] == "train", "subject"])
     for checkpoint in ("translation/models/model.pt", "conditional/models/model.pt"):
         info = read_run_info(grid / "repeat-0" / checkpoint)
@@ -95,11 +122,15 @@ def test_metrics_are_on_the_real_test_subjects_and_match_the_predictions(grid):
     splits = read_splits(grid / "repeat-0" / "splits.tsv")
     test = set(splits.loc[splits["split"] == "test", "subject"])
     runs = _read(grid / "runs.tsv")
-    for _, run in runs[runs["extra"].isin(["", "real", "translation", "conditional"]) & (runs["classes"] != "")].iterrows():
+    for _, run in runs[
+        runs["extra"].isin(["", "real", "translation", "conditional"]) & (runs["classes"] != "")
+    ].iterrows():
         folder = grid / "repeat-0" / f"{run['arm']}_X{run['real_fraction']:g}_Y{run['synthetic_fraction']:g}"
         predictions = _read(folder / "eval" / "predictions.tsv")
         assert set(predictions["subject"]) == test, folder.name
-        expected = balanced_accuracy_score(predictions["label"], predictions[["prob_CN", "prob_AD"]].to_numpy().argmax(1))
+        expected = balanced_accuracy_score(
+            predictions["label"], predictions[["prob_CN", "prob_AD"]].to_numpy().argmax(1)
+        )
         assert run["balanced_accuracy"] == pytest.approx(expected), folder.name
     baselines = runs.set_index("arm")
     assert baselines.loc["class_prior", "balanced_accuracy"] == 0.5 and baselines.loc["class_prior", "auc"] == 0.5
@@ -117,7 +148,11 @@ def test_summary_pairs_every_arm_with_none_and_quality_is_reported(grid):
         assert summary.loc[arm, "compared_with"] == "none_X1_Y0"
     quality = _read(grid / "quality.tsv")
     assert set(zip(quality["generator"], quality["diagnosis"])) == {
-        ("translation", "CN"), ("translation", "AD"), ("conditional", "CN"), ("conditional", "AD")}
+        ("translation", "CN"),
+        ("translation", "AD"),
+        ("conditional", "CN"),
+        ("conditional", "AD"),
+    }
     assert {"fid", "mmd", "memorized_fraction", "nearest_ssim_mean"} <= set(quality.columns)
     report = json.loads((grid / "grid.json").read_text())
     assert len(report["summary"]) == len(summary) and report["seconds"]["total"] > 0
@@ -130,8 +165,9 @@ def test_a_rerun_resumes_without_training(grid, ad_pair, tmp_path):
     quality = _read(grid / "quality.tsv")
     config = tmp_path / "grid.yaml"
     encoder = grid / "repeat-0" / "none_X1_Y0" / "models" / "model.pt"  # a local weights file for FID / MMD
-    config.write_text(yaml.safe_dump({**TINY, "dataset_dir": str(ad_pair / "preprocessed"),
-                                      "quality_encoder": str(encoder)}))
+    config.write_text(
+        yaml.safe_dump({**TINY, "dataset_dir": str(ad_pair / "preprocessed"), "quality_encoder": str(encoder)})
+    )
     # as after a resumed re-run of the preprocessing: the table's run columns change, the images do not
     table_path = ad_pair / "preprocessed" / "preprocessed.tsv"
     original = table_path.read_bytes()
@@ -144,19 +180,35 @@ def test_a_rerun_resumes_without_training(grid, ad_pair, tmp_path):
     assert (marker.stat().st_mtime_ns, model.stat().st_mtime_ns) == before
     again = _read(grid / "quality.tsv")  # the same encoder as the default (the none arm's classifier)
     np.testing.assert_allclose(again["fid"], quality["fid"], rtol=1e-6)
-    config.write_text(yaml.safe_dump({**TINY, "dataset_dir": str(ad_pair / "preprocessed"),
-                                      "quality_encoder": str(tmp_path / "missing.pt")}))
+    config.write_text(
+        yaml.safe_dump(
+            {**TINY, "dataset_dir": str(ad_pair / "preprocessed"), "quality_encoder": str(tmp_path / "missing.pt")}
+        )
+    )
     assert main(["augment-grid", "--config", str(config), "--out", str(grid)]) == 2  # named error, exit code 2
 
 
 def test_config_errors_name_the_key():
     base = {**TINY, "dataset_dir": "x"}
-    assert [r.name for r in expand_runs(GridConfig.from_dict({**base, "real_fractions": [1.0, 0.5],
-                                                              "synthetic_fractions": [0.5, 1.0]}))] == [
-        "none_X1_Y0", "none_X0.5_Y0", "classical_X1_Y0", "classical_X0.5_Y0",
-        *[f"{arm}_X{x:g}_Y{y:g}" for arm in ("oversampling", "translation_AD", "conditional")
-          for x in (1.0, 0.5) for y in (0.5, 1.0)],
-        "synthetic_only_X0_Y0.5", "synthetic_only_X0_Y1"]
+    assert [
+        r.name
+        for r in expand_runs(
+            GridConfig.from_dict({**base, "real_fractions": [1.0, 0.5], "synthetic_fractions": [0.5, 1.0]})
+        )
+    ] == [
+        "none_X1_Y0",
+        "none_X0.5_Y0",
+        "classical_X1_Y0",
+        "classical_X0.5_Y0",
+        *[
+            f"{arm}_X{x:g}_Y{y:g}"
+            for arm in ("oversampling", "translation_AD", "conditional")
+            for x in (1.0, 0.5)
+            for y in (0.5, 1.0)
+        ],
+        "synthetic_only_X0_Y0.5",
+        "synthetic_only_X0_Y1",
+    ]
     with pytest.raises(ConfigError, match="needs an arm named 'none'"):
         GridConfig.from_dict({**base, "arms": {"classical": {"augment": True}}})
     with pytest.raises(ConfigError, match=r"arms.x.extra: expected one of \['real', 'translation', 'conditional'\]"):

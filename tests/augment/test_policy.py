@@ -9,20 +9,32 @@ from pipeline.augment import AugmentationPolicy, ClassPolicy, build_training_tab
 
 
 def _real(n_cn: int = 20, n_ad: int = 10) -> pd.DataFrame:
-    rows = [{"subject": f"cn{i:02d}", "diagnosis": "CN", "image": f"cn{i}.nii.gz", "split": "train"} for i in range(n_cn)]
-    rows += [{"subject": f"ad{i:02d}", "diagnosis": "AD", "image": f"ad{i}.nii.gz", "split": "train"} for i in range(n_ad)]
+    rows = [
+        {"subject": f"cn{i:02d}", "diagnosis": "CN", "image": f"cn{i}.nii.gz", "split": "train"} for i in range(n_cn)
+    ]
+    rows += [
+        {"subject": f"ad{i:02d}", "diagnosis": "AD", "image": f"ad{i}.nii.gz", "split": "train"} for i in range(n_ad)
+    ]
     return pd.DataFrame(rows)
 
 
 def _synthetic(name: str, n: int, generator: str = "translation", sources: list[str] | None = None) -> pd.DataFrame:
-    return pd.DataFrame({"image": [f"syn_{name}_{i}.nii.gz" for i in range(n)], "diagnosis": name,
-                         "generator": generator, "checkpoint_sha256": "ab" * 32,
-                         "source_subject": sources or [""] * n, "seed": range(n)})
+    return pd.DataFrame(
+        {
+            "image": [f"syn_{name}_{i}.nii.gz" for i in range(n)],
+            "diagnosis": name,
+            "generator": generator,
+            "checkpoint_sha256": "ab" * 32,
+            "source_subject": sources or [""] * n,
+            "seed": range(n),
+        }
+    )
 
 
 def test_exact_counts_per_class_and_selective_augmentation():
-    policy = AugmentationPolicy.from_dict({"AD": {"real_fraction": 0.8, "synthetic_fraction": 0.5,
-                                                  "generator": "translation"}})
+    policy = AugmentationPolicy.from_dict(
+        {"AD": {"real_fraction": 0.8, "synthetic_fraction": 0.5, "generator": "translation"}}
+    )
     table = build_training_table(_real(), _synthetic("AD", 12), policy, seed=3)
     counts = table.groupby(["diagnosis", "synthetic"]).size().to_dict()
     assert counts == {("AD", False): 8, ("AD", True): 5, ("CN", False): 20}  # CN untouched: selective
@@ -41,8 +53,9 @@ def test_oversampling_adds_copies_of_kept_real_images_only():
 
 
 def test_synthetic_only_training_has_no_real_row_of_the_class():
-    policy = AugmentationPolicy.from_dict({name: {"real_fraction": 0, "synthetic_fraction": 1.0, "generator": "gan"}
-                                           for name in ("CN", "AD")})
+    policy = AugmentationPolicy.from_dict(
+        {name: {"real_fraction": 0, "synthetic_fraction": 1.0, "generator": "gan"} for name in ("CN", "AD")}
+    )
     pool = pd.concat([_synthetic("CN", 20, "gan"), _synthetic("AD", 10, "gan")])
     table = build_training_table(_real(), pool, policy, seed=0)
     assert table["synthetic"].all() and table.groupby("diagnosis").size().to_dict() == {"AD": 10, "CN": 20}

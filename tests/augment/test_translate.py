@@ -12,8 +12,9 @@ import torch
 
 from pipeline.augment import AugmentationPolicy, build_training_table
 from pipeline.augment.translate import read_synthetic, translate_training_images
-from pipeline.downstream import task_table
-from pipeline.harmonize import file_sha256, generator_file, load_generator, read_harmonizer_info, save_harmonizer
+from pipeline.data.task_tables import task_table
+from pipeline.harmonize import generator_file, load_generator, read_harmonizer_info, save_harmonizer
+from pipeline.run import file_sha256
 from tests.bundles.test_cyclegan_bundle import REPO, TRAIN, bundle
 
 TRANSLATION = str(REPO / "bundles" / "synthetic_augmentation" / "configs" / "translation.yaml")
@@ -23,10 +24,27 @@ TRANSLATION = str(REPO / "bundles" / "synthetic_augmentation" / "configs" / "tra
 def translator(ad_pair, tmp_path_factory):
     root = tmp_path_factory.mktemp("translator")
     # the synthetic_augmentation bundle's override laid over the CycleGAN recipe (as its docs say)
-    bundle("run", "--config_file", f"['{TRAIN}','{TRANSLATION}']", "--bundle_root", str(root), "--dataset_dir",
-           str(ad_pair / "preprocessed"), "--epochs", "2",
-           "--epoch_length", "1", "--batch_size", "2", "--net_kwargs#channels", "4", "--net_kwargs#n_residual", "1",
-           "--disc_kwargs#channels", "4")
+    bundle(
+        "run",
+        "--config_file",
+        f"['{TRAIN}','{TRANSLATION}']",
+        "--bundle_root",
+        str(root),
+        "--dataset_dir",
+        str(ad_pair / "preprocessed"),
+        "--epochs",
+        "2",
+        "--epoch_length",
+        "1",
+        "--batch_size",
+        "2",
+        "--net_kwargs#channels",
+        "4",
+        "--net_kwargs#n_residual",
+        "1",
+        "--disc_kwargs#channels",
+        "4",
+    )
     return root / "models" / "model.pt"
 
 
@@ -47,7 +65,9 @@ def test_translates_training_images_only_with_provenance(ad_pair, translator, tm
     img, made = nib.load(source["image_cube"]), nib.load(row["image"])
     np.testing.assert_allclose(made.affine, img.affine)
     with torch.no_grad():
-        expected = load_generator(translator, "to_target")(torch.from_numpy(img.get_fdata(dtype=np.float32))[None, None])
+        expected = load_generator(translator, "to_target")(
+            torch.from_numpy(img.get_fdata(dtype=np.float32))[None, None]
+        )
     mask = nib.load(source["mask_cube"]).get_fdata() > 0
     np.testing.assert_allclose(made.get_fdata(), expected[0, 0].numpy() * mask, atol=1e-5)
 
@@ -75,7 +95,11 @@ def test_refuses_a_site_harmonizer(ad_pair, tmp_path):
     from pipeline.nets import HarmonizationGenerator3D
 
     kw = {"channels": 4, "n_residual": 1}
-    ckpt = save_harmonizer(tmp_path, HarmonizationGenerator3D(**kw), HarmonizationGenerator3D(**kw),
-                           {"source_site": "clinica", "target_site": "clinicb", "net_kwargs": kw})
+    ckpt = save_harmonizer(
+        tmp_path,
+        HarmonizationGenerator3D(**kw),
+        HarmonizationGenerator3D(**kw),
+        {"source_site": "clinica", "target_site": "clinicb", "net_kwargs": kw},
+    )
     with pytest.raises(ValueError, match="a class translator has domain_key 'diagnosis', this one maps site"):
         translate_training_images(ad_pair / "preprocessed", ckpt, tmp_path / "out")

@@ -12,17 +12,28 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from pipeline.benchmarks.brain_age import (_feature_predictions, _histogram_matched, _score_runs, _summarise, controls,
-                                           run_brain_age_benchmark)
-from pipeline.benchmarks.harmonizers import harmonizer_from_folders, seen_subjects
 from pipeline.cli import main
+from pipeline.experiments.brain_age_benchmark import (
+    _feature_predictions,
+    _histogram_matched,
+    _score_runs,
+    _summarise,
+    controls,
+    run_brain_age_benchmark,
+)
+from pipeline.experiments.harmonizer_seeds import harmonizer_from_folders, seen_subjects
 from pipeline.harmonize import harmonize_cohort, read_harmonizer_info, save_harmonizer
 from pipeline.nets import HarmonizationGenerator3D
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.table_paths import read_table
 
-NARROW = {"epochs": 1, "batch_size": 4, "spatial_size": [32, 32, 32], "net_kwargs#channels": [4, 8, 8, 16, 16],
-          "net_kwargs#hidden": 16}
+NARROW = {
+    "epochs": 1,
+    "batch_size": 4,
+    "spatial_size": [32, 32, 32],
+    "net_kwargs#channels": [4, 8, 8, 16, 16],
+    "net_kwargs#hidden": 16,
+}
 NARROW_CLI = [arg for key, value in NARROW.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
 
 
@@ -45,8 +56,14 @@ def identity(contrast_pair, tmp_path_factory):
     kw = {"channels": 4, "n_residual": 1, "output_activation": "residual"}
     folder = tmp_path_factory.mktemp("identity")
     train, val = _seen(contrast_pair)
-    info = {"source_site": "dark", "target_site": "bright", "net_kwargs": kw, "spatial_size": [64] * 3,
-            "train_subjects": train, "val_subjects": val}
+    info = {
+        "source_site": "dark",
+        "target_site": "bright",
+        "net_kwargs": kw,
+        "spatial_size": [64] * 3,
+        "train_subjects": train,
+        "val_subjects": val,
+    }
     save_harmonizer(folder, HarmonizationGenerator3D(**kw), HarmonizationGenerator3D(**kw), info)
     table = read_preprocessed(contrast_pair / "preprocessed")
     for direction in ("to_source", "to_target"):
@@ -54,18 +71,40 @@ def identity(contrast_pair, tmp_path_factory):
     return harmonizer_from_folders(folder / "to_source", folder / "to_target")
 
 
-def test_pooled_identity_harmonization_changes_nothing_and_no_corrected_error(contrast_pair, identity, tmp_path, capsys):
+def test_pooled_identity_harmonization_changes_nothing_and_no_corrected_error(
+    contrast_pair, identity, tmp_path, capsys
+):
     out = tmp_path / "bench"
-    code = main(["benchmark", "brain-age", "--raw", str(contrast_pair / "preprocessed"), "--harmonized",
-                 str(identity.to_source), "--source-site", "dark", "--target-site", "bright", "--seeds", "2",
-                 "--protocol", "pooled", "--out", str(out), *NARROW_CLI])
+    code = main(
+        [
+            "benchmark",
+            "brain-age",
+            "--raw",
+            str(contrast_pair / "preprocessed"),
+            "--harmonized",
+            str(identity.to_source),
+            "--source-site",
+            "dark",
+            "--target-site",
+            "bright",
+            "--seeds",
+            "2",
+            "--protocol",
+            "pooled",
+            "--out",
+            str(out),
+            *NARROW_CLI,
+        ]
+    )
     assert code == 0 and "protocol pooled" in capsys.readouterr().out
     results = read_table(out / "results.tsv")
     # the CNN conditions, and beside them the ridge on regional mean T1 (raw and after ComBat)
     assert sorted(results["condition"].unique()) == ["features_combat", "features_raw", "raw", "to_source"]
     assert len(results) == 8
     for seed in (0, 1):
-        raw, harm = (results[(results["seed"] == seed) & (results["condition"] == c)].iloc[0] for c in ("raw", "to_source"))
+        raw, harm = (
+            results[(results["seed"] == seed) & (results["condition"] == c)].iloc[0] for c in ("raw", "to_source")
+        )
         assert harm["mae"] == pytest.approx(raw["mae"], rel=1e-4)  # identical images, same split, same seed
     summary = read_table(out / "summary.tsv").set_index("condition")
     assert abs(summary.loc["to_source", "diff_low"]) < 0.02 and abs(summary.loc["to_source", "diff_high"]) < 0.02
@@ -83,8 +122,12 @@ def test_pooled_identity_harmonization_changes_nothing_and_no_corrected_error(co
     seed0 = predictions[(predictions["seed"] == 0) & (predictions["condition"] == "raw")]
     assert set(seed0["subject"].astype(str)) == set(splits[0].loc[splits[0]["split"] == "test", "subject"])
     # the volume baseline, fitted by hand on the same training controls
-    truth = pd.read_csv(contrast_pair / "bids" / "derivatives" / "phantom" / "truth.tsv", sep="\t",
-                        dtype={"subject": str, "session": str}, keep_default_na=False)
+    truth = pd.read_csv(
+        contrast_pair / "bids" / "derivatives" / "phantom" / "truth.tsv",
+        sep="\t",
+        dtype={"subject": str, "session": str},
+        keep_default_na=False,
+    )
     rows = controls(contrast_pair / "preprocessed", "dark", "bright").merge(splits[0], on="subject")
     rows = rows.merge(truth[["subject", "session", "ventricles_ml", "hippocampus_ml"]], on=["subject", "session"])
     fit, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
@@ -99,8 +142,17 @@ def test_held_out_trains_and_tests_only_on_subjects_the_cyclegan_never_saw(contr
     """Komandur et al. Table 3: controls outside the checkpoint's train_subjects and val_subjects, 70:30 per
     seed; traveling subjects that chose the checkpoint count as seen."""
     out = tmp_path / "held"
-    run_brain_age_benchmark(contrast_pair / "preprocessed", out, [identity], source_site="dark", target_site="bright",
-                            protocol="held_out", seeds=1, bundle_overrides=NARROW, n_resamples=50)
+    run_brain_age_benchmark(
+        contrast_pair / "preprocessed",
+        out,
+        [identity],
+        source_site="dark",
+        target_site="bright",
+        protocol="held_out",
+        seeds=1,
+        bundle_overrides=NARROW,
+        n_resamples=50,
+    )
     seen = seen_subjects(identity.checkpoint)
     train, val = _seen(contrast_pair)
     assert seen == set(train) | set(val) and val  # the traveling subjects of train / val are in it
@@ -123,14 +175,24 @@ def test_held_out_trains_and_tests_only_on_subjects_the_cyclegan_never_saw(contr
 
 def test_cross_site_trains_on_one_site_and_tests_the_other(contrast_pair, identity, tmp_path):
     out = tmp_path / "cross"
-    summary = run_brain_age_benchmark(contrast_pair / "preprocessed", out, [identity], source_site="dark",
-                                      target_site="bright", protocol="cross_site", seeds=1, bundle_overrides=NARROW,
-                                      n_resamples=50)
+    summary = run_brain_age_benchmark(
+        contrast_pair / "preprocessed",
+        out,
+        [identity],
+        source_site="dark",
+        target_site="bright",
+        protocol="cross_site",
+        seeds=1,
+        bundle_overrides=NARROW,
+        n_resamples=50,
+    )
     conditions = {"raw", "cyclegan", "histogram", "features_raw", "features_combat"}
     for train_site, test_site in (("dark", "bright"), ("bright", "dark")):
         part = summary[(summary["train_site"] == train_site) & (summary["test_site"] == test_site)]
         assert set(part["condition"]) == conditions
-        settings = json.loads((out / f"{train_site}_to_{test_site}" / "raw" / "seed0" / "train_settings.json").read_text())
+        settings = json.loads(
+            (out / f"{train_site}_to_{test_site}" / "raw" / "seed0" / "train_settings.json").read_text()
+        )
         assert settings["overrides"]["sites"] == [train_site]  # trained on the training site only
         # the same raw model on its own site's test controls; the penalty is measured from it
         within = summary[(summary["train_site"] == train_site) & (summary["test_site"] == train_site)]
@@ -167,21 +229,42 @@ def test_cross_site_baselines_never_see_a_test_row_or_a_test_age(contrast_pair, 
     poisoned_test.loc[0, "image_cube"] = str(tmp_path / "poison.nii.gz")
     poisoned = _feature_predictions(train, poisoned_test, other_train)
     for name in ("features_raw", "features_combat"):
-        np.testing.assert_allclose(poisoned[name]["predicted_age"].iloc[1:], clean[name]["predicted_age"].iloc[1:], rtol=1e-9)
+        np.testing.assert_allclose(
+            poisoned[name]["predicted_age"].iloc[1:], clean[name]["predicted_age"].iloc[1:], rtol=1e-9
+        )
         assert poisoned[name]["predicted_age"].iloc[0] != pytest.approx(clean[name]["predicted_age"].iloc[0])
     # histogram matching is fitted on the training site's training images only
     a = read_table(_histogram_matched(train, test, tmp_path / "a") / "preprocessed.tsv")
     b = read_table(_histogram_matched(train, poisoned_test, tmp_path / "b") / "preprocessed.tsv")
     for k in range(1, len(test)):
-        np.testing.assert_array_equal(np.asarray(nib.load(a["image_cube"][k]).dataobj),
-                                      np.asarray(nib.load(b["image_cube"][k]).dataobj))
+        np.testing.assert_array_equal(
+            np.asarray(nib.load(a["image_cube"][k]).dataobj), np.asarray(nib.load(b["image_cube"][k]).dataobj)
+        )
 
 
 def _runs_predicting(predicted: np.ndarray, ages: np.ndarray, train_mean: float) -> list[dict]:
-    test = pd.DataFrame({"subject": [f"s{i:02d}" for i in range(len(ages))], "session": "", "site": "a",
-                         "age": ages, "predicted_age": predicted})
-    return [{"condition": "raw", "seed": seed, "harmonizer_seed": None, "train_site": "a", "test_site": "a",
-             "test": test, "train_mean_age": train_mean, "volume_linear_mae": float("nan")} for seed in range(3)]
+    test = pd.DataFrame(
+        {
+            "subject": [f"s{i:02d}" for i in range(len(ages))],
+            "session": "",
+            "site": "a",
+            "age": ages,
+            "predicted_age": predicted,
+        }
+    )
+    return [
+        {
+            "condition": "raw",
+            "seed": seed,
+            "harmonizer_seed": None,
+            "train_site": "a",
+            "test_site": "a",
+            "test": test,
+            "train_mean_age": train_mean,
+            "volume_linear_mae": float("nan"),
+        }
+        for seed in range(3)
+    ]
 
 
 def test_vs_mean_is_paired_to_the_training_mean_predictor():
@@ -190,14 +273,19 @@ def test_vs_mean_is_paired_to_the_training_mean_predictor():
     rng = np.random.default_rng(0)
     ages = rng.uniform(50, 90, 30)
     train_mean = 70.0
-    cases = {"mean": np.full(30, train_mean), "signal": ages + rng.normal(0, 3, 30),
-             "worse": train_mean - (ages - train_mean)}  # anti-correlated with age
+    cases = {
+        "mean": np.full(30, train_mean),
+        "signal": ages + rng.normal(0, 3, 30),
+        "worse": train_mean - (ages - train_mean),
+    }  # anti-correlated with age
     rows = {}
     for name, predicted in cases.items():
         runs = _runs_predicting(predicted, ages, train_mean)
         results, _ = _score_runs(runs, 200)
         rows[name] = _summarise(runs, results, 200).iloc[0]
     assert rows["mean"]["vs_mean"] == pytest.approx(0.0, abs=1e-9)
-    assert rows["mean"]["vs_mean_low"] == pytest.approx(0.0, abs=1e-9) and rows["mean"]["vs_mean_high"] == pytest.approx(0.0, abs=1e-9)
+    assert rows["mean"]["vs_mean_low"] == pytest.approx(0.0, abs=1e-9) and rows["mean"][
+        "vs_mean_high"
+    ] == pytest.approx(0.0, abs=1e-9)
     assert rows["signal"]["vs_mean_high"] < 0 and rows["signal"]["vs_mean"] < -5
     assert rows["worse"]["vs_mean_low"] > 0

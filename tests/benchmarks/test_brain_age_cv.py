@@ -13,14 +13,38 @@ from pipeline.cli import main
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.table_paths import read_table
 
-NARROW = ["--set", "epochs=1", "--set", "batch_size=4", "--set", "spatial_size=[32,32,32]",
-          "--set", "net_kwargs#channels=[4,8,8,16,16]", "--set", "net_kwargs#hidden=16"]
+NARROW = [
+    "--set",
+    "epochs=1",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "spatial_size=[32,32,32]",
+    "--set",
+    "net_kwargs#channels=[4,8,8,16,16]",
+    "--set",
+    "net_kwargs#hidden=16",
+]
 
 
 def test_every_control_is_predicted_once_by_models_that_never_saw_it(contrast_pair, tmp_path, capsys):
     out = tmp_path / "cv"
-    assert main(["benchmark", "brain-age-cv", "--raw", str(contrast_pair / "preprocessed"), "--folds", "3",
-                 "--out", str(out), *NARROW]) == 0
+    assert (
+        main(
+            [
+                "benchmark",
+                "brain-age-cv",
+                "--raw",
+                str(contrast_pair / "preprocessed"),
+                "--folds",
+                "3",
+                "--out",
+                str(out),
+                *NARROW,
+            ]
+        )
+        == 0
+    )
     assert "3-fold cross-validated" in capsys.readouterr().out
     table = read_preprocessed(contrast_pair / "preprocessed")
     controls = table[table["diagnosis"] == "CN"]
@@ -31,7 +55,9 @@ def test_every_control_is_predicted_once_by_models_that_never_saw_it(contrast_pa
         assert len(part) == len(controls) and not part.duplicated(["subject", "session"]).any(), model
         assert (part["fold"].to_numpy() == folds[part["subject"]].to_numpy()).all(), model  # a subject's fold
     for fold in range(3):
-        splits = pd.read_csv(out / f"fold{fold}" / "splits.tsv", sep="\t", dtype={"subject": str}).set_index("subject")["split"]
+        splits = pd.read_csv(out / f"fold{fold}" / "splits.tsv", sep="\t", dtype={"subject": str}).set_index("subject")[
+            "split"
+        ]
         test = set(splits.index[splits == "test"])
         assert test == set(folds.index[folds == fold]) and not test & set(splits.index[splits == "train"])
         # the floor: the training folds' mean age (per image, as the bundle trains on images)

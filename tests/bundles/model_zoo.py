@@ -31,11 +31,24 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 BUNDLES = REPO / "bundles"
 RELEASED = BUNDLES / "released.json"
-REQUIRED = ("configs/metadata.json", "configs/inference.yaml", "configs/train.yaml", "models/model.pt", "LICENSE",
-            "docs/README.md")
+REQUIRED = (
+    "configs/metadata.json",
+    "configs/inference.yaml",
+    "configs/train.yaml",
+    "models/model.pt",
+    "LICENSE",
+    "docs/README.md",
+)
 PREFERRED = ("configs/multi_gpu_train.yaml", "configs/logging.conf", "docs/data_license.txt")
-README_SECTIONS = ("Model Overview", "Data", "Training configuration", "Performance", "MONAI Bundle Commands",
-                   "References", "License")
+README_SECTIONS = (
+    "Model Overview",
+    "Data",
+    "Training configuration",
+    "Performance",
+    "MONAI Bundle Commands",
+    "References",
+    "License",
+)
 _SKIP_SUFFIXES = (".pt", ".ts", ".pyc")
 
 
@@ -86,9 +99,11 @@ def check_version(name: str, folder: Path, source: Path | None = None) -> list[s
     released = json.loads(RELEASED.read_text()).get(name, {})
     recorded, actual = released.get(version), bundle_hash(source or BUNDLES / name)
     if recorded != actual:
-        problems.append(f"bundles/{name} changed without a new version (content {actual[:12]}, recorded for "
-                        f"{version}: {str(recorded)[:12]}): bump version and changelog in configs/metadata.json, "
-                        f"then run `python -m tests.bundles.model_zoo record`")
+        problems.append(
+            f"bundles/{name} changed without a new version (content {actual[:12]}, recorded for "
+            f"{version}: {str(recorded)[:12]}): bump version and changelog in configs/metadata.json, "
+            f"then run `python -m tests.bundles.model_zoo record`"
+        )
     return problems
 
 
@@ -121,8 +136,9 @@ def check_formatting(folder: Path) -> list[str]:
 
 def monai_bundle(*args: str) -> str:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([sys.executable, "-m", "monai.bundle", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -147,16 +163,27 @@ def check_properties(folder: Path, config: str, workflow_type: str, overrides: d
     """What MONAI's ConfigWorkflow reports missing for the config, after ``initialize``."""
     from monai.bundle import ConfigWorkflow
 
-    workflow = ConfigWorkflow(config_file=str(folder / "configs" / f"{config}.yaml"),
-                              meta_file=str(folder / "configs" / "metadata.json"), workflow_type=workflow_type,
-                              bundle_root=str(folder), **overrides)
+    workflow = ConfigWorkflow(
+        config_file=str(folder / "configs" / f"{config}.yaml"),
+        meta_file=str(folder / "configs" / "metadata.json"),
+        workflow_type=workflow_type,
+        bundle_root=str(folder),
+        **overrides,
+    )
     workflow.initialize()
     return list(workflow.check_properties() or [])
 
 
-def check_bundle(name: str, folder: Path, *, example_input: torch.Tensor, net_overrides: dict[str, Any],
-                 train_overrides: dict[str, Any], infer_overrides: dict[str, Any],
-                 shared_keys: Sequence[str] = ()) -> None:
+def check_bundle(
+    name: str,
+    folder: Path,
+    *,
+    example_input: torch.Tensor,
+    net_overrides: dict[str, Any],
+    train_overrides: dict[str, Any],
+    infer_overrides: dict[str, Any],
+    shared_keys: Sequence[str] = (),
+) -> None:
     """Every model-zoo check on the staged bundle ``folder``; raises AssertionError listing what failed.
 
     ``net_overrides``: the architecture the weights were trained with (for ckpt_export and the eager
@@ -169,23 +196,46 @@ def check_bundle(name: str, folder: Path, *, example_input: torch.Tensor, net_ov
     log = monai_bundle("verify_metadata", "--meta_file", meta, "--filepath", str(BUNDLES / "meta_schema.json"))
     assert "metadata is verified with no error" in log
     # the network as the config builds it by default, against the shapes the metadata declares
-    log = monai_bundle("verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", infer,
-                       "--bundle_root", str(folder))
+    log = monai_bundle(
+        "verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", infer, "--bundle_root", str(folder)
+    )
     assert "data shape of network is verified with no error" in log
     exported = folder / "models" / "verify_model.ts"
-    monai_bundle("ckpt_export", "network_def", "--filepath", str(exported), "--ckpt_file",
-                 str(folder / "models" / "model.pt"), "--meta_file", meta, "--config_file", infer,
-                 "--bundle_root", str(folder), *_cli(net_overrides))
+    monai_bundle(
+        "ckpt_export",
+        "network_def",
+        "--filepath",
+        str(exported),
+        "--ckpt_file",
+        str(folder / "models" / "model.pt"),
+        "--meta_file",
+        meta,
+        "--config_file",
+        infer,
+        "--bundle_root",
+        str(folder),
+        *_cli(net_overrides),
+    )
     with torch.no_grad():
-        scripted, eager = torch.jit.load(str(exported))(example_input), eager_network(folder, net_overrides)(example_input)
+        scripted, eager = (
+            torch.jit.load(str(exported))(example_input),
+            eager_network(folder, net_overrides)(example_input),
+        )
     if not torch.allclose(scripted, eager, rtol=1e-4, atol=1e-5):
-        problems.append(f"the exported TorchScript differs from the eager network by {(scripted - eager).abs().max():.2e}")
+        problems.append(
+            f"the exported TorchScript differs from the eager network by {(scripted - eager).abs().max():.2e}"
+        )
     for config, kind, extra in (("train", "train", train_overrides), ("inference", "infer", infer_overrides)):
         missing = check_properties(folder, config, kind, {**net_overrides, **extra})
         problems += [f"configs/{config}.yaml lacks the {kind} property {m!r}" for m in missing]
-    train_cfg, infer_cfg = (yaml.safe_load((folder / "configs" / f"{c}.yaml").read_text()) for c in ("train", "inference"))
-    problems += [f"train.yaml and inference.yaml differ in {k!r}" for k in shared_keys
-                 if train_cfg.get(k) is None or train_cfg.get(k) != infer_cfg.get(k)]
+    train_cfg, infer_cfg = (
+        yaml.safe_load((folder / "configs" / f"{c}.yaml").read_text()) for c in ("train", "inference")
+    )
+    problems += [
+        f"train.yaml and inference.yaml differ in {k!r}"
+        for k in shared_keys
+        if train_cfg.get(k) is None or train_cfg.get(k) != infer_cfg.get(k)
+    ]
     assert not problems, f"{name}:\n  " + "\n  ".join(problems)
 
 
@@ -196,8 +246,10 @@ def record() -> None:
         version = json.loads((folder / "configs" / "metadata.json").read_text())["version"]
         entry, actual = released.setdefault(folder.name, {}), bundle_hash(folder)
         if entry.get(version, actual) != actual:
-            raise SystemExit(f"{folder.name} {version} is recorded with other content: bump its version and "
-                             f"changelog first (or, for a version never released, delete its entry)")
+            raise SystemExit(
+                f"{folder.name} {version} is recorded with other content: bump its version and "
+                f"changelog first (or, for a version never released, delete its entry)"
+            )
         entry[version] = actual
         print(f"{folder.name} {version} {actual[:12]}")
     RELEASED.write_text(json.dumps(released, indent=4) + "\n")

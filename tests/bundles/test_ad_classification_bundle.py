@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.classify import load_classifier
-from pipeline.downstream import task_table
-from pipeline.evaluate.classification import classification_metrics
+from pipeline.data.task_tables import task_table
+from pipeline.downstream.classification import load_classifier
+from pipeline.metrics.classification import classification_metrics
 from pipeline.nets import build_classifier
 from tests.bundles.model_zoo import check_bundle, stage
 from tests.bundles.test_cyclegan_bundle import REPO, bundle
@@ -33,16 +33,41 @@ NARROW_2D = ["--model", "three_view", "--net_kwargs#widths", "[8,16,32,64]", "--
 def trained_3d(ad_pair, tmp_path_factory) -> Path:
     """30 epochs on 24 training subjects at 32^3 (about 20 s)."""
     root = tmp_path_factory.mktemp("ad3d")
-    bundle("run", "--config_file", TRAIN, "--bundle_root", str(root), "--dataset_dir", str(ad_pair / "preprocessed"),
-           *LEARN, *NARROW_3D)
+    bundle(
+        "run",
+        "--config_file",
+        TRAIN,
+        "--bundle_root",
+        str(root),
+        "--dataset_dir",
+        str(ad_pair / "preprocessed"),
+        *LEARN,
+        *NARROW_3D,
+    )
     return root
 
 
 def _held_out(root: Path, ad_pair: Path, name: str) -> dict:
     """Metrics of the val + test subjects (never trained on), through the bundle's inference config."""
     out = root / name
-    bundle("run", "--config_file", INFER, "--bundle_root", str(root), "--dataset_dir", str(ad_pair / "preprocessed"),
-           "--output_dir", str(out), "--split", "all", "--n_resamples", "10", "--volumes_file", "", *NARROW_3D)
+    bundle(
+        "run",
+        "--config_file",
+        INFER,
+        "--bundle_root",
+        str(root),
+        "--dataset_dir",
+        str(ad_pair / "preprocessed"),
+        "--output_dir",
+        str(out),
+        "--split",
+        "all",
+        "--n_resamples",
+        "10",
+        "--volumes_file",
+        "",
+        *NARROW_3D,
+    )
     pred = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"subject": str}, keep_default_na=False)
     held = pred[pred["split"].isin(["val", "test"])]
     return classification_metrics(held["label"], held[["prob_CN", "prob_AD"]].to_numpy())
@@ -53,8 +78,19 @@ def test_learning_is_real_and_shuffled_labels_stay_at_chance(trained_3d, ad_pair
     """Exaggerated AD effect (x3): the CNN separates held-out CN and AD subjects; the same run on permuted
     training labels does not (seed 0: balanced accuracy 0.89, AUC 0.95 vs 0.56 and 0.49 when measured)."""
     real = _held_out(trained_3d, ad_pair, "eval_all")
-    bundle("run", "--config_file", TRAIN, "--bundle_root", str(tmp_path), "--dataset_dir", str(ad_pair / "preprocessed"),
-           "--permute_labels", "0", *LEARN, *NARROW_3D)
+    bundle(
+        "run",
+        "--config_file",
+        TRAIN,
+        "--bundle_root",
+        str(tmp_path),
+        "--dataset_dir",
+        str(ad_pair / "preprocessed"),
+        "--permute_labels",
+        "0",
+        *LEARN,
+        *NARROW_3D,
+    )
     shuffled = _held_out(tmp_path, ad_pair, "eval_all")
     assert real["n"] == shuffled["n"] >= 14
     assert real["balanced_accuracy"] >= 0.75 and real["auc"] >= 0.8, real
@@ -63,8 +99,20 @@ def test_learning_is_real_and_shuffled_labels_stay_at_chance(trained_3d, ad_pair
 
 def test_3d_inference_metrics_and_gradcam(trained_3d, ad_pair):
     out = trained_3d / "eval"
-    bundle("run", "--config_file", INFER, "--bundle_root", str(trained_3d), "--dataset_dir",
-           str(ad_pair / "preprocessed"), "--output_dir", str(out), "--gradcam", "true", *NARROW_3D)
+    bundle(
+        "run",
+        "--config_file",
+        INFER,
+        "--bundle_root",
+        str(trained_3d),
+        "--dataset_dir",
+        str(ad_pair / "preprocessed"),
+        "--output_dir",
+        str(out),
+        "--gradcam",
+        "true",
+        *NARROW_3D,
+    )
     pred = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"subject": str}, keep_default_na=False)
     table = task_table(ad_pair / "preprocessed", "cn_ad")
     test = table[table["split"] == "test"]
@@ -92,18 +140,43 @@ def test_3d_inference_metrics_and_gradcam(trained_3d, ad_pair):
 
 
 def test_three_view_trains_and_infers_with_gradcam_on_the_planes_it_saw(ad_pair, tmp_path):
-    bundle("run", "--config_file", TRAIN, "--bundle_root", str(tmp_path), "--dataset_dir", str(ad_pair / "preprocessed"),
-           "--epochs", "1", "--batch_size", "4", *NARROW_2D)
-    bundle("run", "--config_file", INFER, "--bundle_root", str(tmp_path), "--dataset_dir",
-           str(ad_pair / "preprocessed"), "--output_dir", str(tmp_path / "eval"), "--gradcam", "true", *NARROW_2D)
+    bundle(
+        "run",
+        "--config_file",
+        TRAIN,
+        "--bundle_root",
+        str(tmp_path),
+        "--dataset_dir",
+        str(ad_pair / "preprocessed"),
+        "--epochs",
+        "1",
+        "--batch_size",
+        "4",
+        *NARROW_2D,
+    )
+    bundle(
+        "run",
+        "--config_file",
+        INFER,
+        "--bundle_root",
+        str(tmp_path),
+        "--dataset_dir",
+        str(ad_pair / "preprocessed"),
+        "--output_dir",
+        str(tmp_path / "eval"),
+        "--gradcam",
+        "true",
+        *NARROW_2D,
+    )
     pred = pd.read_csv(tmp_path / "eval" / "predictions.tsv", sep="\t", dtype={"subject": str}, keep_default_na=False)
     assert len(pred) > 0 and pred["predicted"].isin(["CN", "AD"]).all()
     heat = nib.load(tmp_path / "eval" / "gradcam" / f"sub-{pred['subject'].iloc[0]}_gradcam.nii.gz").get_fdata()
     assert heat.shape == (64, 64, 64) and heat.max() > 0
     on_planes = np.zeros(heat.shape, bool)
     on_planes[32, :, :] = on_planes[:, 32, :] = on_planes[:, :, 32] = True  # mid-planes of the RAS 64^3 cube
-    assert (heat[~on_planes] == 0).all() and all(np.abs(heat[i]).sum() > 0 for i in
-                                                   (np.s_[32, :, :], np.s_[:, 32, :], np.s_[:, :, 32]))
+    assert (heat[~on_planes] == 0).all() and all(
+        np.abs(heat[i]).sum() > 0 for i in (np.s_[32, :, :], np.s_[:, 32, :], np.s_[:, :, 32])
+    )
 
 
 def test_verify_and_export(trained_3d):
@@ -112,8 +185,19 @@ def test_verify_and_export(trained_3d):
     log = bundle("verify_net_in_out", "network_def", "--meta_file", META, "--config_file", INFER, *NARROW_3D[2:])
     assert "data shape of network is verified with no error" in log
     ts = trained_3d / "models" / "model.ts"
-    bundle("ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(trained_3d / "models" / "model.pt"),
-           "--meta_file", META, "--config_file", INFER, *NARROW_3D)  # the model-zoo's default arguments
+    bundle(
+        "ckpt_export",
+        "network_def",
+        "--filepath",
+        str(ts),
+        "--ckpt_file",
+        str(trained_3d / "models" / "model.pt"),
+        "--meta_file",
+        META,
+        "--config_file",
+        INFER,
+        *NARROW_3D,
+    )  # the model-zoo's default arguments
     eager = load_classifier(build_classifier("resnet3d", 2, widths=(8, 16, 32, 64)), trained_3d / "models" / "model.pt")
     x = torch.rand(2, 1, 32, 32, 32)
     with torch.no_grad():
@@ -123,8 +207,12 @@ def test_verify_and_export(trained_3d):
 def test_model_zoo_checks(trained_3d, ad_pair, tmp_path):
     """The model-zoo's checks on the bundle with the weights the trained fixture wrote (tests/bundles/model_zoo.py)."""
     data = {"dataset_dir": str(ad_pair / "preprocessed")}
-    check_bundle("ad_classification", stage("ad_classification", trained_3d, tmp_path),
-                 example_input=torch.rand(2, 1, 32, 32, 32),
-                 net_overrides={"spatial_size": [32, 32, 32], "net_kwargs#widths": [8, 16, 32, 64]},
-                 train_overrides=data, infer_overrides=data,
-                 shared_keys=["image_transforms", "view_transforms", "tensor_transforms"])
+    check_bundle(
+        "ad_classification",
+        stage("ad_classification", trained_3d, tmp_path),
+        example_input=torch.rand(2, 1, 32, 32, 32),
+        net_overrides={"spatial_size": [32, 32, 32], "net_kwargs#widths": [8, 16, 32, 64]},
+        train_overrides=data,
+        infer_overrides=data,
+        shared_keys=["image_transforms", "view_transforms", "tensor_transforms"],
+    )

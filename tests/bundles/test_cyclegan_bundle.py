@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.engines import site_pair_data
+from pipeline.data import site_pair_data
 from pipeline.harmonize import harmonize_cohort, load_generator, read_harmonizer_info
 from pipeline.nets import HarmonizationGenerator3D
 from pipeline.preprocess.batch import read_preprocessed
@@ -28,14 +28,23 @@ BUNDLE = REPO / "bundles" / "cyclegan_harmonization"
 TRAIN = str(BUNDLE / "configs" / "train.yaml")
 INFER = str(BUNDLE / "configs" / "inference.yaml")
 META = str(BUNDLE / "configs" / "metadata.json")
-NARROW = ["--spatial_size", "[64,64,64]", "--net_kwargs#channels", "8", "--net_kwargs#n_residual", "1",
-          "--disc_kwargs#channels", "8"]
+NARROW = [
+    "--spatial_size",
+    "[64,64,64]",
+    "--net_kwargs#channels",
+    "8",
+    "--net_kwargs#n_residual",
+    "1",
+    "--disc_kwargs#channels",
+    "8",
+]
 
 
 def bundle(*args: str, cwd: Path = REPO) -> str:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([sys.executable, "-m", "monai.bundle", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
     # the whole of stderr: a traceback's tail is long and grows with the checkout's path, and the error
     # a test matches sits at its start
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
@@ -46,9 +55,26 @@ def bundle(*args: str, cwd: Path = REPO) -> str:
 def trained(contrast_pair, tmp_path_factory) -> Path:
     """Two epochs of two iterations of a narrow CycleGAN, dark -> bright."""
     root = tmp_path_factory.mktemp("bundle_run")
-    bundle("run", "--config_file", TRAIN, "--bundle_root", str(root), "--dataset_dir", str(contrast_pair / "preprocessed"),
-           "--source_site", "dark", "--target_site", "bright", "--epochs", "2", "--batch_size", "4", "--epoch_length", "2",
-           *NARROW)
+    bundle(
+        "run",
+        "--config_file",
+        TRAIN,
+        "--bundle_root",
+        str(root),
+        "--dataset_dir",
+        str(contrast_pair / "preprocessed"),
+        "--source_site",
+        "dark",
+        "--target_site",
+        "bright",
+        "--epochs",
+        "2",
+        "--batch_size",
+        "4",
+        "--epoch_length",
+        "2",
+        *NARROW,
+    )
     return root
 
 
@@ -57,8 +83,18 @@ def test_train_writes_checkpoints_and_resume_continues(trained, contrast_pair):
     assert (models / "model.pt").exists() and (models / "checkpoint_epoch=2.pt").exists()
     per_epoch = 2  # --epoch_length
     state = torch.load(models / "checkpoint_epoch=2.pt", weights_only=True)
-    assert {"g_xy", "g_yx", "d_x", "d_y", "g_optimizer", "d_optimizer", "g_scheduler", "d_scheduler", "trainer",
-            "info"} <= set(state)
+    assert {
+        "g_xy",
+        "g_yx",
+        "d_x",
+        "d_y",
+        "g_optimizer",
+        "d_optimizer",
+        "g_scheduler",
+        "d_scheduler",
+        "trainer",
+        "info",
+    } <= set(state)
     assert state["trainer"]["iteration"] == 2 * per_epoch and state["g_scheduler"]["last_epoch"] == 2
     assert state["info"]["source_site"] == "dark" and state["info"]["net_kwargs"]["channels"] == 8
     # the model-zoo layout: model.pt is network_def's state dict (G_X), G_Y beside it, the run's facts in JSON
@@ -66,9 +102,26 @@ def test_train_writes_checkpoints_and_resume_continues(trained, contrast_pair):
     assert set(to_target) == set(to_source) == set(HarmonizationGenerator3D(channels=8, n_residual=1).state_dict())
     assert read_harmonizer_info(models / "model.pt") == state["info"]
 
-    log = bundle("run", "--config_file", TRAIN, "--bundle_root", str(trained), "--dataset_dir",
-                 str(contrast_pair / "preprocessed"), "--source_site", "dark", "--target_site", "bright",
-                 "--epochs", "3", "--batch_size", "4", "--epoch_length", "2", *NARROW)
+    log = bundle(
+        "run",
+        "--config_file",
+        TRAIN,
+        "--bundle_root",
+        str(trained),
+        "--dataset_dir",
+        str(contrast_pair / "preprocessed"),
+        "--source_site",
+        "dark",
+        "--target_site",
+        "bright",
+        "--epochs",
+        "3",
+        "--batch_size",
+        "4",
+        "--epoch_length",
+        "2",
+        *NARROW,
+    )
     assert "Epoch: 3/3" in log and "Epoch: 1/3" not in log and "Epoch: 2/3" not in log  # only the missing epoch
     state = torch.load(models / "checkpoint_epoch=3.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 3 * per_epoch and state["g_scheduler"]["last_epoch"] == 3
@@ -79,8 +132,21 @@ def test_train_writes_checkpoints_and_resume_continues(trained, contrast_pair):
 
 def test_inference_harmonizes_the_source_site_as_the_cli_does(trained, contrast_pair, tmp_path):
     out = tmp_path / "harm"
-    infer = ["run", "--config_file", INFER, "--bundle_root", str(trained), "--dataset_dir",
-             str(contrast_pair / "preprocessed"), "--output_dir", str(out), "--direction", "to_target", "--amp", "float32"]
+    infer = [
+        "run",
+        "--config_file",
+        INFER,
+        "--bundle_root",
+        str(trained),
+        "--dataset_dir",
+        str(contrast_pair / "preprocessed"),
+        "--output_dir",
+        str(out),
+        "--direction",
+        "to_target",
+        "--amp",
+        "float32",
+    ]
     bundle(*infer, "--net_kwargs#channels", "8", "--net_kwargs#n_residual", "1")
     table = read_table(out / "harmonized.tsv", keep_default_na=False)
     dark = table[table["site"] == "dark"]
@@ -95,8 +161,12 @@ def test_inference_harmonizes_the_source_site_as_the_cli_does(trained, contrast_
     mask = nib.load(row["mask_cube"]).get_fdata() > 0
     np.testing.assert_allclose(harmonized.get_fdata(), expected * mask, atol=1e-5)
     # the Dask path of `mriharmony harmonize` writes the same table and images
-    cli = harmonize_cohort(read_preprocessed(contrast_pair / "preprocessed"), trained / "models" / "model.pt",
-                           tmp_path / "cli", progress=False)
+    cli = harmonize_cohort(
+        read_preprocessed(contrast_pair / "preprocessed"),
+        trained / "models" / "model.pt",
+        tmp_path / "cli",
+        progress=False,
+    )
     columns = ["subject", "session", "site", "harmonized", "status", "generator_sha256", "direction"]
     assert table[columns].equals(cli[columns].astype(table[columns].dtypes.to_dict()))
     for a, b in zip(dark["image_cube"], cli.loc[cli["harmonized"], "image_cube"]):
@@ -110,8 +180,14 @@ def test_inference_harmonizes_the_source_site_as_the_cli_does(trained, contrast_
         bundle(*infer)
     # bfloat16 autocast: recorded, close to fp32 inside the brain, and not mistaken for the fp32 images on resume
     bf16 = tmp_path / "bf16"
-    bundle(*[a if a != str(out) else str(bf16) for a in infer[:-1]], "bfloat16", "--net_kwargs#channels", "8",
-           "--net_kwargs#n_residual", "1")
+    bundle(
+        *[a if a != str(out) else str(bf16) for a in infer[:-1]],
+        "bfloat16",
+        "--net_kwargs#channels",
+        "8",
+        "--net_kwargs#n_residual",
+        "1",
+    )
     fast = read_table(bf16 / "harmonized.tsv", keep_default_na=False)
     fast = fast[fast["site"] == "dark"].set_index("subject")
     for subject, path, mask_path in zip(dark["subject"], dark["image_cube"], dark["mask_cube"]):
@@ -135,17 +211,43 @@ def test_metadata_schema_rejects_a_bad_file(tmp_path):
     bad = tmp_path / "metadata.json"
     bad.write_text(json.dumps(meta))
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, "-m", "monai.bundle", "verify_metadata", "--meta_file", str(bad),
-                           "--filepath", str(REPO / "bundles" / "meta_schema.json")], capture_output=True, text=True,
-                          env=env, cwd=REPO)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "verify_metadata",
+            "--meta_file",
+            str(bad),
+            "--filepath",
+            str(REPO / "bundles" / "meta_schema.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert proc.returncode != 0 and "num_channels" in proc.stdout + proc.stderr
 
 
 def test_ckpt_export_matches_the_eager_generator(trained):
     ts = trained / "models" / "generator.ts"
-    bundle("ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(trained / "models" / "model.pt"),
-           "--meta_file", META, "--config_file", INFER, "--net_kwargs#channels", "8",
-           "--net_kwargs#n_residual", "1")
+    bundle(
+        "ckpt_export",
+        "network_def",
+        "--filepath",
+        str(ts),
+        "--ckpt_file",
+        str(trained / "models" / "model.pt"),
+        "--meta_file",
+        META,
+        "--config_file",
+        INFER,
+        "--net_kwargs#channels",
+        "8",
+        "--net_kwargs#n_residual",
+        "1",
+    )
     scripted = torch.jit.load(str(ts))
     eager = load_generator(trained / "models" / "model.pt", "to_target")
     x = torch.rand(1, 1, 32, 32, 32)
@@ -170,13 +272,38 @@ def test_learning_is_real(contrast_pair, tmp_path):
     traveling = sorted(n_sites[n_sites > 1].index)
     held_out = traveling[::2]
     splits = pd.read_csv(contrast_pair / "splits.tsv", sep="\t", dtype={"subject": str})
-    splits["split"] = [("test" if s in held_out else ("val" if s in traveling else split))
-                       for s, split in zip(splits["subject"], splits["split"])]
+    splits["split"] = [
+        ("test" if s in held_out else ("val" if s in traveling else split))
+        for s, split in zip(splits["subject"], splits["split"])
+    ]
     splits.to_csv(tmp_path / "splits.tsv", sep="\t", index=False)
-    bundle("run", "--config_file", TRAIN, "--bundle_root", str(tmp_path), "--dataset_dir",
-           str(contrast_pair / "preprocessed"), "--splits_file", str(tmp_path / "splits.tsv"), "--source_site", "dark",
-           "--target_site", "bright", "--epochs", "8", "--batch_size", "4", "--spatial_size", "[32,32,32]",
-           "--net_kwargs#channels", "16", "--net_kwargs#n_residual", "2", "--disc_kwargs#channels", "16")
+    bundle(
+        "run",
+        "--config_file",
+        TRAIN,
+        "--bundle_root",
+        str(tmp_path),
+        "--dataset_dir",
+        str(contrast_pair / "preprocessed"),
+        "--splits_file",
+        str(tmp_path / "splits.tsv"),
+        "--source_site",
+        "dark",
+        "--target_site",
+        "bright",
+        "--epochs",
+        "8",
+        "--batch_size",
+        "4",
+        "--spatial_size",
+        "[32,32,32]",
+        "--net_kwargs#channels",
+        "16",
+        "--net_kwargs#n_residual",
+        "2",
+        "--disc_kwargs#channels",
+        "16",
+    )
     info = read_harmonizer_info(tmp_path / "models" / "model.pt")
     assert not set(held_out) & (set(info["train_subjects"]) | set(info["val_subjects"]))
     net = load_generator(tmp_path / "models" / "model.pt", "to_target")
@@ -194,13 +321,38 @@ def test_learning_is_real(contrast_pair, tmp_path):
 def test_mlflow_tracking_when_asked(contrast_pair, tmp_path):
     """`--tracking configs/mlflow.json` logs the CycleGAN's losses per iteration and the validation metrics."""
     mlflow = pytest.importorskip("mlflow", reason="optional: pip install 'mriharmony[tracking]'")
-    bundle("run", "--config_file", TRAIN, "--bundle_root", str(tmp_path), "--dataset_dir",
-           str(contrast_pair / "preprocessed"), "--source_site", "dark", "--target_site", "bright", "--epochs", "1",
-           "--batch_size", "4", "--spatial_size", "[32,32,32]", "--net_kwargs#channels", "4", "--net_kwargs#n_residual",
-           "1", "--disc_kwargs#channels", "4", "--tracking", str(BUNDLE / "configs" / "mlflow.json"))
+    bundle(
+        "run",
+        "--config_file",
+        TRAIN,
+        "--bundle_root",
+        str(tmp_path),
+        "--dataset_dir",
+        str(contrast_pair / "preprocessed"),
+        "--source_site",
+        "dark",
+        "--target_site",
+        "bright",
+        "--epochs",
+        "1",
+        "--batch_size",
+        "4",
+        "--spatial_size",
+        "[32,32,32]",
+        "--net_kwargs#channels",
+        "4",
+        "--net_kwargs#n_residual",
+        "1",
+        "--disc_kwargs#channels",
+        "4",
+        "--tracking",
+        str(BUNDLE / "configs" / "mlflow.json"),
+    )
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'eval' / 'mlruns.db'}")
     runs = mlflow.search_runs(search_all_experiments=True)
-    assert len(runs) == 1 and {"metrics.g_loss", "metrics.d_loss", "metrics.travel_mae", "metrics.identity_mae"} <= set(runs.columns)
+    assert len(runs) == 1 and {"metrics.g_loss", "metrics.d_loss", "metrics.travel_mae", "metrics.identity_mae"} <= set(
+        runs.columns
+    )
     steps = len(site_pair_data(contrast_pair / "preprocessed", "dark", "bright").train_x) // 4 + 1
     history = mlflow.MlflowClient().get_metric_history(runs.run_id[0], "g_loss")
     assert len(history) in (steps - 1, steps) and all(np.isfinite(m.value) for m in history)
@@ -209,9 +361,17 @@ def test_mlflow_tracking_when_asked(contrast_pair, tmp_path):
 def test_model_zoo_checks(trained, contrast_pair, tmp_path):
     """The model-zoo's checks on the bundle with the weights the trained fixture wrote (tests/bundles/model_zoo.py)."""
     data = {"dataset_dir": str(contrast_pair / "preprocessed")}
-    check_bundle("cyclegan_harmonization", stage("cyclegan_harmonization", trained, tmp_path),
-                 example_input=torch.rand(1, 1, 32, 32, 32),
-                 net_overrides={"net_kwargs#channels": 8, "net_kwargs#n_residual": 1},
-                 train_overrides={**data, "source_site": "dark", "target_site": "bright", "spatial_size": [64, 64, 64],
-                                  "disc_kwargs#channels": 8},
-                 infer_overrides=data)
+    check_bundle(
+        "cyclegan_harmonization",
+        stage("cyclegan_harmonization", trained, tmp_path),
+        example_input=torch.rand(1, 1, 32, 32, 32),
+        net_overrides={"net_kwargs#channels": 8, "net_kwargs#n_residual": 1},
+        train_overrides={
+            **data,
+            "source_site": "dark",
+            "target_site": "bright",
+            "spatial_size": [64, 64, 64],
+            "disc_kwargs#channels": 8,
+        },
+        infer_overrides=data,
+    )

@@ -60,8 +60,11 @@ def test_command_line_booleans_are_read_as_booleans():
 
     from pipeline.bundles import flag
 
-    fire = subprocess.run([sys.executable, "-c", "import fire; fire.Fire(lambda resume: print(repr(resume)))",
-                           "--resume", "false"], capture_output=True, text=True)
+    fire = subprocess.run(
+        [sys.executable, "-c", "import fire; fire.Fire(lambda resume: print(repr(resume)))", "--resume", "false"],
+        capture_output=True,
+        text=True,
+    )
     assert fire.stdout.strip() == "'false'"  # the string a config receives from the command line
     assert [flag(v) for v in (True, "true", "True", "1", 1, "yes")] == [True] * 6
     assert [flag(v) for v in (False, "false", "FALSE", "0", 0, "no", "", None)] == [False] * 8

@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 RANK_WEIGHTS = REPO / "tests" / "data" / "rank_weights.yaml"
 RANK_WEIGHTS_CYCLEGAN = REPO / "tests" / "data" / "rank_weights_cyclegan.yaml"
 RANK_WEIGHTS_CONDITIONAL = REPO / "tests" / "data" / "rank_weights_conditional.yaml"
-CONFIGS = {"cyclegan_harmonization": ("train", "multi_gpu_train", RANK_WEIGHTS_CYCLEGAN),
-           "synthetic_augmentation": ("train", "multi_gpu_train", RANK_WEIGHTS_CONDITIONAL)}
+CONFIGS = {
+    "cyclegan_harmonization": ("train", "multi_gpu_train", RANK_WEIGHTS_CYCLEGAN),
+    "synthetic_augmentation": ("train", "multi_gpu_train", RANK_WEIGHTS_CONDITIONAL),
+}
 
 
 def _torchrun(bundle: str, overrides: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -27,20 +29,49 @@ def _torchrun(bundle: str, overrides: list[str], tmp_path: Path) -> subprocess.C
     configs.append(str(rank_weights))
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "monai.bundle", "run",
-               "--config_file", str(configs).replace(" ", ""), "--weights_dir", str(tmp_path), *overrides]
+    command = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        str(configs).replace(" ", ""),
+        "--weights_dir",
+        str(tmp_path),
+        *overrides,
+    ]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
 
 
-@pytest.mark.parametrize("bundle, extra", [
-    ("brain_age", ["--net_kwargs#channels", "[4,8,8,16,16]", "--net_kwargs#hidden", "16"]),
-    ("ad_classification", ["--task", "cn_ad", "--net_kwargs#widths", "[4,8,8,16]", "--channels_last", "true"]),
-])
+@pytest.mark.parametrize(
+    "bundle, extra",
+    [
+        ("brain_age", ["--net_kwargs#channels", "[4,8,8,16,16]", "--net_kwargs#hidden", "16"]),
+        ("ad_classification", ["--task", "cn_ad", "--net_kwargs#widths", "[4,8,8,16]", "--channels_last", "true"]),
+    ],
+)
 def test_two_ranks_train_the_same_weights_and_only_rank_0_writes(bundle, extra, request, tmp_path):
     data = request.getfixturevalue("contrast_pair" if bundle == "brain_age" else "ad_pair") / "preprocessed"
     root = tmp_path / "run"
-    result = _torchrun(bundle, ["--bundle_root", str(root), "--dataset_dir", str(data), "--epochs", "2",
-                                "--batch_size", "2", "--spatial_size", "[16,16,16]", *extra], tmp_path)
+    result = _torchrun(
+        bundle,
+        [
+            "--bundle_root",
+            str(root),
+            "--dataset_dir",
+            str(data),
+            "--epochs",
+            "2",
+            "--batch_size",
+            "2",
+            "--spatial_size",
+            "[16,16,16]",
+            *extra,
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
@@ -57,11 +88,34 @@ def test_two_ranks_train_the_same_weights_and_only_rank_0_writes(bundle, extra, 
 
 def test_cyclegan_two_ranks_keep_four_networks_identical_and_only_rank_0_writes(contrast_pair, tmp_path):
     root = tmp_path / "run"
-    result = _torchrun("cyclegan_harmonization", [
-        "--bundle_root", str(root), "--dataset_dir", str(contrast_pair / "preprocessed"), "--source_site", "dark",
-        "--target_site", "bright", "--epochs", "2", "--batch_size", "1", "--spatial_size", "[32,32,32]",
-        "--net_kwargs#channels", "4", "--net_kwargs#n_residual", "1", "--disc_kwargs#channels", "4",
-        "--model_selection", "final"], tmp_path)  # final: models/model.pt holds the last weights
+    result = _torchrun(
+        "cyclegan_harmonization",
+        [
+            "--bundle_root",
+            str(root),
+            "--dataset_dir",
+            str(contrast_pair / "preprocessed"),
+            "--source_site",
+            "dark",
+            "--target_site",
+            "bright",
+            "--epochs",
+            "2",
+            "--batch_size",
+            "1",
+            "--spatial_size",
+            "[32,32,32]",
+            "--net_kwargs#channels",
+            "4",
+            "--net_kwargs#n_residual",
+            "1",
+            "--disc_kwargs#channels",
+            "4",
+            "--model_selection",
+            "final",
+        ],
+        tmp_path,
+    )  # final: models/model.pt holds the last weights
     assert result.returncode == 0, result.stderr[-4000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert {k.split(".")[0] for k in rank0} == {"g_xy", "g_yx", "d_x", "d_y"}
@@ -69,9 +123,14 @@ def test_cyclegan_two_ranks_keep_four_networks_identical_and_only_rank_0_writes(
     for name, net in (("model.pt", "g_xy."), ("model_to_source.pt", "g_yx.")):
         model = torch.load(root / "models" / name, weights_only=True)  # without DDP's "module." prefix
         assert all(torch.equal(model[k.split(".", 1)[1]], v) for k, v in rank0.items() if k.startswith(net))
-    assert {p.name for p in (root / "models").iterdir()} <= {"model.pt", "model_to_source.pt", "run_info.json",
-                                                             "best_cycle_mae.pt", "best_cycle_mae_to_source.pt",
-                                                             "checkpoint_epoch=2.pt"}
+    assert {p.name for p in (root / "models").iterdir()} <= {
+        "model.pt",
+        "model_to_source.pt",
+        "run_info.json",
+        "best_cycle_mae.pt",
+        "best_cycle_mae_to_source.pt",
+        "checkpoint_epoch=2.pt",
+    }
     assert len(list((root / "logs").glob("events.out.tfevents.*"))) == 1
     # each rank ran both epochs on its half of the draws
     assert (result.stdout + result.stderr).count("Trainer - INFO - Epoch[2] Complete") == 2
@@ -79,10 +138,28 @@ def test_cyclegan_two_ranks_keep_four_networks_identical_and_only_rank_0_writes(
 
 def test_conditional_gan_two_ranks_keep_both_networks_identical(ad_pair, tmp_path):
     root = tmp_path / "run"
-    result = _torchrun("synthetic_augmentation", [
-        "--bundle_root", str(root), "--dataset_dir", str(ad_pair / "preprocessed"), "--epochs", "2", "--batch_size", "2",
-        "--spatial_size", "16", "--net_kwargs#channels", "8", "--net_kwargs#latent_dim", "8", "--disc_kwargs#channels", "8"],
-        tmp_path)
+    result = _torchrun(
+        "synthetic_augmentation",
+        [
+            "--bundle_root",
+            str(root),
+            "--dataset_dir",
+            str(ad_pair / "preprocessed"),
+            "--epochs",
+            "2",
+            "--batch_size",
+            "2",
+            "--spatial_size",
+            "16",
+            "--net_kwargs#channels",
+            "8",
+            "--net_kwargs#latent_dim",
+            "8",
+            "--disc_kwargs#channels",
+            "8",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert {k.split(".")[0] for k in rank0} == {"generator", "discriminator"}

@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from pipeline.cohort import (
-    LeakageError, attach_splits, check_no_leakage, kfold_subjects, read_splits, split_subjects, write_splits,
+    LeakageError,
+    attach_splits,
+    check_no_leakage,
+    kfold_subjects,
+    read_splits,
+    split_subjects,
+    write_splits,
 )
 
 
@@ -20,7 +26,7 @@ def _table(n_per_site: int = 40, seed: int = 0) -> pd.DataFrame:
             subject = f"{site}{i:03d}"
             dx = rng.choice(["CN", "MCI", "AD"], p=dx_p)
             age = float(rng.normal(70, 8))
-            for ses in (["1", "2"] if i % 10 == 0 else [""]):
+            for ses in ["1", "2"] if i % 10 == 0 else [""]:
                 rows.append({"subject": subject, "session": ses, "site": site, "age": age, "sex": "F", "diagnosis": dx})
     return pd.DataFrame(rows)
 
@@ -103,8 +109,11 @@ def test_traveling_subjects_can_be_held_out_in_test():
     """traveling="test": every subject scanned at more than one site is in test, the others are split by the
     fractions exactly as they would be without the traveling subjects; the default spreads them."""
     table = _table()
-    travelers = [{"subject": f"trav{i:02d}", "session": site, "site": site, "age": 70.0, "sex": "M", "diagnosis": "CN"}
-                 for i in range(9) for site in ("a", "b", "c")]
+    travelers = [
+        {"subject": f"trav{i:02d}", "session": site, "site": site, "age": 70.0, "sex": "M", "diagnosis": "CN"}
+        for i in range(9)
+        for site in ("a", "b", "c")
+    ]
     both = pd.concat([table, pd.DataFrame(travelers)], ignore_index=True)
     held = split_subjects(both, (0.7, 0.15, 0.15), seed=1, traveling="test").set_index("subject")["split"]
     assert (held[[f"trav{i:02d}" for i in range(9)]] == "test").all()

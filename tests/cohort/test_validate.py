@@ -22,8 +22,11 @@ def images(tmp_path: Path) -> dict[str, str]:
     bad = tmp_path / "corrupt.nii.gz"
     bad.write_bytes(b"this is not a nifti file")
     return {
-        "a": _image(tmp_path / "a.nii.gz"), "b": _image(tmp_path / "b.nii.gz"), "c": _image(tmp_path / "c.nii.gz"),
-        "4d": _image(tmp_path / "four_d.nii.gz", (8, 9, 10, 3)), "corrupt": str(bad),
+        "a": _image(tmp_path / "a.nii.gz"),
+        "b": _image(tmp_path / "b.nii.gz"),
+        "c": _image(tmp_path / "c.nii.gz"),
+        "4d": _image(tmp_path / "four_d.nii.gz", (8, 9, 10, 3)),
+        "corrupt": str(bad),
         "missing": str(tmp_path / "missing.nii.gz"),
     }
 
@@ -41,11 +44,14 @@ def row(subject: str, path: str, **kw) -> dict:
 
 
 def test_valid_manifest_with_aliases(tmp_path, images):
-    path = _manifest(tmp_path, [
-        row("sub-01", images["a"], diagnosis="NC", sex="female"),
-        row("02", images["b"], diagnosis="Dementia", sex="male"),
-        row("03", Path(images["c"]).name, diagnosis="HC", sex="m", age="64.5"),  # relative path
-    ])
+    path = _manifest(
+        tmp_path,
+        [
+            row("sub-01", images["a"], diagnosis="NC", sex="female"),
+            row("02", images["b"], diagnosis="Dementia", sex="male"),
+            row("03", Path(images["c"]).name, diagnosis="HC", sex="m", age="64.5"),  # relative path
+        ],
+    )
     cohort = load_cohort(path)
     t = cohort.table
     assert list(t["subject"]) == ["01", "02", "03"]  # sub- prefix stripped
@@ -57,15 +63,18 @@ def test_valid_manifest_with_aliases(tmp_path, images):
 
 
 def test_all_table_problems_reported_at_once(tmp_path, images):
-    path = _manifest(tmp_path, [
-        row("01", images["a"]),
-        row("01", images["b"]),                  # duplicate (subject, session) -> line 3
-        row("02", images["c"], age="old"),       # line 4
-        row("03", images["a"], age=150),         # line 5
-        row("04", images["a"], sex="X"),         # line 6
-        row("05", images["a"], diagnosis="FTD"),  # line 7
-        row("06", images["a"], site=""),         # line 8
-    ])
+    path = _manifest(
+        tmp_path,
+        [
+            row("01", images["a"]),
+            row("01", images["b"]),  # duplicate (subject, session) -> line 3
+            row("02", images["c"], age="old"),  # line 4
+            row("03", images["a"], age=150),  # line 5
+            row("04", images["a"], sex="X"),  # line 6
+            row("05", images["a"], diagnosis="FTD"),  # line 7
+            row("06", images["a"], site=""),  # line 8
+        ],
+    )
     with pytest.raises(CohortValidationError) as err:
         load_manifest(path)
     problems = err.value.problems
@@ -89,11 +98,14 @@ def test_missing_columns_named(tmp_path, images):
     assert "column 'site': found no such column; expected a column 'site'" in str(err.value)
 
 
-@pytest.mark.parametrize("key, reason", [
-    ("missing", "file does not exist"),
-    ("corrupt", "not a readable NIfTI image"),
-    ("4d", "image has shape (8, 9, 10, 3); expected a 3D volume"),
-])
+@pytest.mark.parametrize(
+    "key, reason",
+    [
+        ("missing", "file does not exist"),
+        ("corrupt", "not a readable NIfTI image"),
+        ("4d", "image has shape (8, 9, 10, 3); expected a 3D volume"),
+    ],
+)
 def test_bad_images_excluded_or_raised(tmp_path, images, key, reason):
     path = _manifest(tmp_path, [row("01", images["a"]), row("02", images[key]), row("03", images["b"])])
     cohort = load_cohort(path)  # default: a bad image never stops the cohort
@@ -109,7 +121,9 @@ def test_bad_images_excluded_or_raised(tmp_path, images, key, reason):
 def test_unknown_source_kind(tmp_path):
     bad = tmp_path / "cohort.xlsx"
     bad.write_text("x")
-    with pytest.raises(CohortValidationError, match=r"found a '.xlsx' file; expected a BIDS folder or a .csv / .tsv manifest"):
+    with pytest.raises(
+        CohortValidationError, match=r"found a '.xlsx' file; expected a BIDS folder or a .csv / .tsv manifest"
+    ):
         load_cohort(bad)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_cohort(tmp_path / "nope")
@@ -145,7 +159,8 @@ def test_bids_sessions_override_site(tmp_path):
     participants = [{"participant_id": "sub-t1", "age": 60, "sex": "F", "diagnosis": "CN", "site": "n/a"}]
     root = _bids(tmp_path, participants, {"t1": ["x", "y"]})
     pd.DataFrame({"session_id": ["ses-x", "ses-y"], "site": ["siteX", "siteY"]}).to_csv(
-        root / "sub-t1" / "sub-t1_sessions.tsv", sep="\t", index=False)
+        root / "sub-t1" / "sub-t1_sessions.tsv", sep="\t", index=False
+    )
     table = load_cohort(root).table
     assert list(zip(table["session"], table["site"])) == [("x", "siteX"), ("y", "siteY")]
     (root / "sub-t1" / "sub-t1_sessions.tsv").unlink()

@@ -18,7 +18,9 @@ def test_latest_checkpoint_is_numeric(tmp_path):
 
 
 def test_resume_refuses_another_site_pair(tmp_path):
-    saved = {"info": {"source_site": "ukb", "target_site": "oasis", "net_kwargs": {"channels": 8}, "spatial_size": [64] * 3}}
+    saved = {
+        "info": {"source_site": "ukb", "target_site": "oasis", "net_kwargs": {"channels": 8}, "spatial_size": [64] * 3}
+    }
     torch.save(saved, tmp_path / "checkpoint_epoch=3.pt")
     other = RunInfo(source_site="ukb", target_site="adni", net_kwargs={"channels": 8}, spatial_size=[64] * 3)
     with pytest.raises(ValueError, match=r"target_site: checkpoint 'oasis', this run 'adni'"):

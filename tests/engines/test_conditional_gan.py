@@ -29,9 +29,15 @@ def _class_gap(seed: int, lr: float = 1e-3) -> float:
     gen = ConditionalGenerator3D(spatial_size=16, channels=8, latent_dim=16)
     disc = ConditionalDiscriminator3D(spatial_size=16, channels=8)
     trainer = ConditionalGANTrainer(
-        "cpu", 40, DataLoader(_toy(), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(seed)),
-        gen, disc, torch.optim.Adam(gen.parameters(), lr, betas=(0.0, 0.9)),
-        torch.optim.Adam(disc.parameters(), 4 * lr, betas=(0.0, 0.9)), seed=seed)
+        "cpu",
+        40,
+        DataLoader(_toy(), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(seed)),
+        gen,
+        disc,
+        torch.optim.Adam(gen.parameters(), lr, betas=(0.0, 0.9)),
+        torch.optim.Adam(disc.parameters(), 4 * lr, betas=(0.0, 0.9)),
+        seed=seed,
+    )
     trainer.run()
     assert set(trainer.state.output) >= {"loss", "g_loss", "d_loss"}
     gen.eval()
@@ -66,11 +72,22 @@ def test_bf16_autocast_and_channels_last_reach_the_steps():
     before = [p.detach().clone() for p in gen.parameters()]
     seen = []
     original = disc.forward
-    disc.forward = lambda x, y: (seen.append((x.dtype, x.is_contiguous(memory_format=torch.channels_last_3d))),
-                                 original(x, y))[1]
+    disc.forward = lambda x, y: (
+        seen.append((x.dtype, x.is_contiguous(memory_format=torch.channels_last_3d))),
+        original(x, y),
+    )[1]
     trainer = ConditionalGANTrainer(
-        "cpu", 1, DataLoader(_toy(8), batch_size=4), gen, disc, torch.optim.Adam(gen.parameters(), 1e-3),
-        torch.optim.Adam(disc.parameters(), 1e-3), amp=True, amp_dtype="bfloat16", channels_last=True)
+        "cpu",
+        1,
+        DataLoader(_toy(8), batch_size=4),
+        gen,
+        disc,
+        torch.optim.Adam(gen.parameters(), 1e-3),
+        torch.optim.Adam(disc.parameters(), 1e-3),
+        amp=True,
+        amp_dtype="bfloat16",
+        channels_last=True,
+    )
     trainer.run()
     assert all(torch.isfinite(torch.tensor(v)) for v in trainer.state.output.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, gen.parameters()))

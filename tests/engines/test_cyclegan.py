@@ -34,8 +34,12 @@ def _site_y(items: list[dict]) -> list[dict]:
 
 def _trainer(max_epochs: int, handlers=None, init_seed: int = 0):
     torch.manual_seed(init_seed)
-    nets = [HarmonizationGenerator3D(channels=4, n_residual=1), HarmonizationGenerator3D(channels=4, n_residual=1),
-            PatchDiscriminator3D(channels=4, strides=(2, 1, 1, 1, 1)), PatchDiscriminator3D(channels=4, strides=(2, 1, 1, 1, 1))]
+    nets = [
+        HarmonizationGenerator3D(channels=4, n_residual=1),
+        HarmonizationGenerator3D(channels=4, n_residual=1),
+        PatchDiscriminator3D(channels=4, strides=(2, 1, 1, 1, 1)),
+        PatchDiscriminator3D(channels=4, strides=(2, 1, 1, 1, 1)),
+    ]
     g_opt = torch.optim.Adam(list(nets[0].parameters()) + list(nets[1].parameters()), lr=2e-3)
     d_opt = torch.optim.Adam(list(nets[2].parameters()) + list(nets[3].parameters()), lr=2e-3)
     data = UnpairedDataset(_blobs(4, 1), _site_y(_blobs(4, 2)), seed=0)  # same draws whatever the init
@@ -63,11 +67,20 @@ def test_checkpoint_resume_continues_the_same_schedule(tmp_path):
     full.run()
 
     def save_dict(trainer, nets, opts):
-        return {"g_xy": nets[0], "g_yx": nets[1], "d_x": nets[2], "d_y": nets[3], "g_opt": opts[0],
-                "d_opt": opts[1], "trainer": trainer}
+        return {
+            "g_xy": nets[0],
+            "g_yx": nets[1],
+            "d_x": nets[2],
+            "d_y": nets[3],
+            "g_opt": opts[0],
+            "d_opt": opts[1],
+            "trainer": trainer,
+        }
 
     first, nets, opts = _trainer(max_epochs=2)
-    CheckpointSaver(str(tmp_path), save_dict(first, nets, opts), save_final=True, final_filename="final.pt").attach(first)
+    CheckpointSaver(str(tmp_path), save_dict(first, nets, opts), save_final=True, final_filename="final.pt").attach(
+        first
+    )
     first.run()  # "killed" after epoch 2
 
     resumed, nets2, opts2 = _trainer(max_epochs=3, init_seed=123)  # fresh weights, different init

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.downstream import task_table
-from pipeline.engines import site_pair_data
+from pipeline.data import site_pair_data
+from pipeline.data.task_tables import task_table
 from pipeline.harmonize import harmonize_cohort, save_harmonizer
 from pipeline.nets import HarmonizationGenerator3D
 from pipeline.preprocess.batch import read_preprocessed
@@ -21,7 +21,9 @@ def test_diagnosis_domains_train_on_training_subjects_of_each_class(ad_pair):
     assert sorted(i["subject"] for i in data.train_y) == sorted(train.loc[train["diagnosis"] == "AD", "subject"])
     val_cn = table[(table["split"] == "val") & (table["diagnosis"] == "CN")]
     assert sorted(i["subject"] for i in data.val_x) == sorted(val_cn["subject"]) and data.val_pairs == []
-    with pytest.raises(ValueError, match=r"source_site 'MCI' is not a diagnosis of .* \(diagnosis values: \['AD', 'CN'\]\)"):
+    with pytest.raises(
+        ValueError, match=r"source_site 'MCI' is not a diagnosis of .* \(diagnosis values: \['AD', 'CN'\]\)"
+    ):
         site_pair_data(ad_pair / "preprocessed", "MCI", "AD", domain_key="diagnosis")
     with pytest.raises(ValueError, match="domain_key 'scanner' is not a column"):
         site_pair_data(ad_pair / "preprocessed", "CN", "AD", domain_key="scanner")
@@ -29,8 +31,12 @@ def test_diagnosis_domains_train_on_training_subjects_of_each_class(ad_pair):
 
 def test_a_class_translator_is_not_a_harmonizer(ad_pair, tmp_path):
     kw = {"channels": 4, "n_residual": 1}
-    ckpt = save_harmonizer(tmp_path, HarmonizationGenerator3D(**kw), HarmonizationGenerator3D(**kw),
-                           {"source_site": "CN", "target_site": "AD", "domain_key": "diagnosis", "net_kwargs": kw})
+    ckpt = save_harmonizer(
+        tmp_path,
+        HarmonizationGenerator3D(**kw),
+        HarmonizationGenerator3D(**kw),
+        {"source_site": "CN", "target_site": "AD", "domain_key": "diagnosis", "net_kwargs": kw},
+    )
     with pytest.raises(ValueError, match="translates between diagnosis values .* not a harmonizer"):
         harmonize_cohort(read_preprocessed(ad_pair / "preprocessed"), ckpt, tmp_path / "out", progress=False)
 

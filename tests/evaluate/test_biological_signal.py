@@ -16,11 +16,17 @@ RNG = np.random.default_rng(0)
 
 def _measures(site_shift: float) -> pd.DataFrame:
     n = 400
-    data = pd.DataFrame({"site": np.repeat(["a", "b"], n // 2), "age": RNG.uniform(50, 90, n),
-                         "diagnosis": RNG.choice(["CN", "AD"], n)})
+    data = pd.DataFrame(
+        {"site": np.repeat(["a", "b"], n // 2), "age": RNG.uniform(50, 90, n), "diagnosis": RNG.choice(["CN", "AD"], n)}
+    )
     noise = RNG.normal(0, 0.02, n)
-    data["m"] = (0.5 - 0.01 * (data["age"] - 70) / 10 - 0.03 * (data["diagnosis"] == "AD")
-                 + site_shift * (data["site"] == "b") + noise)
+    data["m"] = (
+        0.5
+        - 0.01 * (data["age"] - 70) / 10
+        - 0.03 * (data["diagnosis"] == "AD")
+        + site_shift * (data["site"] == "b")
+        + noise
+    )
     return data
 
 
@@ -40,7 +46,8 @@ def test_regional_measures_of_phantom_images_carry_age_within_a_site(contrast_pa
     features = regional_feature_table(table)
     assert len(features) == len(table) and {f"{r}_mean" for r in REGIONS} <= set(features.columns)
     effects = biological_effects(features, ["ventricles_mean", "hippocampus_mean"], condition="raw").set_index(
-        ["measure", "effect"])
+        ["measure", "effect"]
+    )
     # older brains: larger ventricles and smaller hippocampi, i.e. more CSF and a darker T1 there
     assert effects.loc[("ventricles_mean", "age"), "high"] < 0
     assert effects.loc[("hippocampus_mean", "age"), "high"] < 0

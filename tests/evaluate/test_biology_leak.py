@@ -25,8 +25,10 @@ def test_probes_find_biology_and_fall_to_their_floors_without_it():
     kept = {k: v.summary(n_resamples=200) for k, v in biology_probes(table, x).items()}
     assert kept["diagnosis"]["estimate"] > 0.8 and kept["diagnosis"]["low"] > 0.6
     assert kept["age"]["estimate"] < 0.75 * kept["age"]["mean_predictor_mae"] and kept["age"]["r"] > 0.6
-    erased = {k: v.summary(n_resamples=200) for k, v in
-              biology_probes(table, np.random.default_rng(1).normal(0, 1, x.shape)).items()}
+    erased = {
+        k: v.summary(n_resamples=200)
+        for k, v in biology_probes(table, np.random.default_rng(1).normal(0, 1, x.shape)).items()
+    }
     assert erased["diagnosis"]["estimate"] < 0.7
     assert erased["age"]["estimate"] > 0.9 * erased["age"]["mean_predictor_mae"]
 

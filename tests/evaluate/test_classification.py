@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.evaluate.classification import classification_intervals, classification_metrics
+from pipeline.metrics.classification import classification_intervals, classification_metrics
 
 
 def _onehot(pred, n=2, p=0.9):

@@ -28,8 +28,9 @@ def test_matches_neurocombat_on_the_same_rows():
     features, sites, table = _data()
     ours = ComBat(continuous=["age"], categorical=["sex"]).fit(features, sites, table).transform(features, sites, table)
     covars = table.assign(batch=sites)
-    theirs = neuroCombat(dat=features.T, covars=covars, batch_col="batch", continuous_cols=["age"],
-                         categorical_cols=["sex"])["data"].T
+    theirs = neuroCombat(
+        dat=features.T, covars=covars, batch_col="batch", continuous_cols=["age"], categorical_cols=["sex"]
+    )["data"].T
     np.testing.assert_allclose(ours, theirs, atol=1e-3)
 
 

@@ -24,13 +24,13 @@ REFERENCE = [(_image(lambda v: v), MASK) for _ in range(4)]
 
 
 def test_identity_changes_nothing():
-    target = _image(lambda v: v ** 0.5)
+    target = _image(lambda v: v**0.5)
     out = fit_intensity_baseline("identity", REFERENCE)(target, MASK)
     assert np.array_equal(out, target) and out is not target
 
 
 def test_histogram_matching_makes_the_histograms_match():
-    target = _image(lambda v: 0.3 + 0.5 * v ** 2)  # another contrast and range
+    target = _image(lambda v: 0.3 + 0.5 * v**2)  # another contrast and range
     out = fit_intensity_baseline("histogram", REFERENCE)(target, MASK)
     pooled = np.concatenate([image[MASK] for image, _ in REFERENCE])
     grid = np.linspace(0.01, 0.99, 99)
@@ -53,5 +53,7 @@ def test_zscore_gives_the_reference_mean_and_spread():
 
 
 def test_unknown_baseline_is_refused():
-    with pytest.raises(ValueError, match=r"baseline must be one of \('identity', 'histogram', 'zscore'\), got 'combat'"):
+    with pytest.raises(
+        ValueError, match=r"baseline must be one of \('identity', 'histogram', 'zscore'\), got 'combat'"
+    ):
         fit_intensity_baseline("combat", REFERENCE)

@@ -7,11 +7,15 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, log_loss
 
-from pipeline.evaluate.paired_difference import (GRID_METRICS, bootstrap_metric_samples, two_level_interval,
-                                                 weighted_classification_metrics)
+from pipeline.evaluate.paired_difference import (
+    GRID_METRICS,
+    bootstrap_metric_samples,
+    two_level_interval,
+    weighted_classification_metrics,
+)
 
 Y = np.array([0, 0, 0, 1, 1, 1, 0, 1])
-RIGHT = np.eye(2)[Y] * 0.8 + 0.1      # confident and correct
+RIGHT = np.eye(2)[Y] * 0.8 + 0.1  # confident and correct
 WRONG = np.eye(2)[1 - Y] * 0.8 + 0.1  # confident and wrong
 
 
@@ -20,8 +24,9 @@ def test_weights_are_subject_multiplicities():
     weights = np.array([2, 0, 1, 1, 3, 1, 0, 1], float)
     repeated = np.repeat(np.arange(len(Y)), weights.astype(int))
     weighted = weighted_classification_metrics(Y, probabilities, weights)
-    assert weighted["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(Y[repeated],
-                                                                                  probabilities[repeated].argmax(1)))
+    assert weighted["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(Y[repeated], probabilities[repeated].argmax(1))
+    )
     assert weighted["cross_entropy"] == pytest.approx(log_loss(Y[repeated], probabilities[repeated]))
     assert set(weighted) == set(GRID_METRICS)
 
@@ -38,12 +43,16 @@ def test_every_metric_equals_scikit_learn_with_sample_weights(n_classes):
     ours = weighted_classification_metrics(y, probabilities, weights)
     labels = list(range(n_classes))
     predicted = probabilities.argmax(1)
-    auc = (skm.roc_auc_score(y, probabilities[:, 1], sample_weight=weights) if n_classes == 2 else
-           skm.roc_auc_score(y, probabilities, multi_class="ovr", labels=labels, sample_weight=weights))
+    auc = (
+        skm.roc_auc_score(y, probabilities[:, 1], sample_weight=weights)
+        if n_classes == 2
+        else skm.roc_auc_score(y, probabilities, multi_class="ovr", labels=labels, sample_weight=weights)
+    )
     assert ours["auc"] == pytest.approx(auc)
     assert ours["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, predicted, sample_weight=weights))
-    assert ours["f1"] == pytest.approx(skm.f1_score(y, predicted, labels=labels, average="macro", sample_weight=weights,
-                                                    zero_division=0))
+    assert ours["f1"] == pytest.approx(
+        skm.f1_score(y, predicted, labels=labels, average="macro", sample_weight=weights, zero_division=0)
+    )
     assert ours["cross_entropy"] == pytest.approx(skm.log_loss(y, probabilities, labels=labels, sample_weight=weights))
 
 

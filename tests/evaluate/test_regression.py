@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.evaluate.regression import AgeBiasCorrection, bootstrap_interval, regression_metrics
+from pipeline.metrics.regression import AgeBiasCorrection, bootstrap_interval, regression_metrics
 
 
 def test_metrics_by_hand():

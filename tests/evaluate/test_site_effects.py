@@ -14,13 +14,27 @@ from pipeline.preprocess.batch import read_preprocessed
 
 def test_site_effects_of_a_contrast_pair(contrast_pair, tmp_path, capsys):
     out = tmp_path / "effects"
-    assert main(["evaluate", "site-effects", "--raw", str(contrast_pair / "preprocessed"), "--out", str(out),
-                 "--resamples", "100"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "site-effects",
+                "--raw",
+                str(contrast_pair / "preprocessed"),
+                "--out",
+                str(out),
+                "--resamples",
+                "100",
+            ]
+        )
+        == 0
+    )
     assert "linear site probe" in capsys.readouterr().out
     report = json.loads((out / "site_effects.json").read_text())
     probes = pd.DataFrame(report["probes"]).set_index(["sites", "probe", "adjustment"])
-    assert set(probes.index) == {("bright+dark", p, a) for p in ("linear", "features")
-                                 for a in ("none", "residualized", "traveling")}
+    assert set(probes.index) == {
+        ("bright+dark", p, a) for p in ("linear", "features") for a in ("none", "residualized", "traveling")
+    }
     assert (probes["balanced_accuracy"] >= 0.9).all() and (probes["chance"] == 0.5).all()
     raw = read_preprocessed(contrast_pair / "preprocessed")
     traveling = probes.loc[("bright+dark", "linear", "traveling"), "n_subjects"]

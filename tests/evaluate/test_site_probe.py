@@ -43,16 +43,24 @@ def test_refusals(raw):
         site_probe(raw, probe="svm")
 
 
-def _confounded_table(scanner_offset: float, age_gap: float, n: int = 40,
-                      seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+def _confounded_table(
+    scanner_offset: float, age_gap: float, n: int = 40, seed: int = 0
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Two sites whose subjects differ in age by ``age_gap`` years; the features carry age, and a site offset."""
     rng = np.random.default_rng(seed)
     site = np.repeat(["a", "b"], n)
     age = np.where(site == "a", 65.0, 65.0 + age_gap) + rng.normal(0, 4, 2 * n)
     x = (age[:, None] / 10.0) * np.linspace(0.5, 1.5, 8)[None] + rng.normal(0, 0.3, (2 * n, 8))
     x[site == "b"] += scanner_offset
-    table = pd.DataFrame({"subject": [f"s{i}" for i in range(2 * n)], "site": site, "age": age,
-                          "sex": rng.choice(["F", "M"], 2 * n), "diagnosis": "CN"})
+    table = pd.DataFrame(
+        {
+            "subject": [f"s{i}" for i in range(2 * n)],
+            "site": site,
+            "age": age,
+            "sex": rng.choice(["F", "M"], 2 * n),
+            "diagnosis": "CN",
+        }
+    )
     return table, x.astype(np.float32)
 
 
@@ -68,9 +76,15 @@ def test_residualizing_for_age_removes_a_site_signal_that_is_only_age():
 
 
 def test_confound_design_and_traveling_rows():
-    table = pd.DataFrame({"subject": ["t1", "t1", "u1", "u2"], "site": ["a", "b", "a", "b"],
-                          "age": [70.0, 70.0, None, 60.0], "sex": ["F", "F", "M", "M"],
-                          "diagnosis": ["CN", "CN", "AD", "CN"]})
+    table = pd.DataFrame(
+        {
+            "subject": ["t1", "t1", "u1", "u2"],
+            "site": ["a", "b", "a", "b"],
+            "age": [70.0, 70.0, None, 60.0],
+            "sex": ["F", "F", "M", "M"],
+            "diagnosis": ["CN", "CN", "AD", "CN"],
+        }
+    )
     design = confound_design(table)
     assert design.shape == (4, 3)  # age, sex, one indicator (CN; AD sorts first)
     assert design[2, 0] == pytest.approx((70 + 70 + 60) / 3)  # a missing age takes the mean

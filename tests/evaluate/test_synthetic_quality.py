@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.evaluate.synthetic_quality import (LayerFeatures, fid, gaussian_mmd, memorization_flags, nearest_real,
-                                                 pairwise_ms_ssim, real_nearest_neighbour_ssim)
+from pipeline.evaluate.synthetic_quality import (
+    LayerFeatures,
+    fid,
+    gaussian_mmd,
+    memorization_flags,
+    nearest_real,
+    pairwise_ms_ssim,
+    real_nearest_neighbour_ssim,
+)
 from pipeline.nets import build_classifier
 
 
@@ -36,7 +43,7 @@ def test_a_traveling_subject_does_not_raise_the_memorization_threshold():
     real = _volumes(5, 3)
     real = torch.cat([real, real[:1] * 0.98 + 0.01])  # image 5: subject of image 0 at another site
     subjects = ["t", "b", "c", "d", "e", "t"]
-    copy = (real[1:2] * 0.97 + 0.015)
+    copy = real[1:2] * 0.97 + 0.015
     nearest = nearest_real(copy, real)
     assert nearest["index"][0] == 1
     with_same_subject = real_nearest_neighbour_ssim(real)
@@ -71,7 +78,7 @@ def test_mmd_and_fid_are_zero_for_identical_sets_and_grow_with_a_shift():
     assert fid(x, x) == pytest.approx(0.0, abs=1e-6)
     near, far = gaussian_mmd(x, x + 0.5), gaussian_mmd(x, x + 2.0)
     assert 0 < near < far
-    assert fid(x, x + 2.0) == pytest.approx(5 * 2.0 ** 2, rel=1e-6)  # same covariance: |mean shift|^2
+    assert fid(x, x + 2.0) == pytest.approx(5 * 2.0**2, rel=1e-6)  # same covariance: |mean shift|^2
 
 
 def test_layer_features_of_a_monai_resnet():
@@ -95,8 +102,7 @@ def test_quality_report_flags_a_generator_that_copies_training_images(tmp_path):
     real = pd.DataFrame({"image": [save(v, f"real{i}") for i, v in enumerate(real_images)], "diagnosis": "AD"})
     copies = [save(real_images[i], f"copy{i}") for i in (0, 3)]
     novel = [save(v, f"novel{i}") for i, v in enumerate(_volumes(3, 7, size=16))]
-    synthetic = pd.DataFrame({"image": copies + novel, "diagnosis": "AD",
-                              "generator": ["copier"] * 2 + ["novel"] * 3})
+    synthetic = pd.DataFrame({"image": copies + novel, "diagnosis": "AD", "generator": ["copier"] * 2 + ["novel"] * 3})
     net = build_classifier("resnet3d", 2, widths=(4, 8, 8, 16))
     report = quality_report(synthetic, real, encoder=LayerFeatures(net, "avgpool"), size=16).set_index("generator")
     assert report.loc["copier", "memorized"] == 2 and report.loc["copier", "nearest_ssim_mean"] == pytest.approx(1.0)

@@ -50,12 +50,25 @@ def test_bad_input_says_what_is_wrong():
 def test_on_preprocessed_phantom_images_they_follow_the_true_parenchymal_fraction(contrast_pair):
     """Every preprocessed image of two sites that differ strongly in contrast, against the phantom's truth."""
     table = read_preprocessed(contrast_pair / "preprocessed")
-    truth = pd.read_csv(contrast_pair / "bids" / "derivatives" / "phantom" / "truth.tsv", sep="\t",
-                        dtype={"subject": str, "session": str}, keep_default_na=False)
+    truth = pd.read_csv(
+        contrast_pair / "bids" / "derivatives" / "phantom" / "truth.tsv",
+        sep="\t",
+        dtype={"subject": str, "session": str},
+        keep_default_na=False,
+    )
     truth["true_fraction"] = (truth["gm_ml"] + truth["wm_ml"]) / (truth["gm_ml"] + truth["wm_ml"] + truth["csf_ml"])
-    measured = pd.DataFrame([{"subject": str(r.subject), "site": r.site, **tissue_fractions(
-        np.asarray(nib.load(r.image_cube).dataobj), np.asarray(nib.load(r.mask_cube).dataobj))}
-        for r in table.itertuples()]).merge(truth, on=["subject", "site"], validate="one_to_one")
+    measured = pd.DataFrame(
+        [
+            {
+                "subject": str(r.subject),
+                "site": r.site,
+                **tissue_fractions(
+                    np.asarray(nib.load(r.image_cube).dataobj), np.asarray(nib.load(r.mask_cube).dataobj)
+                ),
+            }
+            for r in table.itertuples()
+        ]
+    ).merge(truth, on=["subject", "site"], validate="one_to_one")
     assert len(measured) == len(table) >= 40
     for site, part in measured.groupby("site"):  # measured: 0.79 (bright), 0.98 (dark)
         r = np.corrcoef(part["parenchymal_fraction"], part["true_fraction"])[0, 1]

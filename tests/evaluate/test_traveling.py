@@ -52,16 +52,36 @@ def test_traveling_fidelity_pairs_subjects(tmp_path):
         nib.save(nib.Nifti1Image(data, np.eye(4)), path)
         return str(path)
 
-    table = pd.DataFrame([
-        # trav1: original off by 0.2, harmonized off by 0.05 -> harmonized is closer
-        {"subject": "trav1", "site": "a", "harmonized": True, "status": "ok",
-         "image_cube": save("h1", truth + 0.05), "source_image_cube": save("x1", truth + 0.2)},
-        {"subject": "trav1", "site": "b", "harmonized": False, "status": "ok", "image_cube": save("y1", truth),
-         "source_image_cube": ""},
-        # s2 has no image at site b: not a traveling subject
-        {"subject": "s2", "site": "a", "harmonized": True, "status": "ok", "image_cube": save("h2", truth),
-         "source_image_cube": save("x2", truth)},
-    ])
+    table = pd.DataFrame(
+        [
+            # trav1: original off by 0.2, harmonized off by 0.05 -> harmonized is closer
+            {
+                "subject": "trav1",
+                "site": "a",
+                "harmonized": True,
+                "status": "ok",
+                "image_cube": save("h1", truth + 0.05),
+                "source_image_cube": save("x1", truth + 0.2),
+            },
+            {
+                "subject": "trav1",
+                "site": "b",
+                "harmonized": False,
+                "status": "ok",
+                "image_cube": save("y1", truth),
+                "source_image_cube": "",
+            },
+            # s2 has no image at site b: not a traveling subject
+            {
+                "subject": "s2",
+                "site": "a",
+                "harmonized": True,
+                "status": "ok",
+                "image_cube": save("h2", truth),
+                "source_image_cube": save("x2", truth),
+            },
+        ]
+    )
     result = traveling_fidelity(table, output_site="b")
     assert list(result["subject"]) == ["trav1"]
     assert result.loc[0, "harmonized_mae"] == pytest.approx(0.05, abs=1e-5)
@@ -83,12 +103,29 @@ def test_traveling_fidelity_uses_the_union_of_both_brain_masks(tmp_path):
         nib.save(nib.Nifti1Image(data, np.eye(4)), path)
         return str(path)
 
-    table = pd.DataFrame([
-        {"subject": "t", "site": "a", "harmonized": True, "status": "ok", "image_cube": save("h", reference + 0.1 * reference_mask),
-         "source_image_cube": save("x", reference * source_mask), "mask_cube": save("mx", source_mask)},
-        {"subject": "t", "site": "b", "harmonized": False, "status": "ok", "image_cube": save("y", reference),
-         "source_image_cube": "", "mask_cube": save("my", reference_mask)}])
+    table = pd.DataFrame(
+        [
+            {
+                "subject": "t",
+                "site": "a",
+                "harmonized": True,
+                "status": "ok",
+                "image_cube": save("h", reference + 0.1 * reference_mask),
+                "source_image_cube": save("x", reference * source_mask),
+                "mask_cube": save("mx", source_mask),
+            },
+            {
+                "subject": "t",
+                "site": "b",
+                "harmonized": False,
+                "status": "ok",
+                "image_cube": save("y", reference),
+                "source_image_cube": "",
+                "mask_cube": save("my", reference_mask),
+            },
+        ]
+    )
     result = traveling_fidelity(table, output_site="b").iloc[0]
     assert result["harmonized_mae"] == pytest.approx(0.1, abs=1e-5)  # over the union (the reference's 12^3 brain)
     assert result["identity_mae"] == pytest.approx(0.25, abs=1e-5)  # half the union is 0 instead of 0.5
-    assert result["identity_mae_cube"] == pytest.approx(0.25 * 12 ** 3 / 24 ** 3, abs=1e-5)
+    assert result["identity_mae_cube"] == pytest.approx(0.25 * 12**3 / 24**3, abs=1e-5)

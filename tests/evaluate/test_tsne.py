@@ -10,8 +10,14 @@ from sklearn.metrics import silhouette_score
 from pipeline.evaluate.tsne import tsne_figure, tsne_table
 
 RNG = np.random.default_rng(0)
-TABLE = pd.DataFrame({"subject": [f"s{i:02d}" for i in range(30)], "session": "",
-                      "site": ["a"] * 15 + ["b"] * 15, "age": RNG.uniform(60, 90, 30)})
+TABLE = pd.DataFrame(
+    {
+        "subject": [f"s{i:02d}" for i in range(30)],
+        "session": "",
+        "site": ["a"] * 15 + ["b"] * 15,
+        "age": RNG.uniform(60, 90, 30),
+    }
+)
 
 
 def test_one_point_per_image_with_its_labels_and_separated_sites(tmp_path):

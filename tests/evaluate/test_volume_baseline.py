@@ -6,16 +6,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.evaluate.volume_baseline import (attach_volumes, find_phantom_volumes, read_volume_table,
-                                               volume_classifier, volume_regressor)
+from pipeline.evaluate.volume_baseline import (
+    attach_volumes,
+    find_phantom_volumes,
+    read_volume_table,
+    volume_classifier,
+    volume_regressor,
+)
 
 
 def _table(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     label = np.arange(n) % 2
-    return pd.DataFrame({"subject": [f"s{seed}{i:03d}" for i in range(n)], "session": "", "label": label,
-                         "ventricles_ml": 20 * np.exp(0.7 * label + rng.normal(0, 0.1, n)),
-                         "hippocampus_ml": 7 * np.exp(-0.3 * label + rng.normal(0, 0.1, n))})
+    return pd.DataFrame(
+        {
+            "subject": [f"s{seed}{i:03d}" for i in range(n)],
+            "session": "",
+            "label": label,
+            "ventricles_ml": 20 * np.exp(0.7 * label + rng.normal(0, 0.1, n)),
+            "hippocampus_ml": 7 * np.exp(-0.3 * label + rng.normal(0, 0.1, n)),
+        }
+    )
 
 
 def test_classifier_separates_classes_that_volumes_separate():
@@ -47,7 +58,9 @@ def test_read_and_attach_volumes(tmp_path):
     assert list(volumes.columns) == ["subject", "session", "ventricles_ml", "hippocampus_ml"]
     rows = pd.DataFrame({"subject": ["s0002", "s0000"], "session": ["", ""], "label": [0, 0]})
     joined = attach_volumes(rows, volumes)
-    np.testing.assert_allclose(joined["ventricles_ml"], volumes.set_index("subject").loc[["s0002", "s0000"], "ventricles_ml"])
+    np.testing.assert_allclose(
+        joined["ventricles_ml"], volumes.set_index("subject").loc[["s0002", "s0000"], "ventricles_ml"]
+    )
     with pytest.raises(ValueError, match="no volumes for 1 image.*'nobody'"):
         attach_volumes(pd.DataFrame({"subject": ["nobody"], "session": [""]}), volumes)
 
@@ -57,8 +70,12 @@ def test_read_errors_name_the_file_and_column(tmp_path):
     pd.DataFrame({"subject": ["a"], "ventricles_ml": [10.0]}).to_csv(path, sep="\t", index=False)
     with pytest.raises(ValueError, match=r"volumes.tsv: missing column\(s\) \['hippocampus_ml'\]"):
         read_volume_table(path)
-    pd.DataFrame({"subject": ["a"], "ventricles_ml": [-1.0], "hippocampus_ml": [3.0]}).to_csv(path, sep="\t", index=False)
-    with pytest.raises(ValueError, match="column 'ventricles_ml' must hold positive volumes; bad for subjects \\['a'\\]"):
+    pd.DataFrame({"subject": ["a"], "ventricles_ml": [-1.0], "hippocampus_ml": [3.0]}).to_csv(
+        path, sep="\t", index=False
+    )
+    with pytest.raises(
+        ValueError, match="column 'ventricles_ml' must hold positive volumes; bad for subjects \\['a'\\]"
+    ):
         read_volume_table(path)
 
 

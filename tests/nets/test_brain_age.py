@@ -14,7 +14,7 @@ def test_parameter_count_and_shape_of_the_paper_network():
     widths = [1, 32, 64, 128, 256, 256]
     convs = sum(a * b * 27 + b for a, b in zip(widths[:-1], widths[1:]))
     norms = 2 * sum(widths[1:])
-    linear = (256 * 8 ** 3) * 128 + 128 + 128 + 1  # 64 / 2^3 = 8 per side after three max-pools
+    linear = (256 * 8**3) * 128 + 128 + 128 + 1  # 64 / 2^3 = 8 per side after three max-pools
     assert sum(p.numel() for p in net.parameters()) == convs + norms + linear == 19_711_233
     assert net(torch.rand(2, 1, 64, 64, 64)).shape == (2, 1)
 

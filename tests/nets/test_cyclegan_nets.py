@@ -37,7 +37,7 @@ def test_narrow_nets_for_tests_and_cpu():
     assert d(y).shape == (2, 1, 2, 2, 2)
     torch.testing.assert_close(y, x)  # the residual head starts as the identity map
     optimizer = torch.optim.SGD(g.parameters(), lr=1e-3)
-    target = x ** 2
+    target = x**2
     for _ in range(2):  # the zero-initialised last conv passes gradient back once it has moved
         optimizer.zero_grad()
         (g(x) - target).abs().mean().backward()

@@ -38,8 +38,9 @@ def test_deterministic(tmp_path):
         np.testing.assert_array_equal(arrays_a[key], arrays_b[key], err_msg=key)
     pd.testing.assert_frame_equal(a.truth, b.truth)
     c = generate_phantom(tmp_path / "c", PhantomSpec(**{**TINY.__dict__, "seed": 8}), progress=False)
-    assert not np.array_equal(_arrays(c.root)["sub-adni001/anat/sub-adni001_T1w.nii.gz"],
-                              arrays_a["sub-adni001/anat/sub-adni001_T1w.nii.gz"])
+    assert not np.array_equal(
+        _arrays(c.root)["sub-adni001/anat/sub-adni001_T1w.nii.gz"], arrays_a["sub-adni001/anat/sub-adni001_T1w.nii.gz"]
+    )
 
 
 def test_resume_keeps_complete_dataset(tmp_path):
@@ -77,8 +78,13 @@ def _to_template(path: Path, transform: Path, resolution: float, nearest: bool =
     reference.SetOrigin((-affine[0, 3], -affine[1, 3], affine[2, 3]))  # RAS -> LPS
     reference.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))
     moving = sitk.ReadImage(str(path), sitk.sitkFloat32)
-    out = sitk.Resample(moving, reference, sitk.ReadTransform(str(transform)),
-                        sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear, 0.0)
+    out = sitk.Resample(
+        moving,
+        reference,
+        sitk.ReadTransform(str(transform)),
+        sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear,
+        0.0,
+    )
     return sitk.GetArrayFromImage(out).transpose(2, 1, 0)
 
 
@@ -89,8 +95,11 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 def _truth_files(root: Path, row: pd.Series) -> tuple[Path, Path, Path]:
     stem = Path(row["path"]).name.replace("_T1w.nii.gz", "")
     folder = root / "derivatives" / "phantom" / Path(row["path"]).parent
-    return (folder / f"{stem}_desc-brain_mask.nii.gz", folder / f"{stem}_dseg.nii.gz",
-            folder / f"{stem}_from-T1w_to-{TEMPLATE_NAME}_mode-image_xfm.txt")
+    return (
+        folder / f"{stem}_desc-brain_mask.nii.gz",
+        folder / f"{stem}_dseg.nii.gz",
+        folder / f"{stem}_from-T1w_to-{TEMPLATE_NAME}_mode-image_xfm.txt",
+    )
 
 
 def test_transform_and_mask_agree_with_anatomy(small_phantom, tmp_path):
@@ -172,8 +181,13 @@ def test_sites_are_told_apart_by_intensity_statistics(small_phantom):
         image /= np.percentile(image, 99.5)
         head = image[image > 0.1]
         features.append(np.percentile(head, [5, 10, 25, 50, 75, 90, 95]).tolist() + [head.std(), (image < 0.1).mean()])
-    pred = cross_val_predict(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)), np.array(features),
-                             truth["site"], cv=GroupKFold(4), groups=truth["subject"])
+    pred = cross_val_predict(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+        np.array(features),
+        truth["site"],
+        cv=GroupKFold(4),
+        groups=truth["subject"],
+    )
     assert balanced_accuracy_score(truth["site"], pred) > 0.8  # chance is 0.33
 
 
@@ -189,16 +203,27 @@ def test_anatomy_labels_in_template_space():
     assert xyz[:, 2].mean() < (np.argwhere(labels == 4) @ affine[:3, :3].T + affine[:3, 3])[:, 2].mean()
 
 
-@pytest.mark.parametrize("text, message", [
-    ("reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: {demographics: {age_mean: 70, age_sd: 5, age_min: 50, age_max: 90}, scanner: {colour: 3}}",
-     r"sites.x.scanner: unknown key\(s\) \['colour'\]"),
-    ("reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: {demographics: {age_mean: 70, age_sd: 5, age_min: 50, age_max: 90}, scanner: {orientation: RRS}}",
-     r"sites.x.scanner.orientation: expected a 3-letter code"),
-    ("reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: {demographics: {age_mean: 70, age_sd: 5, age_min: 50, age_max: 90, diagnosis: {CN: 0.5}}}",
-     r"sites.x.demographics.diagnosis: expected proportions of CN/MCI/AD summing to 1"),
-    ("reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: {demographics: {age_mean: 70}}",
-     r"sites.x.demographics: missing key\(s\) \['age_max', 'age_min', 'age_sd'\]"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: {demographics: {age_mean: 70, age_sd: 5, age_min: 50, age_max: 90}, scanner: {colour: 3}}",
+            r"sites.x.scanner: unknown key\(s\) \['colour'\]",
+        ),
+        (
+            "reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: {demographics: {age_mean: 70, age_sd: 5, age_min: 50, age_max: 90}, scanner: {orientation: RRS}}",
+            r"sites.x.scanner.orientation: expected a 3-letter code",
+        ),
+        (
+            "reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: {demographics: {age_mean: 70, age_sd: 5, age_min: 50, age_max: 90, diagnosis: {CN: 0.5}}}",
+            r"sites.x.demographics.diagnosis: expected proportions of CN/MCI/AD summing to 1",
+        ),
+        (
+            "reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: {demographics: {age_mean: 70}}",
+            r"sites.x.demographics: missing key\(s\) \['age_max', 'age_min', 'age_sd'\]",
+        ),
+    ],
+)
 def test_bad_site_profiles_fail_clearly(tmp_path, text, message):
     path = tmp_path / "sites.yaml"
     path.write_text(text)

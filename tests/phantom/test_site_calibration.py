@@ -24,15 +24,22 @@ CEILING_WITHOUT_SITE_EFFECTS = 0.70
 
 
 def _traveling_probe(tmp_path, site_effect: float) -> float:
-    from pipeline.benchmarks.downstream_learning import prepare_phantom
+    from pipeline.experiments.downstream_learning import prepare_phantom
 
-    spec = PhantomSpec(sites=("ukb", "oasis"), subjects_per_site=0, traveling=10, resolution=4.0, seed=5,
-                       effects=Effects(site=site_effect))
+    spec = PhantomSpec(
+        sites=("ukb", "oasis"),
+        subjects_per_site=0,
+        traveling=10,
+        resolution=4.0,
+        seed=5,
+        effects=Effects(site=site_effect),
+    )
     run = tmp_path / f"site{site_effect:g}"
     table = read_preprocessed(prepare_phantom(run, spec, fractions=(0.6, 0.2, 0.2), workers=2))
     assert len(table) == 20 and table["subject"].nunique() == 10
-    return float(np.median([site_probe(table, probe="linear", seed=s, n_resamples=50)["balanced_accuracy"]
-                            for s in range(3)]))
+    return float(
+        np.median([site_probe(table, probe="linear", seed=s, n_resamples=50)["balanced_accuracy"] for s in range(3)])
+    )
 
 
 @pytest.mark.slow

@@ -13,14 +13,14 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.cohort import load_cohort
+from pipeline.mni import MNI_BOX_AFFINE, TEMPLATE_NAME
 from pipeline.phantom import PhantomSpec, generate_phantom
 from pipeline.preprocess.accuracy import bias_correlation, canonical_array, dice, registration_error_mm
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.preprocess.chain import preprocess_image
 from pipeline.preprocess.config import PreprocessConfig, load_preprocess_config
-from pipeline.preprocess.n4 import n4_correct
 from pipeline.preprocess.load import load_t1
-from pipeline.templates import MNI_BOX_AFFINE, TEMPLATE_NAME
+from pipeline.preprocess.n4 import n4_correct
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +49,11 @@ def test_chain_accuracy_against_ground_truth(phantom_2mm, chain_outputs):
         true_xfm = _truth(phantom_2mm.root, row, f"from-T1w_to-{TEMPLATE_NAME}_mode-image_xfm.txt")
         assert registration_error_mm(record["transform"], true_xfm) < 1.5  # goal 1 mm at 1 mm; 2 mm voxels here
         _, log_bias = n4_correct(load_t1(row["path"]), PreprocessConfig().n4)
-        r = bias_correlation(np.asarray(log_bias.dataobj), canonical_array(_truth(phantom_2mm.root, row, "desc-bias_T1w.nii.gz")),
-                             true_mask)
+        r = bias_correlation(
+            np.asarray(log_bias.dataobj),
+            canonical_array(_truth(phantom_2mm.root, row, "desc-bias_T1w.nii.gz")),
+            true_mask,
+        )
         assert r > 0.75
 
 
@@ -65,7 +68,8 @@ def test_chain_outputs(chain_outputs):
     cube = nib.load(record["image_cube"])
     assert cube.shape == (64, 64, 64) and cube.get_fdata().max() <= 1
     # registered: the brain sits where the template brain is
-    from pipeline.templates import template_on_box
+    from pipeline.mni import template_on_box
+
     assert dice(mask, template_on_box()["brain"]) > 0.85
     sidecar = json.loads(Path(record["sidecar"]).read_text())
     assert sidecar["ConfigDigest"] == PreprocessConfig().digest()
@@ -109,15 +113,19 @@ def test_cohort_on_dask_with_bad_rows(small_bids, tmp_path):
     outside = tmp_path / "elsewhere.nii.gz"
     outside.symlink_to(good.iloc[1]["path"])
     base = {"site": "adni", "age": 70, "sex": "F", "diagnosis": "CN", "session": ""}
-    rows += [{**base, "subject": "bad1", "path": "nan.nii.gz"}, {**base, "subject": "bad2", "path": "zero.nii.gz"},
-             {**base, "subject": "bad3", "path": str(outside)}]
+    rows += [
+        {**base, "subject": "bad1", "path": "nan.nii.gz"},
+        {**base, "subject": "bad2", "path": "zero.nii.gz"},
+        {**base, "subject": "bad3", "path": str(outside)},
+    ]
     manifest = folder / "manifest.tsv"
     pd.DataFrame(rows).to_csv(manifest, sep="\t", index=False)
     checksums = {p.name: _md5(str(p)) for p in folder.glob("*.nii.gz")}
 
     out = tmp_path / "deriv"
-    code = main(["preprocess", str(manifest), "--out", str(out), "--workers", "2", "--quiet",
-                 "--set", "output.qc_png=false"])
+    code = main(
+        ["preprocess", str(manifest), "--out", str(out), "--workers", "2", "--quiet", "--set", "output.qc_png=false"]
+    )
     assert code == 1  # something failed
     failures = pd.read_csv(out / "failures.tsv", sep="\t").set_index("subject")
     assert sorted(failures.index) == ["bad1", "bad2", "bad3"]

@@ -39,19 +39,28 @@ def _head(shape=(20, 22, 24)) -> np.ndarray:
     return rng.random(shape).astype(np.float32) * 100
 
 
-@pytest.mark.parametrize("make, reason", [
-    (lambda d: d / "missing.nii.gz", "file does not exist"),
-    (lambda d: _text(d / "text.nii.gz"), "not a NIfTI image"),
-    (lambda d: _save(d / "flat.nii.gz", _head((20, 22))), "image has shape (20, 22); expected a 3D volume"),
-    (lambda d: _save(d / "four.nii.gz", np.stack([_head()] * 3, -1)), "image has shape (20, 22, 24, 3)"),
-    (lambda d: _save(d / "nan.nii.gz", np.where(_head() > 99, np.nan, _head())), "voxels are NaN or Inf"),
-    (lambda d: _save(d / "inf.nii.gz", np.where(_head() > 99, np.inf, _head())), "voxels are NaN or Inf"),
-    (lambda d: _save(d / "zero.nii.gz", np.zeros((20, 22, 24), np.float32)), "image is constant (every voxel is 0)"),
-    (lambda d: _save(d / "tiny.nii.gz", _head(), np.diag([0.01, 1, 1, 1.0])), "voxel size [0.01, 1.0, 1.0] mm"),
-    (lambda d: _save(d / "huge.nii.gz", _head(), np.diag([20, 1, 1, 1.0])), "voxel size [20.0, 1.0, 1.0] mm"),
-    (lambda d: _singular(d / "singular.nii.gz"), "singular or non-finite affine"),
-    (lambda d: _save(d / "noaffine.nii.gz", _head(), codes=0), "no orientation: qform_code and sform_code are both 0"),
-])
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda d: d / "missing.nii.gz", "file does not exist"),
+        (lambda d: _text(d / "text.nii.gz"), "not a NIfTI image"),
+        (lambda d: _save(d / "flat.nii.gz", _head((20, 22))), "image has shape (20, 22); expected a 3D volume"),
+        (lambda d: _save(d / "four.nii.gz", np.stack([_head()] * 3, -1)), "image has shape (20, 22, 24, 3)"),
+        (lambda d: _save(d / "nan.nii.gz", np.where(_head() > 99, np.nan, _head())), "voxels are NaN or Inf"),
+        (lambda d: _save(d / "inf.nii.gz", np.where(_head() > 99, np.inf, _head())), "voxels are NaN or Inf"),
+        (
+            lambda d: _save(d / "zero.nii.gz", np.zeros((20, 22, 24), np.float32)),
+            "image is constant (every voxel is 0)",
+        ),
+        (lambda d: _save(d / "tiny.nii.gz", _head(), np.diag([0.01, 1, 1, 1.0])), "voxel size [0.01, 1.0, 1.0] mm"),
+        (lambda d: _save(d / "huge.nii.gz", _head(), np.diag([20, 1, 1, 1.0])), "voxel size [20.0, 1.0, 1.0] mm"),
+        (lambda d: _singular(d / "singular.nii.gz"), "singular or non-finite affine"),
+        (
+            lambda d: _save(d / "noaffine.nii.gz", _head(), codes=0),
+            "no orientation: qform_code and sform_code are both 0",
+        ),
+    ],
+)
 def test_bad_inputs_refused_with_reason(tmp_path, make, reason):
     path = make(tmp_path)
     with pytest.raises(InputImageError) as err:

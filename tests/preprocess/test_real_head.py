@@ -18,19 +18,35 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.performance.preprocessing import real_head_benchmark
 from pipeline.phantom.real_head import HeadMotion, move_head
 from pipeline.preprocess.batch import read_preprocessed, run_preprocess
-from pipeline.preprocess.benchmark import real_head_benchmark
 from pipeline.preprocess.config import PreprocessConfig, RegisterConfig
 from pipeline.preprocess.quality import IQM_NAMES
 from tests.preprocess.bad_heads import make_bad_heads
 
 #: our own acquisitions, unlike the benchmark's: other rotations, translations, grids and orderings
 MOTIONS = (
-    HeadMotion(rotation_deg=(-10, 6, 12), translation_mm=(-8, 9, -5), zooms=(1.1, 1.1, 1.3), orientation="RPI",
-               obliquity_deg=(4, -3, 0), bias=0.25, noise=0.03, seed=11),
-    HeadMotion(rotation_deg=(9, -13, -6), translation_mm=(7, -10, 11), zooms=(1.3, 1.0, 1.0), orientation="SAL",
-               obliquity_deg=(0, 5, -6), bias=0.15, noise=0.02, seed=12),
+    HeadMotion(
+        rotation_deg=(-10, 6, 12),
+        translation_mm=(-8, 9, -5),
+        zooms=(1.1, 1.1, 1.3),
+        orientation="RPI",
+        obliquity_deg=(4, -3, 0),
+        bias=0.25,
+        noise=0.03,
+        seed=11,
+    ),
+    HeadMotion(
+        rotation_deg=(9, -13, -6),
+        translation_mm=(7, -10, 11),
+        zooms=(1.3, 1.0, 1.0),
+        orientation="SAL",
+        obliquity_deg=(0, 5, -6),
+        bias=0.15,
+        noise=0.02,
+        seed=12,
+    ),
 )
 COARSE = RegisterConfig(iterations=(100, 50), shrink_factors=(4, 2), smoothing_sigmas=(2.0, 1.0), moving_voxel_mm=0)
 
@@ -46,10 +62,12 @@ def test_motion_is_applied_as_stated(colin27):
     assert moved.get_data_dtype() == np.int16 and nib.aff2axcodes(moved.affine) == ("S", "A", "L")
     assert np.allclose(np.sqrt((moved.affine[:3, :3] ** 2).sum(0)), MOTIONS[1].zooms)
     assert np.allclose(np.linalg.det(matrix[:3, :3]), 1.0)  # a rotation, no scaling
+
     # the BET brain's centre moves with the motion (to within a voxel)
     def centre(img):
         ijk = np.argwhere(np.asarray(img.dataobj) > 0).mean(0)
         return img.affine[:3, :3] @ ijk + img.affine[:3, 3]
+
     expected = matrix[:3, :3] @ centre(nib.load(str(colin27.brain))) + matrix[:3, 3]
     assert np.linalg.norm(centre(brain) - expected) < 1.5
 
@@ -67,8 +85,9 @@ def test_real_heads_register_pose_invariantly_with_a_brain_mask_like_bet(real_he
 @pytest.mark.slow
 def test_coarse_registration_fails_the_bounds(colin27):
     """The control: the former default (8 and 4 mm levels, native moving image) does not meet the bounds above."""
-    rows = pd.DataFrame(real_head_benchmark(replace(PreprocessConfig(), register=COARSE), reference=False,
-                                            motions=MOTIONS))
+    rows = pd.DataFrame(
+        real_head_benchmark(replace(PreprocessConfig(), register=COARSE), reference=False, motions=MOTIONS)
+    )
     assert ((rows["transform_error_mm"] > 0.7) | (rows["pose_r"] < 0.97)).any(), rows.to_dict("records")
 
 
@@ -78,8 +97,12 @@ def _digest(path) -> str:
 
 def test_qc_gate_stops_what_is_not_a_usable_brain(colin27, tmp_path):
     paths = make_bad_heads(nib.load(str(colin27.head)), tmp_path / "raw")
-    manifest = pd.DataFrame([{"subject": name.replace("_", ""), "site": "real", "age": 44, "sex": "M",
-                              "diagnosis": "CN", "path": str(p)} for name, p in paths.items()])
+    manifest = pd.DataFrame(
+        [
+            {"subject": name.replace("_", ""), "site": "real", "age": 44, "sex": "M", "diagnosis": "CN", "path": str(p)}
+            for name, p in paths.items()
+        ]
+    )
     manifest.to_csv(tmp_path / "raw" / "cohort.tsv", sep="\t", index=False)
     before = {name: _digest(p) for name, p in paths.items()}
     result = run_preprocess(tmp_path / "raw" / "cohort.tsv", tmp_path / "out", workers=0, progress=False)

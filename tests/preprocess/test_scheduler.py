@@ -27,8 +27,19 @@ def _dask(*args: str, env: dict | None = None, cwd: Path | None = None) -> subpr
 def cluster(tmp_path):
     scheduler_file = tmp_path / "scheduler.json"
     env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    procs = [_dask("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                   "--scheduler-file", str(scheduler_file), env=env)]
+    procs = [
+        _dask(
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(scheduler_file),
+            env=env,
+        )
+    ]
     deadline = time.time() + 60
     while not scheduler_file.exists() and time.time() < deadline:
         time.sleep(0.2)
@@ -36,8 +47,22 @@ def cluster(tmp_path):
     workers_cwd = tmp_path / "workers_cwd"  # as on another node: the workers' working folder is not the client's
     workers_cwd.mkdir()
     for _ in range(2):
-        procs.append(_dask("worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--nworkers", "1",
-                           "--no-dashboard", "--host", "127.0.0.1", env=env, cwd=workers_cwd))
+        procs.append(
+            _dask(
+                "worker",
+                "--scheduler-file",
+                str(scheduler_file),
+                "--nthreads",
+                "1",
+                "--nworkers",
+                "1",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                env=env,
+                cwd=workers_cwd,
+            )
+        )
     address = json.loads(scheduler_file.read_text())["address"]
     from dask.distributed import Client
 

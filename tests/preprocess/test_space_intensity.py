@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from pipeline.config import ConfigError
+from pipeline.mni import MNI_BOX_AFFINE, MNI_BOX_SHAPE
 from pipeline.preprocess.config import load_preprocess_config
 from pipeline.preprocess.intensity import MaskedMinMax, masked_minmax
 from pipeline.preprocess.space import to_cube
-from pipeline.templates import MNI_BOX_AFFINE, MNI_BOX_SHAPE
 
 
 def test_masked_minmax_known_values():
@@ -19,7 +19,9 @@ def test_masked_minmax_known_values():
     values = np.arange(1000, dtype=float)
     out = MaskedMinMax(percentiles=(10, 90))(values, np.ones(1000, bool))
     assert out.min() == 0 and out.max() == 1
-    assert out[500] == pytest.approx((500 - np.percentile(values, 10)) / (np.percentile(values, 90) - np.percentile(values, 10)))
+    assert out[500] == pytest.approx(
+        (500 - np.percentile(values, 10)) / (np.percentile(values, 90) - np.percentile(values, 10))
+    )
     with pytest.raises(ValueError, match="mask is empty"):
         masked_minmax(values, np.zeros(1000, bool))
 
@@ -38,13 +40,19 @@ def test_cube_geometry_keeps_world_positions():
     assert cube_mask.sum() * (2 * 109 / 64) ** 3 == pytest.approx(mask.sum() * 8, rel=0.1)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("n4.shrink_factor=0", "n4.shrink_factor: expected 'auto' or an integer >= 1, got 0"),
-    ("skullstrip.method=bet", "skullstrip.method: expected one of ['deepbet', 'template', 'given'], got 'bet'"),
-    ("register.iterations=[10]", "register: iterations, shrink_factors and smoothing_sigmas must have the same length"),
-    ("output.percentiles=[99, 1]", "output.percentiles: expected [low, high]"),
-    ("n4.colour=1", "unknown key 'n4.colour'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("n4.shrink_factor=0", "n4.shrink_factor: expected 'auto' or an integer >= 1, got 0"),
+        ("skullstrip.method=bet", "skullstrip.method: expected one of ['deepbet', 'template', 'given'], got 'bet'"),
+        (
+            "register.iterations=[10]",
+            "register: iterations, shrink_factors and smoothing_sigmas must have the same length",
+        ),
+        ("output.percentiles=[99, 1]", "output.percentiles: expected [low, high]"),
+        ("n4.colour=1", "unknown key 'n4.colour'"),
+    ],
+)
 def test_bad_config_named(override, message):
     with pytest.raises(ConfigError) as err:
         load_preprocess_config(overrides=[override])

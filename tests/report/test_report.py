@@ -42,9 +42,12 @@ def test_report_numbers_are_the_run_files(report):
     assert {k: s["missing"] for k, s in sections.items() if s["missing"]} == {"brain-age": skipped}
     preprocessed = read_table(out / "preprocessed" / "preprocessed.tsv")
     per_site = sections["preprocessing"]["tables"]["Images per site"]
-    assert {r["site"]: r["ok"] for r in per_site} == (preprocessed["status"] == "ok").groupby(preprocessed["site"]).sum().to_dict()
+    assert {r["site"]: r["ok"] for r in per_site} == (preprocessed["status"] == "ok").groupby(
+        preprocessed["site"]
+    ).sum().to_dict()
     assert {r["site"]: r["mask_ml_median"] for r in per_site} == pytest.approx(
-        preprocessed.groupby("site")["mask_volume_ml"].median().to_dict())
+        preprocessed.groupby("site")["mask_volume_ml"].median().to_dict()
+    )
     evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
     (probe,) = [t for title, t in sections["harmonization"]["tables"].items() if title.startswith("Site probe")]
     assert _same(probe, evaluation["site_probe"])
@@ -52,7 +55,9 @@ def test_report_numbers_are_the_run_files(report):
     assert "pooled" in ran
     for protocol in ran:
         bench = json.loads((out / "benchmark" / protocol / "summary.json").read_text())
-        (records,) = [t for title, t in sections["brain-age"]["tables"].items() if title.startswith(f"Brain age, {protocol}:")]
+        (records,) = [
+            t for title, t in sections["brain-age"]["tables"].items() if title.startswith(f"Brain age, {protocol}:")
+        ]
         assert _same(records, bench["summary"])
     # the summary shows raw errors only: nothing a constant predictor could be made to look good by
     assert not [k for k, v in page["summary"].items() if "corrected" in k or "corrected" in str(v)]
@@ -64,10 +69,14 @@ def test_report_numbers_are_the_run_files(report):
     grid = pd.read_csv(out / "augment_grid" / "summary.tsv", sep="\t")
     records = sections["augmentation"]["tables"]["Augmentation grid"]
     assert [r["arm"] for r in records] == list(grid["arm"])
-    assert [r["balanced_accuracy_diff"] for r in records] == pytest.approx(list(grid["balanced_accuracy_diff"]), nan_ok=True)
+    assert [r["balanced_accuracy_diff"] for r in records] == pytest.approx(
+        list(grid["balanced_accuracy_diff"]), nan_ok=True
+    )
     seconds = json.loads((out / "summary.json").read_text())["seconds"]
     timings = {r["stage"]: r["seconds"] for r in sections["provenance"]["tables"]["Wall time per stage"]}
-    assert {k: v for k, v in timings.items() if k != "total"} == pytest.approx({k: v for k, v in seconds.items() if k != "report"})
+    assert {k: v for k, v in timings.items() if k != "total"} == pytest.approx(
+        {k: v for k, v in seconds.items() if k != "report"}
+    )
     versions = {r["package"]: r["version"] for r in sections["provenance"]["tables"]["Software"]}
     assert versions["torch"].startswith("2.") and versions["mriharmony"] == page["version"]
     seeds = {r["key"]: r["value"] for r in sections["provenance"]["tables"]["Seeds"]}
@@ -117,8 +126,19 @@ def test_report_refuses_a_folder_with_nothing_to_report(tmp_path, capsys):
     assert not (tmp_path / "report").exists()
 
 
-@pytest.mark.parametrize("value, text", [
-    (None, "n/a"), (float("nan"), "n/a"), (True, "yes"), (3, "3"), (0.12345, "0.123"), (12.345, "12.35"),
-    (1234.56, "1234.6"), ([0.5, 1.0], "[0.500, 1.000]"), ("CN", "CN")])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (None, "n/a"),
+        (float("nan"), "n/a"),
+        (True, "yes"),
+        (3, "3"),
+        (0.12345, "0.123"),
+        (12.345, "12.35"),
+        (1234.56, "1234.6"),
+        ([0.5, 1.0], "[0.500, 1.000]"),
+        ("CN", "CN"),
+    ],
+)
 def test_format_cell(value, text):
     assert format_cell(value) == text

@@ -44,15 +44,14 @@ import torch
 
 from pipeline import __version__
 from pipeline.atomic import write_json, write_table
-from pipeline.cohort import attach_splits, read_splits
-from pipeline.engines.site_pairs import find_splits_file
+from pipeline.cohort import attach_splits, find_splits_file, read_splits
 from pipeline.evaluate.biological_signal import biological_effects
+from pipeline.evaluate.biology_leak import biology_probes, paired_to_reference
 from pipeline.evaluate.combat import ComBat
+from pipeline.evaluate.fidelity import image_fidelity
 from pipeline.evaluate.intensity_baselines import fit_intensity_baseline
 from pipeline.evaluate.regional_features import REGIONS, regional_means
-from pipeline.evaluate.biology_leak import biology_probes, paired_to_reference
 from pipeline.evaluate.site_probe import confound_design, site_probe, traveling_rows
-from pipeline.evaluate.fidelity import image_fidelity
 from pipeline.evaluate.tsne import tsne_figure, tsne_table
 from pipeline.preprocess.batch import read_preprocessed
 
@@ -70,8 +69,9 @@ def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pool(arrays: list[np.ndarray], size: int) -> np.ndarray:
-    return np.stack([torch.nn.functional.adaptive_avg_pool3d(torch.from_numpy(a)[None, None], size)[0, 0].numpy()
-                     for a in arrays])
+    return np.stack(
+        [torch.nn.functional.adaptive_avg_pool3d(torch.from_numpy(a)[None, None], size)[0, 0].numpy() for a in arrays]
+    )
 
 
 def _sites(harmonized_dir: Path) -> tuple[str, str]:
@@ -89,8 +89,10 @@ def _tables(raw_dir: Path, harmonized_dirs: Sequence[Path], splits_file) -> tupl
     target, reference = _sites(harmonized_dirs[0])
     for folder in harmonized_dirs[1:]:
         if _sites(folder) != (target, reference):
-            raise ValueError(f"{folder} harmonizes {' -> '.join(_sites(folder))}, not {target} -> {reference} like "
-                             f"{harmonized_dirs[0]}; pass harmonizers of one site pair")
+            raise ValueError(
+                f"{folder} harmonizes {' -> '.join(_sites(folder))}, not {target} -> {reference} like "
+                f"{harmonized_dirs[0]}; pass harmonizers of one site pair"
+            )
     raw = attach_splits(read_preprocessed(raw_dir), read_splits(find_splits_file(raw_dir, splits_file)))
     raw = raw[raw["site"].isin([target, reference])].copy()
     columns = []
@@ -98,15 +100,26 @@ def _tables(raw_dir: Path, harmonized_dirs: Sequence[Path], splits_file) -> tupl
         harmonized = read_harmonized(folder)
         harmonized = harmonized[harmonized["harmonized"].astype(str).str.lower() == "true"]
         columns.append(f"harmonized_{k}")
-        raw[columns[-1]] = raw.merge(harmonized[["subject", "session", "site", "image_cube"]].rename(
-            columns={"image_cube": columns[-1]}), on=["subject", "session", "site"], how="left")[columns[-1]].to_numpy()
+        raw[columns[-1]] = raw.merge(
+            harmonized[["subject", "session", "site", "image_cube"]].rename(columns={"image_cube": columns[-1]}),
+            on=["subject", "session", "site"],
+            how="left",
+        )[columns[-1]].to_numpy()
     return raw.reset_index(drop=True), target, reference, columns
 
 
-def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path | Sequence[str | Path], out: str | Path, *,
-                           baselines: Sequence[str] = BASELINE_NAMES, split: str = "test",
-                           splits_file: str | Path | None = None, probes: Sequence[str] = ("linear", "cnn"),
-                           n_resamples: int = 1000, seed: int = 0) -> dict:
+def evaluate_harmonization(
+    raw_dir: str | Path,
+    harmonized_dir: str | Path | Sequence[str | Path],
+    out: str | Path,
+    *,
+    baselines: Sequence[str] = BASELINE_NAMES,
+    split: str = "test",
+    splits_file: str | Path | None = None,
+    probes: Sequence[str] = ("linear", "cnn"),
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict:
     """Evaluate harmonization (see the module docstring); returns what evaluation.json holds.
 
     ``harmonized_dir``: one ``mriharmony harmonize`` folder (condition ``cyclegan``), or several - one per
@@ -124,9 +137,13 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path | Seq
     for folder, column in zip(folders, harmonized_columns):
         missing = rows.loc[(rows["site"] == target) & rows[column].isna(), "subject"]
         if len(missing):
-            raise ValueError(f"{folder}: no harmonized image for {target} subject(s) {sorted(missing)[:5]} of split {split}")
+            raise ValueError(
+                f"{folder}: no harmonized image for {target} subject(s) {sorted(missing)[:5]} of split {split}"
+            )
     if rows["site"].nunique() < 2:
-        raise ValueError(f"split {split!r} has images of {sorted(set(rows['site']))} only; need {target} and {reference}")
+        raise ValueError(
+            f"split {split!r} has images of {sorted(set(rows['site']))} only; need {target} and {reference}"
+        )
     is_target = (rows["site"] == target).to_numpy()
     raw_images = [_load(p) for p in rows["image_cube"]]
     masks = [np.asarray(nib.load(p).dataobj) > 0 for p in rows["mask_cube"]]
@@ -137,12 +154,19 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path | Seq
     reference_train = table[(table["site"] == reference) & (table["split"] == "train")]
     for name in ("histogram", "zscore"):
         if name in baselines:
-            fitted = fit_intensity_baseline(name, ((_load(i)[0], np.asarray(nib.load(m).dataobj) > 0)
-                                                   for i, m in zip(reference_train["image_cube"], reference_train["mask_cube"])))
+            fitted = fit_intensity_baseline(
+                name,
+                (
+                    (_load(i)[0], np.asarray(nib.load(m).dataobj) > 0)
+                    for i, m in zip(reference_train["image_cube"], reference_train["mask_cube"])
+                ),
+            )
             conditions[name] = [fitted(a, m) if t else a for (a, _), m, t in zip(raw_images, masks, is_target)]
     affines = [affine for _, affine in raw_images]
-    features = {name: pd.DataFrame([regional_means(a, aff) for a, aff in zip(arrays, affines)])
-                for name, arrays in conditions.items()}
+    features = {
+        name: pd.DataFrame([regional_means(a, aff) for a, aff in zip(arrays, affines)])
+        for name, arrays in conditions.items()
+    }
     if "combat" in baselines:
         features["combat"] = _combat(table, rows, features["identity"])
     demographics = rows[[c for c in ("subject", "session", "site", "age", "sex", "diagnosis") if c in rows.columns]]
@@ -170,15 +194,18 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path | Seq
         probe_rows.append(_probe_row(name, "features", result))
         probe_rows += _deconfounded_probes(name, "features", rows, values, confounds, traveling, n_resamples, seed)
         leak_rows += _biology_leak(name, "features", rows, values, leak_reference, n_resamples, seed)
-        effect_rows.append(biological_effects(pd.concat([demographics, table_features[FEATURES]], axis=1), FEATURES,
-                                              condition=name))
+        effect_rows.append(
+            biological_effects(pd.concat([demographics, table_features[FEATURES]], axis=1), FEATURES, condition=name)
+        )
     probe_table = _paired_to_identity(pd.DataFrame(probe_rows))
     leak_table = pd.DataFrame(leak_rows, columns=LEAK_COLUMNS)
     tsne = pd.concat(tsne_tables.values(), ignore_index=True)
     travel = pd.DataFrame(travel_rows, columns=["condition", "subject", *TRAVEL_METRICS])
     effects = pd.concat(effect_rows, ignore_index=True)
-    feature_table = pd.concat([pd.concat([demographics, f[FEATURES]], axis=1).assign(condition=n)
-                               for n, f in features.items()], ignore_index=True)
+    feature_table = pd.concat(
+        [pd.concat([demographics, f[FEATURES]], axis=1).assign(condition=n) for n, f in features.items()],
+        ignore_index=True,
+    )
     write_table(out / "site_probe.tsv", probe_table)
     write_table(out / "tsne.tsv", tsne)
     tsne_figure(tsne_tables, out / "tsne.png", title=f"t-SNE of 8^3 volumes, {target} and {reference}, {split} split")
@@ -186,44 +213,80 @@ def evaluate_harmonization(raw_dir: str | Path, harmonized_dir: str | Path | Seq
     write_table(out / "features.tsv", feature_table)
     write_table(out / "biological.tsv", effects)
     write_table(out / "biology_leak.tsv", leak_table)
-    report = {"version": __version__, "raw": str(raw_dir), "harmonized": [str(f) for f in folders], "target_site": target,
-              "reference_site": reference, "split": split, "n_images": int(len(rows)),
-              "n_subjects": int(rows["subject"].nunique()), "conditions": list(features), "probes": list(probes),
-              "seed": seed, "site_probe": probe_table.to_dict(orient="records"),
-              "traveling": travel.groupby("condition", sort=False)[list(TRAVEL_METRICS)].mean().reset_index().to_dict(orient="records")
-              if len(travel) else [], "traveling_intervals": _traveling_intervals(travel, n_resamples, seed), "biological": effects.to_dict(orient="records"),
-              "biology_leak": leak_table.to_dict(orient="records"), "n_traveling": int(rows.loc[traveling, "subject"].nunique()),
-              "seconds": time.perf_counter() - started}
+    report = {
+        "version": __version__,
+        "raw": str(raw_dir),
+        "harmonized": [str(f) for f in folders],
+        "target_site": target,
+        "reference_site": reference,
+        "split": split,
+        "n_images": int(len(rows)),
+        "n_subjects": int(rows["subject"].nunique()),
+        "conditions": list(features),
+        "probes": list(probes),
+        "seed": seed,
+        "site_probe": probe_table.to_dict(orient="records"),
+        "traveling": travel.groupby("condition", sort=False)[list(TRAVEL_METRICS)]
+        .mean()
+        .reset_index()
+        .to_dict(orient="records")
+        if len(travel)
+        else [],
+        "traveling_intervals": _traveling_intervals(travel, n_resamples, seed),
+        "biological": effects.to_dict(orient="records"),
+        "biology_leak": leak_table.to_dict(orient="records"),
+        "n_traveling": int(rows.loc[traveling, "subject"].nunique()),
+        "seconds": time.perf_counter() - started,
+    }
     write_json(out / "evaluation.json", report)
     return report
 
 
 def format_evaluation(report: dict) -> str:
     """evaluation.json as text: the site-probe table and the traveling-subject means."""
-    lines = [f"harmonization {report['target_site']} -> {report['reference_site']}, split {report['split']}: "
-             f"{report['n_images']} images of {report['n_subjects']} subjects",
-             "site probe, balanced accuracy [95% interval] (chance 0.5 for two sites):"]
-    lines += [f"  {row['condition']:<10} {row['probe']:<9} {row.get('adjustment', 'none'):<13} "
-              f"{row['balanced_accuracy']:.3f} [{row['low']:.3f}, {row['high']:.3f}]  n={row['n_subjects']}"
-              for row in report["site_probe"]]
+    lines = [
+        f"harmonization {report['target_site']} -> {report['reference_site']}, split {report['split']}: "
+        f"{report['n_images']} images of {report['n_subjects']} subjects",
+        "site probe, balanced accuracy [95% interval] (chance 0.5 for two sites):",
+    ]
+    lines += [
+        f"  {row['condition']:<10} {row['probe']:<9} {row.get('adjustment', 'none'):<13} "
+        f"{row['balanced_accuracy']:.3f} [{row['low']:.3f}, {row['high']:.3f}]  n={row['n_subjects']}"
+        for row in report["site_probe"]
+    ]
     if report.get("biology_leak"):
-        lines.append("biology kept? diagnosis (balanced accuracy) and age (MAE, y) probes, difference to identity [95%]:")
-        lines += [f"  {row['condition']:<10} {row['input']:<9} {row['task']:<9} {row['estimate']:.3f} "
-                  f"({row['difference_to_identity']:+.3f} [{row['difference_low']:+.3f}, {row['difference_high']:+.3f}])"
-                  for row in report["biology_leak"]]
+        lines.append(
+            "biology kept? diagnosis (balanced accuracy) and age (MAE, y) probes, difference to identity [95%]:"
+        )
+        lines += [
+            f"  {row['condition']:<10} {row['input']:<9} {row['task']:<9} {row['estimate']:.3f} "
+            f"({row['difference_to_identity']:+.3f} [{row['difference_low']:+.3f}, {row['difference_high']:+.3f}])"
+            for row in report["biology_leak"]
+        ]
     if report["traveling"]:
         lines.append("traveling subjects against their real reference-site image (mean):")
-        lines += [f"  {row['condition']:<10} in the brain: MAE {row['mae']:.4f}  PSNR {row['psnr']:.1f} dB  SSIM "
-                  f"{row['ssim']:.3f}; whole cube: MAE {row['mae_cube']:.4f}  SSIM {row['ssim_cube']:.3f}"
-                  for row in report["traveling"]]
+        lines += [
+            f"  {row['condition']:<10} in the brain: MAE {row['mae']:.4f}  PSNR {row['psnr']:.1f} dB  SSIM "
+            f"{row['ssim']:.3f}; whole cube: MAE {row['mae_cube']:.4f}  SSIM {row['ssim_cube']:.3f}"
+            for row in report["traveling"]
+        ]
     return "\n".join(lines)
 
 
 def _probe_row(condition: str, probe: str, result: dict, adjustment: str = "none") -> dict:
-    return {"condition": condition, "probe": probe, "adjustment": adjustment, "balanced_accuracy": result["balanced_accuracy"],
-            "low": result["interval_95"][0], "high": result["interval_95"][1], "chance": result["chance"],
-            "n_images": result["n_images"], "n_subjects": result["n_subjects"], "folds": result["folds"],
-            "samples": result["samples"]}
+    return {
+        "condition": condition,
+        "probe": probe,
+        "adjustment": adjustment,
+        "balanced_accuracy": result["balanced_accuracy"],
+        "low": result["interval_95"][0],
+        "high": result["interval_95"][1],
+        "chance": result["chance"],
+        "n_images": result["n_images"],
+        "n_subjects": result["n_subjects"],
+        "folds": result["folds"],
+        "samples": result["samples"],
+    }
 
 
 def _paired_to_identity(table: pd.DataFrame) -> pd.DataFrame:
@@ -238,32 +301,79 @@ def _paired_to_identity(table: pd.DataFrame) -> pd.DataFrame:
             differences.append((float("nan"),) * 3)
             continue
         delta = np.asarray(row.samples) - np.asarray(reference.samples)
-        differences.append((row.balanced_accuracy - reference.balanced_accuracy,
-                            float(np.nanpercentile(delta, 2.5)), float(np.nanpercentile(delta, 97.5))))
+        differences.append(
+            (
+                row.balanced_accuracy - reference.balanced_accuracy,
+                float(np.nanpercentile(delta, 2.5)),
+                float(np.nanpercentile(delta, 97.5)),
+            )
+        )
     table[["difference_to_identity", "difference_low", "difference_high"]] = differences
     return table.drop(columns="samples")
 
 
-ADJUSTMENTS = {"residualized": "residualized for age, sex, diagnosis (fitted on training folds)",
-               "traveling": "traveling subjects only (the same anatomy at both sites)"}
-LEAK_COLUMNS = ["condition", "input", "task", "metric", "estimate", "low", "high", "n_images", "n_subjects",
-                "difference_to_identity", "difference_low", "difference_high", "floor"]
+ADJUSTMENTS = {
+    "residualized": "residualized for age, sex, diagnosis (fitted on training folds)",
+    "traveling": "traveling subjects only (the same anatomy at both sites)",
+}
+LEAK_COLUMNS = [
+    "condition",
+    "input",
+    "task",
+    "metric",
+    "estimate",
+    "low",
+    "high",
+    "n_images",
+    "n_subjects",
+    "difference_to_identity",
+    "difference_low",
+    "difference_high",
+    "floor",
+]
 
 
-def _deconfounded_probes(condition: str, probe: str, rows: pd.DataFrame, x: np.ndarray, confounds: np.ndarray,
-                         traveling: np.ndarray, n_resamples: int, seed: int) -> list[dict]:
+def _deconfounded_probes(
+    condition: str,
+    probe: str,
+    rows: pd.DataFrame,
+    x: np.ndarray,
+    confounds: np.ndarray,
+    traveling: np.ndarray,
+    n_resamples: int,
+    seed: int,
+) -> list[dict]:
     """The linear site probe on confound residuals, and on the traveling subjects alone (when at least two)."""
-    out = [_probe_row(condition, probe, site_probe(rows, probe="linear", volumes=x, covariates=confounds,
-                                                   n_resamples=n_resamples, seed=seed), "residualized")]
+    out = [
+        _probe_row(
+            condition,
+            probe,
+            site_probe(rows, probe="linear", volumes=x, covariates=confounds, n_resamples=n_resamples, seed=seed),
+            "residualized",
+        )
+    ]
     if rows.loc[traveling, "subject"].nunique() >= 2:
         part = rows[traveling].reset_index(drop=True)
-        out.append(_probe_row(condition, probe, site_probe(part, probe="linear", volumes=x[traveling],
-                                                           n_resamples=n_resamples, seed=seed), "traveling"))
+        out.append(
+            _probe_row(
+                condition,
+                probe,
+                site_probe(part, probe="linear", volumes=x[traveling], n_resamples=n_resamples, seed=seed),
+                "traveling",
+            )
+        )
     return out
 
 
-def _biology_leak(condition: str, source: str, rows: pd.DataFrame, x: np.ndarray, reference: dict[str, dict],
-                  n_resamples: int, seed: int) -> list[dict]:
+def _biology_leak(
+    condition: str,
+    source: str,
+    rows: pd.DataFrame,
+    x: np.ndarray,
+    reference: dict[str, dict],
+    n_resamples: int,
+    seed: int,
+) -> list[dict]:
     """Diagnosis and age probes on one condition's inputs, paired to the identity's (the first condition seen)."""
     probes = biology_probes(rows, x, seed=seed)
     reference.setdefault(source, probes)
@@ -271,12 +381,23 @@ def _biology_leak(condition: str, source: str, rows: pd.DataFrame, x: np.ndarray
     for task, probe in probes.items():
         summary = probe.summary(n_resamples, seed)
         difference = paired_to_reference(probe, reference[source][task], n_resamples=n_resamples, seed=seed)
-        out.append({"condition": condition, "input": source, "task": task, "metric": summary["metric"],
-                    "estimate": summary["estimate"], "low": summary["low"], "high": summary["high"],
-                    "n_images": summary["n_images"], "n_subjects": summary["n_subjects"],
-                    "difference_to_identity": difference[0], "difference_low": difference[1],
-                    "difference_high": difference[2],
-                    "floor": summary.get("chance", summary.get("mean_predictor_mae"))})
+        out.append(
+            {
+                "condition": condition,
+                "input": source,
+                "task": task,
+                "metric": summary["metric"],
+                "estimate": summary["estimate"],
+                "low": summary["low"],
+                "high": summary["high"],
+                "n_images": summary["n_images"],
+                "n_subjects": summary["n_subjects"],
+                "difference_to_identity": difference[0],
+                "difference_low": difference[1],
+                "difference_high": difference[2],
+                "floor": summary.get("chance", summary.get("mean_predictor_mae")),
+            }
+        )
     return out
 
 
@@ -287,8 +408,9 @@ def _combat(table: pd.DataFrame, rows: pd.DataFrame, evaluated: pd.DataFrame) ->
     train_features = pd.DataFrame([regional_means(*_load(p)) for p in train["image_cube"]])
     levels = set(train["diagnosis"])
     categorical = ["diagnosis"] if len(levels) > 1 and set(rows["diagnosis"]) <= levels else []
-    combat = ComBat(continuous=["age"], categorical=categorical).fit(train_features[FEATURES].to_numpy(),
-                                                                      train["site"], train)
+    combat = ComBat(continuous=["age"], categorical=categorical).fit(
+        train_features[FEATURES].to_numpy(), train["site"], train
+    )
     return pd.DataFrame(combat.transform(evaluated[FEATURES].to_numpy(), rows["site"], rows), columns=FEATURES)
 
 
@@ -301,24 +423,35 @@ def _traveling_intervals(travel: pd.DataFrame, n_resamples: int, seed: int) -> l
     subjects = sorted(set(travel["subject"]))
     rng = np.random.default_rng(seed)
     draws = [rng.integers(0, len(subjects), len(subjects)) for _ in range(n_resamples)]
-    wide = {metric: travel.pivot_table(index="subject", columns="condition", values=metric).reindex(subjects)
-            for metric in ("mae", "psnr", "ssim")}
+    wide = {
+        metric: travel.pivot_table(index="subject", columns="condition", values=metric).reindex(subjects)
+        for metric in ("mae", "psnr", "ssim")
+    }
     for condition in dict.fromkeys(travel["condition"]):
         for metric, table in wide.items():
             values = table[condition].to_numpy(float)
             identity = table["identity"].to_numpy(float)
             means = np.array([np.nanmean(values[d]) for d in draws])
             differences = np.array([np.nanmean(values[d] - identity[d]) for d in draws])
-            out.append({"condition": condition, "metric": metric, "mean": float(np.nanmean(values)),
-                        "low": float(np.nanpercentile(means, 2.5)), "high": float(np.nanpercentile(means, 97.5)),
-                        "difference_to_identity": float(np.nanmean(values - identity)),
-                        "difference_low": float(np.nanpercentile(differences, 2.5)),
-                        "difference_high": float(np.nanpercentile(differences, 97.5)), "n_subjects": len(subjects)})
+            out.append(
+                {
+                    "condition": condition,
+                    "metric": metric,
+                    "mean": float(np.nanmean(values)),
+                    "low": float(np.nanpercentile(means, 2.5)),
+                    "high": float(np.nanpercentile(means, 97.5)),
+                    "difference_to_identity": float(np.nanmean(values - identity)),
+                    "difference_low": float(np.nanpercentile(differences, 2.5)),
+                    "difference_high": float(np.nanpercentile(differences, 97.5)),
+                    "n_subjects": len(subjects),
+                }
+            )
     return out
 
 
-def _traveling_oracle(identity: list[np.ndarray], masks: list[np.ndarray], rows: pd.DataFrame, target: str,
-                      reference: str) -> list[dict]:
+def _traveling_oracle(
+    identity: list[np.ndarray], masks: list[np.ndarray], rows: pd.DataFrame, target: str, reference: str
+) -> list[dict]:
     """The per-pair oracle: each traveling subject's target-site image histogram-matched (in its mask) to
     its own reference-site image. It uses the answer, so it is a bound for intensity mappings, not a method."""
     out = []
@@ -332,8 +465,14 @@ def _traveling_oracle(identity: list[np.ndarray], masks: list[np.ndarray], rows:
     return out
 
 
-def _traveling(condition: str, arrays: list[np.ndarray] | dict[int, np.ndarray], masks: list[np.ndarray], rows: pd.DataFrame, target: str,
-               reference: str) -> list[dict]:
+def _traveling(
+    condition: str,
+    arrays: list[np.ndarray] | dict[int, np.ndarray],
+    masks: list[np.ndarray],
+    rows: pd.DataFrame,
+    target: str,
+    reference: str,
+) -> list[dict]:
     """Fidelity of each traveling subject's target-site image to its reference-site image, inside the union of
     the two images' brain masks (the same mask for every condition), whole-cube values beside."""
     out = []

@@ -12,8 +12,7 @@ from typing import Sequence
 import numpy as np
 from sklearn import metrics as skm
 
-from pipeline.evaluate.resampling import ClusterBootstrap
-
+from pipeline.metrics.resampling import ClusterBootstrap
 
 __all__ = ["classification_metrics", "classification_intervals"]
 
@@ -48,9 +47,15 @@ def classification_metrics(y_true: Sequence[int], scores: np.ndarray) -> dict:
     }
 
 
-def classification_intervals(y_true: Sequence[int], scores: np.ndarray, *, n_resamples: int = 1000,
-                             seed: int = 0, level: float = 0.95,
-                             groups: Sequence | None = None) -> dict[str, tuple[float, float]]:
+def classification_intervals(
+    y_true: Sequence[int],
+    scores: np.ndarray,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    groups: Sequence | None = None,
+) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals (resampling subjects) of the scalar metrics.
 
     ``groups``: the subject of each row; a resample then draws whole subjects, so several images of
@@ -73,4 +78,6 @@ def classification_intervals(y_true: Sequence[int], scores: np.ndarray, *, n_res
         for name in names:
             samples[name].append(values[name])
     tail = 100 * (1 - level) / 2
-    return {name: (float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail))) for name, v in samples.items()}
+    return {
+        name: (float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail))) for name, v in samples.items()
+    }

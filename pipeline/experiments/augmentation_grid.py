@@ -32,9 +32,8 @@ trained model with identical settings is reused. A run asking for more synthetic
 
 from __future__ import annotations
 
-import os
-
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,25 +47,51 @@ from pipeline.atomic import write_json, write_table
 from pipeline.augment.policy import SYNTHETIC_COLUMNS, AugmentationPolicy, TooFewSyntheticImages, build_training_table
 from pipeline.bundles import run_bundle, train_bundle_once
 from pipeline.config import ConfigError, check_keys
-from pipeline.downstream import CLASS_NAMES, task_table
-from pipeline.evaluate.paired_difference import (GRID_METRICS, bootstrap_metric_samples, two_level_interval,
-                                                 weighted_classification_metrics)
-from pipeline.harmonize import file_sha256
+from pipeline.data.task_tables import CLASS_NAMES, task_table
+from pipeline.evaluate.paired_difference import (
+    GRID_METRICS,
+    bootstrap_metric_samples,
+    two_level_interval,
+    weighted_classification_metrics,
+)
 from pipeline.preprocess.batch import RUN_COLUMNS
+from pipeline.run import file_sha256
 
 __all__ = ["GridArm", "GridRun", "GridConfig", "expand_runs", "run_augment_grid", "format_grid_table"]
 
 log = logging.getLogger("mriharmony.augment")
 
-GRID_KEYS = {"dataset_dir", "task", "repeats", "split", "real_fractions", "synthetic_fractions", "arms",
-             "classifier", "generators", "bootstrap", "volumes_file", "quality_size", "quality_encoder"}
+GRID_KEYS = {
+    "dataset_dir",
+    "task",
+    "repeats",
+    "split",
+    "real_fractions",
+    "synthetic_fractions",
+    "arms",
+    "classifier",
+    "generators",
+    "bootstrap",
+    "volumes_file",
+    "quality_size",
+    "quality_encoder",
+}
 ARM_KEYS = {"augment", "extra", "classes", "real"}
 EXTRAS = ("real", "translation", "conditional")
 CLASSIFIER_KEYS = {"model", "epochs", "lr", "batch_size", "spatial_size", "net_kwargs"}
-GENERATOR_KEYS = {"translation": {"epochs", "epoch_length", "batch_size", "lr", "spatial_size", "net_kwargs",
-                                  "disc_kwargs"},
-                  "conditional": {"epochs", "epoch_length", "batch_size", "g_lr", "d_lr", "spatial_size",
-                                  "net_kwargs", "disc_kwargs"}}
+GENERATOR_KEYS = {
+    "translation": {"epochs", "epoch_length", "batch_size", "lr", "spatial_size", "net_kwargs", "disc_kwargs"},
+    "conditional": {
+        "epochs",
+        "epoch_length",
+        "batch_size",
+        "g_lr",
+        "d_lr",
+        "spatial_size",
+        "net_kwargs",
+        "disc_kwargs",
+    },
+}
 REFERENCE = "none"
 
 
@@ -143,23 +168,37 @@ class GridConfig:
             check_keys(spec, ARM_KEYS, f"{where}.arms.{name}")
             extra = spec.get("extra")
             if extra is not None and extra not in EXTRAS:
-                raise ConfigError(f"{where}.arms.{name}.extra: expected one of {list(EXTRAS)} or nothing, got {extra!r}")
+                raise ConfigError(
+                    f"{where}.arms.{name}.extra: expected one of {list(EXTRAS)} or nothing, got {extra!r}"
+                )
             classes = spec.get("classes")
             if classes is not None:
                 unknown = sorted(set(classes) - set(CLASS_NAMES[task]))
                 if unknown or not classes:
-                    raise ConfigError(f"{where}.arms.{name}.classes: {unknown or classes} not classes of task {task} "
-                                      f"({CLASS_NAMES[task]})")
+                    raise ConfigError(
+                        f"{where}.arms.{name}.classes: {unknown or classes} not classes of task {task} "
+                        f"({CLASS_NAMES[task]})"
+                    )
             real = bool(spec.get("real", True))
             if not real and extra not in ("translation", "conditional"):
-                raise ConfigError(f"{where}.arms.{name}: real: false (synthetic-only) needs extra: translation or "
-                                  "conditional")
-            arms.append(GridArm(str(name), bool(spec.get("augment", False)), extra,
-                                tuple(classes) if classes is not None else None, real))
+                raise ConfigError(
+                    f"{where}.arms.{name}: real: false (synthetic-only) needs extra: translation or conditional"
+                )
+            arms.append(
+                GridArm(
+                    str(name),
+                    bool(spec.get("augment", False)),
+                    extra,
+                    tuple(classes) if classes is not None else None,
+                    real,
+                )
+            )
         reference = [a for a in arms if a.name == REFERENCE]
         if not reference or reference[0].augment or reference[0].extra:
-            raise ConfigError(f"{where}.arms: needs an arm named '{REFERENCE}' without augment or extra (the "
-                              "reference every arm is compared with)")
+            raise ConfigError(
+                f"{where}.arms: needs an arm named '{REFERENCE}' without augment or extra (the "
+                "reference every arm is compared with)"
+            )
         fractions = {}
         for key in ("real_fractions", "synthetic_fractions"):
             values = tuple(float(v) for v in cfg.get(key, getattr(cls, key)))
@@ -180,16 +219,28 @@ class GridConfig:
             raise ConfigError(f"{where}.split.fractions: expected train, val, test fractions, got {split['fractions']}")
         encoder = cfg.get("quality_encoder") or None
         if encoder and not Path(encoder).exists():
-            raise ConfigError(f"{where}.quality_encoder: {encoder} does not exist (expected an ad_classification "
-                              "models/model.pt trained with the same classifier settings)")
+            raise ConfigError(
+                f"{where}.quality_encoder: {encoder} does not exist (expected an ad_classification "
+                "models/model.pt trained with the same classifier settings)"
+            )
         repeats = int(cfg.get("repeats", 3))
         if repeats < 1:
             raise ConfigError(f"{where}.repeats: expected at least 1, got {repeats}")
-        return cls(dataset_dir=Path(cfg["dataset_dir"]), task=task, repeats=repeats, split=split,
-                   real_fractions=fractions["real_fractions"], synthetic_fractions=fractions["synthetic_fractions"],
-                   arms=tuple(arms), classifier=classifier, generators=generators,
-                   bootstrap=int(cfg.get("bootstrap", 1000)), volumes_file=cfg.get("volumes_file", "auto"),
-                   quality_size=int(cfg.get("quality_size", 32)), quality_encoder=encoder)
+        return cls(
+            dataset_dir=Path(cfg["dataset_dir"]),
+            task=task,
+            repeats=repeats,
+            split=split,
+            real_fractions=fractions["real_fractions"],
+            synthetic_fractions=fractions["synthetic_fractions"],
+            arms=tuple(arms),
+            classifier=classifier,
+            generators=generators,
+            bootstrap=int(cfg.get("bootstrap", 1000)),
+            volumes_file=cfg.get("volumes_file", "auto"),
+            quality_size=int(cfg.get("quality_size", 32)),
+            quality_encoder=encoder,
+        )
 
 
 def expand_runs(config: GridConfig) -> list[GridRun]:
@@ -235,8 +286,15 @@ def _repeat_split(config: GridConfig, repeat: int, folder: Path) -> Path:
     return path
 
 
-def _generators(config: GridConfig, runs: list[GridRun], folder: Path, splits: Path, train: pd.DataFrame,
-                repeat: int, seconds: dict[str, float]) -> pd.DataFrame:
+def _generators(
+    config: GridConfig,
+    runs: list[GridRun],
+    folder: Path,
+    splits: Path,
+    train: pd.DataFrame,
+    repeat: int,
+    seconds: dict[str, float],
+) -> pd.DataFrame:
     """Train the generators the runs need on the repeat's training subjects; return their synthetic pool."""
     from pipeline.augment.generate import generate_conditional
     from pipeline.augment.translate import translate_training_images
@@ -251,26 +309,48 @@ def _generators(config: GridConfig, runs: list[GridRun], folder: Path, splits: P
         if len(names) != 2:
             raise ConfigError(f"arms with extra: translation need a two-class task (cn_ad), not {config.task}")
         section = _nested(config.generators.get("translation", {}))
-        train_bundle_once("cyclegan_harmonization", folder / "translation",
-                          {**common, "resume": False, "source_site": names[0], "target_site": names[1], **section},
-                          overlays=[("synthetic_augmentation", "translation")], inputs=inputs)
-        pools.append(translate_training_images(config.dataset_dir, folder / "translation" / "models" / "model.pt",
-                                               folder / "synthetic-translation", splits_file=splits))
+        train_bundle_once(
+            "cyclegan_harmonization",
+            folder / "translation",
+            {**common, "resume": False, "source_site": names[0], "target_site": names[1], **section},
+            overlays=[("synthetic_augmentation", "translation")],
+            inputs=inputs,
+        )
+        pools.append(
+            translate_training_images(
+                config.dataset_dir,
+                folder / "translation" / "models" / "model.pt",
+                folder / "synthetic-translation",
+                splits_file=splits,
+            )
+        )
         seconds["translation"] = time.perf_counter() - t
     if "conditional" in needed:
         t = time.perf_counter()
         section = _nested(config.generators.get("conditional", {}))
-        train_bundle_once("synthetic_augmentation", folder / "conditional", {**common, "task": config.task, **section},
-                          config="train", model_file="models/model.pt", inputs=inputs)
+        train_bundle_once(
+            "synthetic_augmentation",
+            folder / "conditional",
+            {**common, "task": config.task, **section},
+            config="train",
+            model_file="models/model.pt",
+            inputs=inputs,
+        )
         counts: dict[str, int] = {}
         subjects = train.groupby("diagnosis")["subject"].nunique()
         for run in runs:
             if run.arm.extra == "conditional":
                 for name in run.arm.classes or CLASS_NAMES[config.task]:
                     counts[name] = max(counts.get(name, 0), int(round(run.synthetic_fraction * subjects.get(name, 0))))
-        pools.append(generate_conditional(folder / "conditional" / "models" / "model.pt",
-                                          folder / "synthetic-conditional", counts,
-                                          reference_image=train["image"].iloc[0], seed=1000 * repeat))
+        pools.append(
+            generate_conditional(
+                folder / "conditional" / "models" / "model.pt",
+                folder / "synthetic-conditional",
+                counts,
+                reference_image=train["image"].iloc[0],
+                seed=1000 * repeat,
+            )
+        )
         seconds["conditional"] = time.perf_counter() - t
     return pd.concat(pools, ignore_index=True) if pools else pd.DataFrame(columns=list(SYNTHETIC_COLUMNS))
 
@@ -280,31 +360,48 @@ def _classifier_overrides(config: GridConfig) -> dict[str, Any]:
     return {"task": config.task, **_nested(section)}
 
 
-def _train_and_predict(config: GridConfig, run: GridRun, folder: Path, splits: Path, mixed: pd.DataFrame,
-                       repeat: int) -> tuple[pd.DataFrame, float]:
+def _train_and_predict(
+    config: GridConfig, run: GridRun, folder: Path, splits: Path, mixed: pd.DataFrame, repeat: int
+) -> tuple[pd.DataFrame, float]:
     """Train the classifier of one run on its mixed table and predict the repeat's test subjects."""
     # without the preprocessing run's own columns: a resumed re-run of the preprocessing must not retrain the grid
     write_table(folder / "mixed.tsv", mixed.drop(columns=[c for c in RUN_COLUMNS if c in mixed.columns]))
     common = {"dataset_dir": str(config.dataset_dir), "splits_file": str(splits), **_classifier_overrides(config)}
     train = {**common, "train_table": str(folder / "mixed.tsv"), "augment": run.arm.augment, "seed": repeat}
     t = time.perf_counter()
-    trained = train_bundle_once("ad_classification", folder, train,  # new table or split content retrains
-                                inputs={"mixed_sha256": file_sha256(folder / "mixed.tsv"), "splits_sha256": file_sha256(splits)})
+    trained = train_bundle_once(
+        "ad_classification",
+        folder,
+        train,  # new table or split content retrains
+        inputs={"mixed_sha256": file_sha256(folder / "mixed.tsv"), "splits_sha256": file_sha256(splits)},
+    )
     seconds = time.perf_counter() - t
     log.info("%s: %s (%.0f s)", folder.name, "trained" if trained else "reused", seconds)
     predictions = folder / "eval" / "predictions.tsv"
     if trained or not predictions.exists():
         infer = {k: v for k, v in common.items() if k not in ("lr", "epochs", "batch_size")}
-        run_bundle("ad_classification", "inference", bundle_root=str(folder), split="test", volumes_file=None,
-                   n_resamples=0, output_dir=str(folder / "eval"), **infer)
+        run_bundle(
+            "ad_classification",
+            "inference",
+            bundle_root=str(folder),
+            split="test",
+            volumes_file=None,
+            n_resamples=0,
+            output_dir=str(folder / "eval"),
+            **infer,
+        )
     table = pd.read_csv(predictions, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False)
     return table, seconds
 
 
 def _baseline_probabilities(config: GridConfig, table: pd.DataFrame, n_classes: int) -> dict[str, np.ndarray]:
     """Class prior (train frequencies) and volume logistic regression, fitted on the train split."""
-    from pipeline.evaluate.volume_baseline import attach_volumes, find_phantom_volumes, read_volume_table, \
-        volume_classifier
+    from pipeline.evaluate.volume_baseline import (
+        attach_volumes,
+        find_phantom_volumes,
+        read_volume_table,
+        volume_classifier,
+    )
 
     train, test = table[table["split"] == "train"], table[table["split"] == "test"]
     prior = np.bincount(train["label"].astype(int), minlength=n_classes) / len(train)
@@ -312,8 +409,9 @@ def _baseline_probabilities(config: GridConfig, table: pd.DataFrame, n_classes: 
     path = find_phantom_volumes(train) if config.volumes_file == "auto" else (config.volumes_file or None)
     if path is not None:
         volumes = read_volume_table(path)
-        out["volume_logistic"] = volume_classifier(attach_volumes(train, volumes), attach_volumes(test, volumes),
-                                                   n_classes=n_classes)
+        out["volume_logistic"] = volume_classifier(
+            attach_volumes(train, volumes), attach_volumes(test, volumes), n_classes=n_classes
+        )
     return out
 
 
@@ -354,9 +452,11 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
         table = task_table(config.dataset_dir, config.task, splits_file=splits)
         train, test = table[table["split"] == "train"], table[table["split"] == "test"]
         if train["diagnosis"].nunique() < len(names) or test.empty:
-            raise ValueError(f"{config.dataset_dir}: repeat {repeat} has training classes "
-                             f"{sorted(train['diagnosis'].unique())} and {len(test)} test images; the grid needs every "
-                             f"class of {names} in training and a test subject")
+            raise ValueError(
+                f"{config.dataset_dir}: repeat {repeat} has training classes "
+                f"{sorted(train['diagnosis'].unique())} and {len(test)} test images; the grid needs every "
+                f"class of {names} in training and a test subject"
+            )
         seconds: dict[str, float] = {}
         pool = _generators(config, runs, folder, splits, train, repeat, seconds)
         truth = test[["subject", "session", "label"]].reset_index(drop=True)
@@ -375,25 +475,47 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
                 raise RuntimeError(f"{folder / run.name}: predictions miss test subjects")
             scored[run.name] = predictions[[f"prob_{n}" for n in names]].to_numpy(float)
             seconds[run.name] = train_seconds
-            rows.append({"repeat": repeat, "arm": run.arm.name, "extra": run.arm.extra or "",
-                         "augment": run.arm.augment, "classes": ",".join(run.arm.classes or names),
-                         "real_fraction": run.real_fraction, "synthetic_fraction": run.synthetic_fraction,
-                         "n_real": int((~mixed["synthetic"]).sum()), "n_real_subjects":
-                         int(mixed.loc[~mixed["synthetic"], "subject"].nunique()),
-                         "n_synthetic": int(mixed["synthetic"].sum()), "n_test_subjects": int(truth["subject"].nunique()),
-                         "train_seconds": train_seconds,
-                         **weighted_classification_metrics(truth["label"], scored[run.name])})
+            rows.append(
+                {
+                    "repeat": repeat,
+                    "arm": run.arm.name,
+                    "extra": run.arm.extra or "",
+                    "augment": run.arm.augment,
+                    "classes": ",".join(run.arm.classes or names),
+                    "real_fraction": run.real_fraction,
+                    "synthetic_fraction": run.synthetic_fraction,
+                    "n_real": int((~mixed["synthetic"]).sum()),
+                    "n_real_subjects": int(mixed.loc[~mixed["synthetic"], "subject"].nunique()),
+                    "n_synthetic": int(mixed["synthetic"].sum()),
+                    "n_test_subjects": int(truth["subject"].nunique()),
+                    "train_seconds": train_seconds,
+                    **weighted_classification_metrics(truth["label"], scored[run.name]),
+                }
+            )
         for name, probabilities in _baseline_probabilities(config, table, len(names)).items():
             scored[name] = probabilities
-            rows.append({"repeat": repeat, "arm": name, "extra": "", "augment": False, "classes": "",
-                         "real_fraction": 1.0, "synthetic_fraction": 0.0, "n_real": len(train),
-                         "n_real_subjects": int(train["subject"].nunique()), "n_synthetic": 0,
-                         "n_test_subjects": int(truth["subject"].nunique()), "train_seconds": 0.0,
-                         **weighted_classification_metrics(truth["label"], probabilities)})
+            rows.append(
+                {
+                    "repeat": repeat,
+                    "arm": name,
+                    "extra": "",
+                    "augment": False,
+                    "classes": "",
+                    "real_fraction": 1.0,
+                    "synthetic_fraction": 0.0,
+                    "n_real": len(train),
+                    "n_real_subjects": int(train["subject"].nunique()),
+                    "n_synthetic": 0,
+                    "n_test_subjects": int(truth["subject"].nunique()),
+                    "train_seconds": 0.0,
+                    **weighted_classification_metrics(truth["label"], probabilities),
+                }
+            )
         for name, probabilities in scored.items():
             points[(repeat, name)] = weighted_classification_metrics(truth["label"], probabilities)
-            samples[(repeat, name)] = bootstrap_metric_samples(truth["label"], probabilities, groups,
-                                                               n_resamples=config.bootstrap, seed=repeat)
+            samples[(repeat, name)] = bootstrap_metric_samples(
+                truth["label"], probabilities, groups, n_resamples=config.bootstrap, seed=repeat
+            )
         reference = next(r for r in runs if r.arm.name == REFERENCE and r.real_fraction == max(config.real_fractions))
         report = _quality(pool, train, folder / reference.name, config)
         if not report.empty:
@@ -405,28 +527,56 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
     write_table(out / "runs.tsv", runs_table)
     write_table(out / "summary.tsv", summary)
     write_table(out / "quality.tsv", quality_table)
-    write_json(out / "grid.json", {
-        "version": __version__, "task": config.task, "dataset_dir": str(config.dataset_dir),
-        "repeats": config.repeats, "split": config.split, "real_fractions": list(config.real_fractions),
-        "synthetic_fractions": list(config.synthetic_fractions), "classifier": config.classifier,
-        "generators": config.generators, "bootstrap": config.bootstrap,
-        # a fixed property of every arm: the loss balance comes from the real training rows (see class_weights)
-        "class_weights": "inverse class frequency of the real training rows (the ad_classification bundle's "
-                         "class_weight_rows: real), the same for every arm",
-        "arms": [{"name": a.name, "augment": a.augment, "extra": a.extra, "classes": list(a.classes or []),
-                  "real": a.real} for a in config.arms],
-        "summary": summary.to_dict(orient="records"), "skipped": skipped, "quality": quality_table.to_dict(orient="records"),
-        "seconds": {"total": time.perf_counter() - started, **timings}})
+    write_json(
+        out / "grid.json",
+        {
+            "version": __version__,
+            "task": config.task,
+            "dataset_dir": str(config.dataset_dir),
+            "repeats": config.repeats,
+            "split": config.split,
+            "real_fractions": list(config.real_fractions),
+            "synthetic_fractions": list(config.synthetic_fractions),
+            "classifier": config.classifier,
+            "generators": config.generators,
+            "bootstrap": config.bootstrap,
+            # a fixed property of every arm: the loss balance comes from the real training rows (see class_weights)
+            "class_weights": "inverse class frequency of the real training rows (the ad_classification bundle's "
+            "class_weight_rows: real), the same for every arm",
+            "arms": [
+                {
+                    "name": a.name,
+                    "augment": a.augment,
+                    "extra": a.extra,
+                    "classes": list(a.classes or []),
+                    "real": a.real,
+                }
+                for a in config.arms
+            ],
+            "summary": summary.to_dict(orient="records"),
+            "skipped": skipped,
+            "quality": quality_table.to_dict(orient="records"),
+            "seconds": {"total": time.perf_counter() - started, **timings},
+        },
+    )
     return {"runs": runs_table, "summary": summary, "quality": quality_table, "skipped": skipped}
 
 
-def _summarize(runs_table: pd.DataFrame, runs: list[GridRun], points: dict, samples: dict, config: GridConfig,
-               ) -> pd.DataFrame:
+def _summarize(
+    runs_table: pd.DataFrame,
+    runs: list[GridRun],
+    points: dict,
+    samples: dict,
+    config: GridConfig,
+) -> pd.DataFrame:
     """Median / min / max over repeats per arm x X x Y, and the paired difference to ``none``."""
     keys = ["arm", "real_fraction", "synthetic_fraction"]
-    reference_of = {(r.arm.name, r.real_fraction, r.synthetic_fraction):
-                    GridRun(GridArm(REFERENCE), r.reference_real_fraction, 0.0, r.reference_real_fraction).name
-                    for r in runs}
+    reference_of = {
+        (r.arm.name, r.real_fraction, r.synthetic_fraction): GridRun(
+            GridArm(REFERENCE), r.reference_real_fraction, 0.0, r.reference_real_fraction
+        ).name
+        for r in runs
+    }
     name_of = {(r.arm.name, r.real_fraction, r.synthetic_fraction): r.name for r in runs}
     top = max(config.real_fractions)
     rows = []
@@ -447,14 +597,17 @@ def _summarize(runs_table: pd.DataFrame, runs: list[GridRun], points: dict, samp
             point = [points[(r, run_name)][metric] - points[(r, reference)][metric] for r in sorted(part["repeat"])]
             inner = [samples[(r, run_name)][metric] - samples[(r, reference)][metric] for r in sorted(part["repeat"])]
             low, high = two_level_interval(inner, n_resamples=config.bootstrap, seed=0)
-            row.update({f"{metric}_diff": float(np.mean(point)), f"{metric}_diff_low": low, f"{metric}_diff_high": high})
+            row.update(
+                {f"{metric}_diff": float(np.mean(point)), f"{metric}_diff_low": low, f"{metric}_diff_high": high}
+            )
         row["compared_with"] = reference
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def format_grid_table(summary: pd.DataFrame, metrics: tuple[str, ...] = ("balanced_accuracy", "auc",
-                                                                         "cross_entropy")) -> str:
+def format_grid_table(
+    summary: pd.DataFrame, metrics: tuple[str, ...] = ("balanced_accuracy", "auc", "cross_entropy")
+) -> str:
     """A plain-text table: per arm x X x Y the median (min-max) and the paired difference [95% interval]."""
     lines = []
     header = f"{'arm':<22}{'X':>5}{'Y':>5}{'n':>6}  " + "  ".join(f"{m:<40}" for m in metrics)
@@ -466,6 +619,8 @@ def format_grid_table(summary: pd.DataFrame, metrics: tuple[str, ...] = ("balanc
             if row.get("compared_with") and row["arm"] != REFERENCE:
                 text += f" {row[f'{m}_diff']:+.3f} [{row[f'{m}_diff_low']:+.2f},{row[f'{m}_diff_high']:+.2f}]"
             cells.append(f"{text:<40}")
-        lines.append(f"{row['arm']:<22}{row['real_fraction']:>5g}{row['synthetic_fraction']:>5g}{row['n_train']:>6.0f}  "
-                     + "  ".join(cells))
+        lines.append(
+            f"{row['arm']:<22}{row['real_fraction']:>5g}{row['synthetic_fraction']:>5g}{row['n_train']:>6.0f}  "
+            + "  ".join(cells)
+        )
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from pipeline.evaluate.resampling import ClusterBootstrap
+from pipeline.metrics.resampling import ClusterBootstrap
 
 __all__ = ["regression_metrics", "AgeBiasCorrection", "bootstrap_interval"]
 
@@ -33,11 +33,21 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     error = y_pred - y_true
     r = float(stats.pearsonr(y_true, y_pred)[0]) if len(y_true) > 2 and np.std(y_pred) > 0 else float("nan")
     sst = float(np.sum((y_true - y_true.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(error ** 2)) / sst if len(y_true) > 1 and sst > 0 else float("nan")
-    gap_age = (float(stats.pearsonr(y_true, error)[0]) if len(y_true) > 2 and np.std(error) > 0 and np.std(y_true) > 0
-               else float("nan"))
-    return {"mae": float(np.mean(np.abs(error))), "mse": float(np.mean(error ** 2)), "r": r, "r2": r2,
-            "mean_gap": float(np.mean(error)), "gap_age_r": gap_age, "n": int(len(y_true))}
+    r2 = 1.0 - float(np.sum(error**2)) / sst if len(y_true) > 1 and sst > 0 else float("nan")
+    gap_age = (
+        float(stats.pearsonr(y_true, error)[0])
+        if len(y_true) > 2 and np.std(error) > 0 and np.std(y_true) > 0
+        else float("nan")
+    )
+    return {
+        "mae": float(np.mean(np.abs(error))),
+        "mse": float(np.mean(error**2)),
+        "r": r,
+        "r2": r2,
+        "mean_gap": float(np.mean(error)),
+        "gap_age_r": gap_age,
+        "n": int(len(y_true)),
+    }
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,9 @@ class AgeBiasCorrection:
     def fit(cls, age: np.ndarray, predicted: np.ndarray) -> "AgeBiasCorrection":
         age, predicted = np.asarray(age, float), np.asarray(predicted, float)
         if len(age) < 3 or np.std(age) == 0:
-            raise ValueError(f"AgeBiasCorrection: need at least 3 validation subjects of different ages, got {len(age)}")
+            raise ValueError(
+                f"AgeBiasCorrection: need at least 3 validation subjects of different ages, got {len(age)}"
+            )
         fit = stats.linregress(age, predicted)
         return cls(float(fit.slope), float(fit.intercept), int(len(age)))
 
@@ -71,8 +83,16 @@ class AgeBiasCorrection:
         return (np.asarray(predicted, float) - self.intercept) / self.slope
 
 
-def bootstrap_interval(y_true: np.ndarray, y_pred: np.ndarray, metric, *, n_resamples: int = 1000,
-                       seed: int = 0, level: float = 0.95, groups=None) -> tuple[float, float]:
+def bootstrap_interval(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    metric,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    groups=None,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``metric(y_true, y_pred)`` over subjects (scipy.stats.bootstrap, paired).
 
     ``groups``: the subject of each row; a resample then draws whole subjects (a cluster bootstrap,
@@ -87,7 +107,14 @@ def bootstrap_interval(y_true: np.ndarray, y_pred: np.ndarray, metric, *, n_resa
         values = [metric(y_true[idx], y_pred[idx]) for idx in (clusters.sample(rng) for _ in range(n_resamples))]
         tail = 100 * (1 - level) / 2
         return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
-    result = stats.bootstrap((y_true, y_pred), lambda a, b: metric(a, b), paired=True, vectorized=False,
-                             n_resamples=n_resamples, confidence_level=level, method="percentile",
-                             random_state=np.random.default_rng(seed))
+    result = stats.bootstrap(
+        (y_true, y_pred),
+        lambda a, b: metric(a, b),
+        paired=True,
+        vectorized=False,
+        n_resamples=n_resamples,
+        confidence_level=level,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.cohort import attach_splits, read_splits
-from pipeline.engines.site_pairs import find_splits_file
+from pipeline.cohort import attach_splits, find_splits_file, read_splits
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.table_paths import resolve_paths
 
@@ -24,8 +23,14 @@ TASKS = ("brain_age", "cn_ad", "cn_mci_ad")
 CLASS_NAMES = {"cn_ad": ["CN", "AD"], "cn_mci_ad": ["CN", "MCI", "AD"]}
 
 
-def task_table(dataset_dir: str | Path, task: str, *, splits_file: str | Path | None = None,
-               sites: list[str] | None = None, image_key: str = "image_cube") -> pd.DataFrame:
+def task_table(
+    dataset_dir: str | Path,
+    task: str,
+    *,
+    splits_file: str | Path | None = None,
+    sites: list[str] | None = None,
+    image_key: str = "image_cube",
+) -> pd.DataFrame:
     """The rows usable for ``task`` with their split and ``label`` (age in years, or class index)."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -50,8 +55,9 @@ def task_table(dataset_dir: str | Path, task: str, *, splits_file: str | Path | 
     return table.reset_index(drop=True)
 
 
-def task_items(dataset_dir: str | Path, task: str, split: str, *, permute_labels: int | None = None,
-               **kwargs) -> list[dict]:
+def task_items(
+    dataset_dir: str | Path, task: str, split: str, *, permute_labels: int | None = None, **kwargs
+) -> list[dict]:
     """MONAI-style items ``{"image": path, "label": ..., "subject": ..., "site": ...}`` of one split.
 
     ``permute_labels``: a seed to shuffle the labels among the split's items (a negative control: a
@@ -62,8 +68,17 @@ def task_items(dataset_dir: str | Path, task: str, split: str, *, permute_labels
     if permute_labels is not None:
         part["label"] = np.random.default_rng(permute_labels).permutation(part["label"].to_numpy())
     dtype = float if task == "brain_age" else int
-    return [{"image": r["image"], "label": dtype(r["label"]), "subject": r["subject"], "session": r["session"],
-             "site": r["site"], "age": float(r["age"])} for _, r in part.iterrows()]
+    return [
+        {
+            "image": r["image"],
+            "label": dtype(r["label"]),
+            "subject": r["subject"],
+            "session": r["session"],
+            "site": r["site"],
+            "age": float(r["age"]),
+        }
+        for _, r in part.iterrows()
+    ]
 
 
 def class_weights(items: list[dict], num_classes: int, *, rows: str = "real"):
@@ -99,7 +114,9 @@ def mixed_training_items(table_file: str | Path, dataset_dir: str | Path, task: 
     table = resolve_paths(table, Path(table_file).parent)
     missing = {"image", "diagnosis", "subject", "synthetic"} - set(table.columns)
     if missing:
-        raise ValueError(f"{table_file}: missing column(s) {sorted(missing)}; expected a table from build_training_table")
+        raise ValueError(
+            f"{table_file}: missing column(s) {sorted(missing)}; expected a table from build_training_table"
+        )
     names = CLASS_NAMES[task]
     unknown = sorted(set(table["diagnosis"]) - set(names))
     if unknown:
@@ -112,14 +129,20 @@ def mixed_training_items(table_file: str | Path, dataset_dir: str | Path, task: 
     # a synthetic row may sit only in training: in the mixed table's own split column and in the real tables
     # the bundle validates and tests on
     if "split" in table:
-        check_synthetic_only_in_training({str(split): part for split, part in table.assign(synthetic=synthetic).groupby("split")})
+        check_synthetic_only_in_training(
+            {str(split): part for split, part in table.assign(synthetic=synthetic).groupby("split")}
+        )
     check_synthetic_only_in_training({split: reference[reference["split"] == split] for split in ("val", "test")})
     outside = sorted(set(table.loc[~synthetic, "subject"]) - train_subjects)
     if outside:
-        raise ValueError(f"{table_file}: real rows of non-training subject(s) {outside[:5]}; only the train split may train")
+        raise ValueError(
+            f"{table_file}: real rows of non-training subject(s) {outside[:5]}; only the train split may train"
+        )
     sources = set(table.loc[synthetic, "source_subject"]) - {""} if "source_subject" in table else set()
     leaked = sorted(sources - train_subjects)
     if leaked:
         raise ValueError(f"{table_file}: synthetic rows made from non-training subject(s) {leaked[:5]}")
-    return [{"image": r["image"], "label": names.index(r["diagnosis"]), "subject": r["subject"],
-             "synthetic": bool(s)} for (_, r), s in zip(table.iterrows(), synthetic)]
+    return [
+        {"image": r["image"], "label": names.index(r["diagnosis"]), "subject": r["subject"], "synthetic": bool(s)}
+        for (_, r), s in zip(table.iterrows(), synthetic)
+    ]

@@ -19,9 +19,8 @@ phantom's truth table is found automatically; pass ``volumes_file`` for real dat
 
 from __future__ import annotations
 
-import os
-
 import logging
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -33,15 +32,26 @@ import torch.nn.functional as F  # resizing Grad-CAM maps to the image
 
 from pipeline.atomic import atomic_path, save_nifti, write_json, write_table
 from pipeline.bundles import load_bundle_weights
-from pipeline.downstream import CLASS_NAMES, task_table
-from pipeline.evaluate.classification import classification_intervals, classification_metrics
-from pipeline.evaluate.volume_baseline import (VOLUME_COLUMNS, attach_volumes, find_phantom_volumes, read_volume_table,
-                                               volume_classifier)
-from pipeline.transforms.slices import VIEWS
+from pipeline.data.task_tables import CLASS_NAMES, task_table
+from pipeline.evaluate.volume_baseline import (
+    VOLUME_COLUMNS,
+    attach_volumes,
+    find_phantom_volumes,
+    read_volume_table,
+    volume_classifier,
+)
+from pipeline.metrics.classification import classification_intervals, classification_metrics
 from pipeline.slices import view_axis
+from pipeline.transforms.slices import VIEWS
 
-__all__ = ["load_classifier", "classification_items", "ClassificationWriter", "GradCAMWriter",
-           "classification_baselines", "format_metrics_table"]
+__all__ = [
+    "load_classifier",
+    "classification_items",
+    "ClassificationWriter",
+    "GradCAMWriter",
+    "classification_baselines",
+    "format_metrics_table",
+]
 
 log = logging.getLogger("mriharmony.classify")
 
@@ -50,8 +60,14 @@ def load_classifier(network: torch.nn.Module, ckpt_path: str | Path) -> torch.nn
     return load_bundle_weights(network, ckpt_path, "ad_classification")
 
 
-def classification_items(dataset_dir: str | Path, task: str = "cn_ad", *, split: str | None = "test",
-                         splits_file: str | Path | None = None, sites: list[str] | None = None) -> list[dict]:
+def classification_items(
+    dataset_dir: str | Path,
+    task: str = "cn_ad",
+    *,
+    split: str | None = "test",
+    splits_file: str | Path | None = None,
+    sites: list[str] | None = None,
+) -> list[dict]:
     """The inference config's dataset: one item per image of ``split`` (all if None or ``"all"``).
 
     Each item: ``image`` and ``path`` (the image file; ``image`` becomes the tensor), ``label`` (class
@@ -62,9 +78,19 @@ def classification_items(dataset_dir: str | Path, task: str = "cn_ad", *, split:
         table = table[table["split"] == split]
     if table.empty:
         raise ValueError(f"{dataset_dir}: no subjects of split {split!r} for task {task}")
-    return [{"image": r["image"], "path": r["image"], "label": int(r["label"]), "subject": r["subject"],
-             "session": r["session"], "site": r["site"], "diagnosis": r["diagnosis"], "split": r["split"]}
-            for _, r in table.iterrows()]
+    return [
+        {
+            "image": r["image"],
+            "path": r["image"],
+            "label": int(r["label"]),
+            "subject": r["subject"],
+            "session": r["session"],
+            "site": r["site"],
+            "diagnosis": r["diagnosis"],
+            "split": r["split"],
+        }
+        for _, r in table.iterrows()
+    ]
 
 
 class ClassificationWriter:
@@ -80,10 +106,20 @@ class ClassificationWriter:
         volumes_file: the volume baseline's table; ``"auto"`` finds the phantom's truth, None skips it.
     """
 
-    def __init__(self, output_dir: str | Path, dataset_dir: str | Path, *, task: str = "cn_ad", model: str = "resnet3d",
-                 split: str | None = "test", splits_file: str | Path | None = None, sites: list[str] | None = None,
-                 n_resamples: int = 1000, volumes_file: str | Path | None = "auto",
-                 volume_columns: Sequence[str] = VOLUME_COLUMNS):
+    def __init__(
+        self,
+        output_dir: str | Path,
+        dataset_dir: str | Path,
+        *,
+        task: str = "cn_ad",
+        model: str = "resnet3d",
+        split: str | None = "test",
+        splits_file: str | Path | None = None,
+        sites: list[str] | None = None,
+        n_resamples: int = 1000,
+        volumes_file: str | Path | None = "auto",
+        volume_columns: Sequence[str] = VOLUME_COLUMNS,
+    ):
         self.out, self.dataset_dir = Path(os.path.abspath(output_dir)), dataset_dir
         self.task, self.model, self.split, self.splits_file, self.sites = task, model, split, splits_file, sites
         self.n_resamples, self.volumes_file, self.volume_columns = n_resamples, volumes_file, volume_columns
@@ -102,8 +138,10 @@ class ClassificationWriter:
 
     def collect(self, engine) -> None:
         for item, output in zip(engine.state.batch, engine.state.output):
-            self.rows.append({k: item[k] for k in ("subject", "session", "site", "diagnosis", "split")}
-                             | {"label": int(item["label"])})
+            self.rows.append(
+                {k: item[k] for k in ("subject", "session", "site", "diagnosis", "split")}
+                | {"label": int(item["label"])}
+            )
             self.probabilities.append(output["pred"].detach().float().cpu().numpy().reshape(-1))
 
     def write(self, engine=None) -> pd.DataFrame:
@@ -116,16 +154,31 @@ class ClassificationWriter:
         write_table(self.out / "predictions.tsv", result)
         metrics = classification_metrics(result["label"], probabilities)
         metrics["n_subjects"] = int(result["subject"].nunique())
-        intervals = classification_intervals(result["label"], probabilities, n_resamples=self.n_resamples,
-                                             groups=result["subject"])
+        intervals = classification_intervals(
+            result["label"], probabilities, n_resamples=self.n_resamples, groups=result["subject"]
+        )
         full = task_table(self.dataset_dir, self.task, splits_file=self.splits_file, sites=self.sites)
-        baselines = classification_baselines(full[full["split"] == "train"], result, len(names),
-                                             volumes_file=self.volumes_file, columns=self.volume_columns,
-                                             n_resamples=self.n_resamples)
-        report = {"task": self.task, "classes": names, "model": self.model, "split": self.split, "metrics": metrics,
-                  "intervals_95": intervals, "baselines": baselines}
+        baselines = classification_baselines(
+            full[full["split"] == "train"],
+            result,
+            len(names),
+            volumes_file=self.volumes_file,
+            columns=self.volume_columns,
+            n_resamples=self.n_resamples,
+        )
+        report = {
+            "task": self.task,
+            "classes": names,
+            "model": self.model,
+            "split": self.split,
+            "metrics": metrics,
+            "intervals_95": intervals,
+            "baselines": baselines,
+        }
         write_json(self.out / "metrics.json", report)
-        log.info("%s on %d subjects of split %s:\n%s", self.model, len(result), self.split, format_metrics_table(report))
+        log.info(
+            "%s on %d subjects of split %s:\n%s", self.model, len(result), self.split, format_metrics_table(report)
+        )
         return result
 
 
@@ -141,8 +194,15 @@ class GradCAMWriter:
         enabled: the config's ``gradcam`` switch.
     """
 
-    def __init__(self, network: torch.nn.Module, output_dir: str | Path, *, model: str = "resnet3d",
-                 task: str = "cn_ad", enabled: bool = True):
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        output_dir: str | Path,
+        *,
+        model: str = "resnet3d",
+        task: str = "cn_ad",
+        enabled: bool = True,
+    ):
         self.network, self.folder = network, Path(os.path.abspath(output_dir)) / "gradcam"
         self.model, self.names, self.enabled = model, CLASS_NAMES[task], enabled
         self.maps: list[tuple[int, np.ndarray]] = []
@@ -173,8 +233,10 @@ class GradCAMWriter:
         for label, name in enumerate(self.names):
             chosen = [m for y, m in self.maps if y == label]
             if chosen:
-                save_nifti(self.folder / f"class-{name}_mean.nii.gz",
-                           nib.Nifti1Image(np.mean(chosen, axis=0).astype(np.float32), self.affine))
+                save_nifti(
+                    self.folder / f"class-{name}_mean.nii.gz",
+                    nib.Nifti1Image(np.mean(chosen, axis=0).astype(np.float32), self.affine),
+                )
 
 
 def _gradcams(net: torch.nn.Module, model: str) -> list:
@@ -210,9 +272,15 @@ def _heat_map(cams: list, x: torch.Tensor, class_idx: int, img: nib.Nifti1Image,
     return volume
 
 
-def classification_baselines(train: pd.DataFrame, evaluate: pd.DataFrame, n_classes: int, *,
-                             volumes_file: str | Path | None = "auto", columns: Sequence[str] = VOLUME_COLUMNS,
-                             n_resamples: int = 1000) -> dict[str, dict]:
+def classification_baselines(
+    train: pd.DataFrame,
+    evaluate: pd.DataFrame,
+    n_classes: int,
+    *,
+    volumes_file: str | Path | None = "auto",
+    columns: Sequence[str] = VOLUME_COLUMNS,
+    n_resamples: int = 1000,
+) -> dict[str, dict]:
     """Metrics of the simple baselines on ``evaluate``, fitted on ``train`` only.
 
     ``majority_class``: always the most frequent training class (balanced accuracy 0.5 by construction).
@@ -224,19 +292,29 @@ def classification_baselines(train: pd.DataFrame, evaluate: pd.DataFrame, n_clas
     majority = np.zeros((len(evaluate), n_classes))
     majority[:, int(train["label"].astype(int).mode().iloc[0])] = 1.0
     n_subjects = int(evaluate["subject"].nunique())
-    results = {"majority_class": {"metrics": {**classification_metrics(y, majority), "n_subjects": n_subjects},
-                                  "intervals_95": classification_intervals(y, majority, n_resamples=n_resamples,
-                                                                           groups=evaluate["subject"])}}
+    results = {
+        "majority_class": {
+            "metrics": {**classification_metrics(y, majority), "n_subjects": n_subjects},
+            "intervals_95": classification_intervals(y, majority, n_resamples=n_resamples, groups=evaluate["subject"]),
+        }
+    }
     path = find_phantom_volumes(train) if volumes_file == "auto" else (volumes_file or None)
     if path is not None:
         volumes = read_volume_table(path, columns)
-        probabilities = volume_classifier(attach_volumes(train, volumes, columns), attach_volumes(evaluate, volumes, columns),
-                                          n_classes=n_classes, columns=columns)
+        probabilities = volume_classifier(
+            attach_volumes(train, volumes, columns),
+            attach_volumes(evaluate, volumes, columns),
+            n_classes=n_classes,
+            columns=columns,
+        )
         results["volume_logistic"] = {
-            "volumes_file": str(path), "columns": list(columns),
+            "volumes_file": str(path),
+            "columns": list(columns),
             "metrics": {**classification_metrics(y, probabilities), "n_subjects": n_subjects},
-            "intervals_95": classification_intervals(y, probabilities, n_resamples=n_resamples,
-                                                     groups=evaluate["subject"])}
+            "intervals_95": classification_intervals(
+                y, probabilities, n_resamples=n_resamples, groups=evaluate["subject"]
+            ),
+        }
     return results
 
 
@@ -247,8 +325,10 @@ def format_metrics_table(report: dict) -> str:
     lines = [f"  {'method':<16} {'bal. acc. [95% CI]':<24} {'AUC':>6} {'F1':>6}  images/subjects"]
     for name, m, ci in rows:
         low, high = ci.get("balanced_accuracy", (float("nan"), float("nan")))
-        lines.append(f"  {name:<16} {m['balanced_accuracy']:.3f} [{low:.2f}, {high:.2f}]{'':<6} {m['auc']:>6.3f} "
-                     f"{m['f1']:>6.3f}  {m['n']}/{m.get('n_subjects', m['n'])}")
+        lines.append(
+            f"  {name:<16} {m['balanced_accuracy']:.3f} [{low:.2f}, {high:.2f}]{'':<6} {m['auc']:>6.3f} "
+            f"{m['f1']:>6.3f}  {m['n']}/{m.get('n_subjects', m['n'])}"
+        )
     return "\n".join(lines)
 
 

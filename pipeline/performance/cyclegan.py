@@ -1,6 +1,6 @@
 """Speed of the CycleGAN on this machine: training steps, inference, and achieved FLOP rate.
 
-    python -m pipeline.engines.benchmark --out cyclegan_speed.json
+    python -m pipeline.performance.cyclegan --out cyclegan_speed.json
 
 Prints (and writes as JSON):
 
@@ -33,8 +33,15 @@ from torch import nn
 from pipeline.engines.cyclegan import CycleGANTrainer
 from pipeline.nets import HarmonizationGenerator3D, PatchDiscriminator3D
 
-__all__ = ["count_macs", "matmul_peak_gflops", "time_training_step", "time_inference", "fp32_variants",
-           "bf16_error", "main"]
+__all__ = [
+    "count_macs",
+    "matmul_peak_gflops",
+    "time_training_step",
+    "time_inference",
+    "fp32_variants",
+    "bf16_error",
+    "main",
+]
 
 
 def count_macs(net: nn.Module, shape: tuple[int, ...]) -> int:
@@ -156,10 +163,16 @@ def bf16_error(checkpoint: str | Path, dataset_dir: str | Path, *, limit: int = 
         difference = (exact - fast).abs()[mask]
         errors.append(float(difference.mean()))
         max_errors.append(float(difference.max()))
-    return {"checkpoint": str(checkpoint), "net_kwargs": dict(info["net_kwargs"]), "images": len(errors),
-            "in_mask_mae_mean": float(np.mean(errors)), "in_mask_mae_max_image": float(np.max(errors)),
-            "max_abs_voxel_error": float(np.max(max_errors)), "fp32_seconds_per_volume": float(np.median(fp32_s[1:] or fp32_s)),
-            "bf16_seconds_per_volume": float(np.median(bf16_s[1:] or bf16_s))}
+    return {
+        "checkpoint": str(checkpoint),
+        "net_kwargs": dict(info["net_kwargs"]),
+        "images": len(errors),
+        "in_mask_mae_mean": float(np.mean(errors)),
+        "in_mask_mae_max_image": float(np.max(errors)),
+        "max_abs_voxel_error": float(np.max(max_errors)),
+        "fp32_seconds_per_volume": float(np.median(fp32_s[1:] or fp32_s)),
+        "bf16_seconds_per_volume": float(np.median(bf16_s[1:] or bf16_s)),
+    }
 
 
 def _peak_mb() -> float:
@@ -171,7 +184,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     parser.add_argument("--sizes", default="32,64", help="training cube sizes (default: %(default)s)")
     parser.add_argument("--batches", default="1,4", help="training batch sizes (default: %(default)s)")
-    parser.add_argument("--harmonizer", default=None, help="a trained models/model.pt: measure bfloat16 on real outputs")
+    parser.add_argument(
+        "--harmonizer", default=None, help="a trained models/model.pt: measure bfloat16 on real outputs"
+    )
     parser.add_argument("--dataset", default=None, help="the preprocessed folder its input site's images come from")
     parser.add_argument("--skip-training", action="store_true", help="measure inference only")
     args = parser.parse_args(argv)
@@ -179,33 +194,50 @@ def main(argv: list[str] | None = None) -> dict:
     for size in [] if args.skip_training else [int(s) for s in args.sizes.split(",")]:
         for batch in [int(b) for b in args.batches.split(",")]:
             seconds = time_training_step(size, batch)
-            row = {"size": size, "batch": batch, "seconds_per_step": round(seconds, 3),
-                   "peak_rss_mb_so_far": round(_peak_mb())}
+            row = {
+                "size": size,
+                "batch": batch,
+                "seconds_per_step": round(seconds, 3),
+                "peak_rss_mb_so_far": round(_peak_mb()),
+            }
             result["training"].append(row)
-            print(f"train step {size}^3 batch {batch}: {seconds:.2f} s (peak RSS so far {row['peak_rss_mb_so_far']} MB)",
-                  flush=True)
+            print(
+                f"train step {size}^3 batch {batch}: {seconds:.2f} s (peak RSS so far {row['peak_rss_mb_so_far']} MB)",
+                flush=True,
+            )
     macs = count_macs(HarmonizationGenerator3D(), (1, 1, 64, 64, 64))
     seconds = time_inference(64)
     peak = matmul_peak_gflops()
     achieved = 2 * macs / seconds / 1e9
-    result["inference"] = {"size": 64, "seconds_per_volume": round(seconds, 3), "volumes_per_second": round(1 / seconds, 2),
-                           "generator_gmacs": round(macs / 1e9, 2), "achieved_gflops": round(achieved, 1),
-                           "matmul_peak_gflops": round(peak, 1), "fraction_of_peak": round(achieved / peak, 3)}
+    result["inference"] = {
+        "size": 64,
+        "seconds_per_volume": round(seconds, 3),
+        "volumes_per_second": round(1 / seconds, 2),
+        "generator_gmacs": round(macs / 1e9, 2),
+        "achieved_gflops": round(achieved, 1),
+        "matmul_peak_gflops": round(peak, 1),
+        "fraction_of_peak": round(achieved / peak, 3),
+    }
     variants = result["inference"]["variants"] = fp32_variants(64)
     print("generator 64^3 seconds/volume: " + ", ".join(f"{k} {v}" for k, v in variants.items()), flush=True)
     if args.harmonizer:
         if not args.dataset:
             parser.error("--harmonizer needs --dataset (the preprocessed folder of its input site)")
         error = result["bf16_on_real_outputs"] = bf16_error(args.harmonizer, args.dataset)
-        print(f"bfloat16 vs fp32 on {error['images']} real images ({error['net_kwargs']}): in-mask MAE "
-              f"{error['in_mask_mae_mean']:.2e} (worst image {error['in_mask_mae_max_image']:.2e}, worst voxel "
-              f"{error['max_abs_voxel_error']:.2e}); {error['fp32_seconds_per_volume']:.3f} s -> "
-              f"{error['bf16_seconds_per_volume']:.3f} s per volume", flush=True)
+        print(
+            f"bfloat16 vs fp32 on {error['images']} real images ({error['net_kwargs']}): in-mask MAE "
+            f"{error['in_mask_mae_mean']:.2e} (worst image {error['in_mask_mae_max_image']:.2e}, worst voxel "
+            f"{error['max_abs_voxel_error']:.2e}); {error['fp32_seconds_per_volume']:.3f} s -> "
+            f"{error['bf16_seconds_per_volume']:.3f} s per volume",
+            flush=True,
+        )
     result["peak_rss_mb"] = round(_peak_mb())
     inf = result["inference"]
-    print(f"generator inference 64^3: {inf['seconds_per_volume']} s/volume ({inf['volumes_per_second']} volumes/s); "
-          f"{inf['generator_gmacs']} GMAC/volume -> {inf['achieved_gflops']} GFLOP/s = "
-          f"{100 * inf['fraction_of_peak']:.0f}% of the fp32 matmul peak ({inf['matmul_peak_gflops']} GFLOP/s)")
+    print(
+        f"generator inference 64^3: {inf['seconds_per_volume']} s/volume ({inf['volumes_per_second']} volumes/s); "
+        f"{inf['generator_gmacs']} GMAC/volume -> {inf['achieved_gflops']} GFLOP/s = "
+        f"{100 * inf['fraction_of_peak']:.0f}% of the fp32 matmul peak ({inf['matmul_peak_gflops']} GFLOP/s)"
+    )
     print(f"peak RSS {result['peak_rss_mb']} MB")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -9,7 +9,7 @@ mean age, and a linear regression on ventricle and hippocampal volumes (when a v
 found).
 
 For gap analyses only, the table also gets ``predicted_age_corrected`` and ``gap_corrected``
-(:class:`~pipeline.evaluate.regression.AgeBiasCorrection`, fitted on the ``val`` split's predictions and
+(:class:`~pipeline.metrics.regression.AgeBiasCorrection`, fitted on the ``val`` split's predictions and
 applied without the scored subjects' true ages) when the split table has at least 3 validation controls
 and the fitted slope is usable; the JSON's ``gap_analysis`` says which and why. No accuracy is ever
 computed from the corrected columns.
@@ -27,10 +27,15 @@ import torch
 
 from pipeline.atomic import write_json, write_table
 from pipeline.bundles import load_bundle_weights
-from pipeline.downstream import task_table
-from pipeline.evaluate.regression import AgeBiasCorrection, bootstrap_interval, regression_metrics
-from pipeline.evaluate.volume_baseline import (VOLUME_COLUMNS, attach_volumes, find_phantom_volumes, read_volume_table,
-                                               volume_regressor)
+from pipeline.data.task_tables import task_table
+from pipeline.evaluate.volume_baseline import (
+    VOLUME_COLUMNS,
+    attach_volumes,
+    find_phantom_volumes,
+    read_volume_table,
+    volume_regressor,
+)
+from pipeline.metrics.regression import AgeBiasCorrection, bootstrap_interval, regression_metrics
 
 __all__ = ["load_brain_age_model", "prediction_items", "BrainAgeWriter", "brain_age_report", "format_brain_age_table"]
 
@@ -42,8 +47,13 @@ def load_brain_age_model(network: torch.nn.Module, ckpt_path: str | Path) -> tor
     return load_bundle_weights(network, ckpt_path, "brain_age")
 
 
-def prediction_items(dataset_dir: str | Path, *, split: str | None = "test", splits_file: str | Path | None = None,
-                     sites: list[str] | None = None) -> list[dict]:
+def prediction_items(
+    dataset_dir: str | Path,
+    *,
+    split: str | None = "test",
+    splits_file: str | Path | None = None,
+    sites: list[str] | None = None,
+) -> list[dict]:
     """The inference config's dataset: one item per control to predict (``split``, all if None or ``"all"``)
     plus the validation controls, whose predictions fit the gap correction.
 
@@ -55,8 +65,18 @@ def prediction_items(dataset_dir: str | Path, *, split: str | None = "test", spl
     if not wanted.any():
         raise ValueError(f"{dataset_dir}: no controls of split {split!r}")
     rows = full[wanted | (full["split"] == "val")]
-    return [{"image": r["image"], "subject": r["subject"], "session": r["session"], "site": r["site"],
-             "age": float(r["age"]), "split": r["split"], "scored": bool(wanted[i])} for i, r in rows.iterrows()]
+    return [
+        {
+            "image": r["image"],
+            "subject": r["subject"],
+            "session": r["session"],
+            "site": r["site"],
+            "age": float(r["age"]),
+            "split": r["split"],
+            "scored": bool(wanted[i]),
+        }
+        for i, r in rows.iterrows()
+    ]
 
 
 class BrainAgeWriter:
@@ -73,10 +93,18 @@ class BrainAgeWriter:
         n_resamples: subject-level bootstrap resamples for the intervals.
     """
 
-    def __init__(self, output_file: str | Path, dataset_dir: str | Path, *, split: str | None = "test",
-                 splits_file: str | Path | None = None, sites: list[str] | None = None,
-                 volumes_file: str | Path | None = "auto", volume_columns: Sequence[str] = VOLUME_COLUMNS,
-                 n_resamples: int = 1000):
+    def __init__(
+        self,
+        output_file: str | Path,
+        dataset_dir: str | Path,
+        *,
+        split: str | None = "test",
+        splits_file: str | Path | None = None,
+        sites: list[str] | None = None,
+        volumes_file: str | Path | None = "auto",
+        volume_columns: Sequence[str] = VOLUME_COLUMNS,
+        n_resamples: int = 1000,
+    ):
         self.output_file, self.dataset_dir, self.split = Path(output_file), dataset_dir, split
         self.splits_file, self.sites = splits_file, sites
         self.volumes_file, self.volume_columns, self.n_resamples = volumes_file, volume_columns, n_resamples
@@ -109,10 +137,17 @@ class BrainAgeWriter:
         result = table[table["scored"]][columns].reset_index(drop=True)
         write_table(self.output_file, result)
         full = task_table(self.dataset_dir, "brain_age", splits_file=self.splits_file, sites=self.sites)
-        report = brain_age_report(result, full[full["split"] == "train"], volumes_file=self.volumes_file,
-                                  columns=self.volume_columns, n_resamples=self.n_resamples)
+        report = brain_age_report(
+            result,
+            full[full["split"] == "train"],
+            volumes_file=self.volumes_file,
+            columns=self.volume_columns,
+            n_resamples=self.n_resamples,
+        )
         if gap_analysis["applied"]:
-            gap_analysis["gap_age_r_corrected"] = regression_metrics(result["age"], result["predicted_age_corrected"])["gap_age_r"]
+            gap_analysis["gap_age_r_corrected"] = regression_metrics(result["age"], result["predicted_age_corrected"])[
+                "gap_age_r"
+            ]
         report["gap_analysis"] = gap_analysis
         report["split"] = self.split
         write_json(self.output_file.with_suffix(".json"), report)
@@ -122,21 +157,33 @@ class BrainAgeWriter:
 
 def _gap_correction(val: pd.DataFrame, min_slope: float = 0.2) -> dict:
     """The gap-analysis correction fitted on the validation controls' predictions, or why there is none."""
-    record: dict = {"method": "Cole et al. 2018: (predicted - b) / a, a and b fitted on the val split",
-                    "fitted_on": "val", "n": int(len(val)), "applied": False, "use": "gap analyses only, never accuracy"}
+    record: dict = {
+        "method": "Cole et al. 2018: (predicted - b) / a, a and b fitted on the val split",
+        "fitted_on": "val",
+        "n": int(len(val)),
+        "applied": False,
+        "use": "gap analyses only, never accuracy",
+    }
     if len(val) < 3 or val["age"].nunique() < 2:
         return {**record, "reason": f"{len(val)} validation controls; need at least 3 of different ages"}
     correction = AgeBiasCorrection.fit(val["age"], val["predicted_age"])
     record.update(slope=correction.slope, intercept=correction.intercept)
     if not correction.usable(min_slope):
-        return {**record, "reason": f"slope {correction.slope:.3f} < {min_slope}: the model carries too little age "
-                                    "signal to invert"}
+        return {
+            **record,
+            "reason": f"slope {correction.slope:.3f} < {min_slope}: the model carries too little age signal to invert",
+        }
     return {**record, "applied": True, "reason": ""}
 
 
-def brain_age_report(result: pd.DataFrame, train: pd.DataFrame, *,
-                     volumes_file: str | Path | None = "auto", columns: Sequence[str] = VOLUME_COLUMNS,
-                     n_resamples: int = 1000) -> dict:
+def brain_age_report(
+    result: pd.DataFrame,
+    train: pd.DataFrame,
+    *,
+    volumes_file: str | Path | None = "auto",
+    columns: Sequence[str] = VOLUME_COLUMNS,
+    n_resamples: int = 1000,
+) -> dict:
     """Metrics with bootstrap 95% intervals of the CNN and its baselines on the rows of ``result``."""
     age = result["age"].to_numpy(float)
     subjects = result["subject"].to_numpy()
@@ -145,9 +192,13 @@ def brain_age_report(result: pd.DataFrame, train: pd.DataFrame, *,
         mae = lambda a, b: float(np.mean(np.abs(b - a)))  # noqa: E731
         mse = lambda a, b: float(np.mean((b - a) ** 2))  # noqa: E731
         kw = {"n_resamples": n_resamples, "groups": subjects}  # a bootstrap over subjects, not images
-        return {"metrics": {**regression_metrics(age, predicted), "n_subjects": int(len(set(subjects)))},
-                "intervals_95": {"mae": bootstrap_interval(age, predicted, mae, **kw),
-                                 "mse": bootstrap_interval(age, predicted, mse, **kw)}}
+        return {
+            "metrics": {**regression_metrics(age, predicted), "n_subjects": int(len(set(subjects)))},
+            "intervals_95": {
+                "mae": bootstrap_interval(age, predicted, mae, **kw),
+                "mse": bootstrap_interval(age, predicted, mse, **kw),
+            },
+        }
 
     report: dict = {"cnn": entry(result["predicted_age"].to_numpy(float)), "baselines": {}}
     if len(train):
@@ -156,10 +207,14 @@ def brain_age_report(result: pd.DataFrame, train: pd.DataFrame, *,
         if path is not None and len(train) >= 3:
             volumes = read_volume_table(path, columns)
             keyed = result.assign(label=result["age"])
-            predicted = volume_regressor(attach_volumes(train, volumes, columns), attach_volumes(keyed, volumes, columns),
-                                         columns=columns)
-            report["baselines"]["volume_linear"] = {"volumes_file": str(path), "columns": list(columns),
-                                                    **entry(predicted)}
+            predicted = volume_regressor(
+                attach_volumes(train, volumes, columns), attach_volumes(keyed, volumes, columns), columns=columns
+            )
+            report["baselines"]["volume_linear"] = {
+                "volumes_file": str(path),
+                "columns": list(columns),
+                **entry(predicted),
+            }
     return report
 
 
@@ -169,6 +224,8 @@ def format_brain_age_table(report: dict) -> str:
     lines = [f"  {'method':<16} {'MAE years [95% CI]':<24} {'R^2':>6} {'r':>6} {'r(gap,age)':>10}  images/subjects"]
     for name, entry in rows:
         m, (low, high) = entry["metrics"], entry["intervals_95"]["mae"]
-        lines.append(f"  {name:<16} {m['mae']:>5.2f} [{low:.2f}, {high:.2f}]{'':<7} {m['r2']:>6.2f} {m['r']:>6.3f} "
-                     f"{m['gap_age_r']:>10.2f}  {m['n']}/{m.get('n_subjects', m['n'])}")
+        lines.append(
+            f"  {name:<16} {m['mae']:>5.2f} [{low:.2f}, {high:.2f}]{'':<7} {m['r2']:>6.2f} {m['r']:>6.3f} "
+            f"{m['gap_age_r']:>10.2f}  {m['n']}/{m.get('n_subjects', m['n'])}"
+        )
     return "\n".join(lines)

@@ -14,8 +14,14 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["TEMPLATE_NAME", "nilearn_template_maps", "resample_to_grid", "MNI_BOX_SHAPE", "MNI_BOX_AFFINE",
-           "template_on_box"]
+__all__ = [
+    "TEMPLATE_NAME",
+    "nilearn_template_maps",
+    "resample_to_grid",
+    "MNI_BOX_SHAPE",
+    "MNI_BOX_AFFINE",
+    "template_on_box",
+]
 
 TEMPLATE_NAME = "MNI152NLin2009aSym"
 _NILEARN_FILES = {
@@ -52,8 +58,9 @@ def nilearn_template_maps() -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return affine, maps
 
 
-def resample_to_grid(array: np.ndarray, src_affine: np.ndarray, affine: np.ndarray,
-                     shape: tuple[int, ...]) -> np.ndarray:
+def resample_to_grid(
+    array: np.ndarray, src_affine: np.ndarray, affine: np.ndarray, shape: tuple[int, ...]
+) -> np.ndarray:
     """Trilinear resampling of ``array`` onto the grid (affine, shape), Gaussian anti-aliasing first."""
     src_spacing = float(np.sqrt((src_affine[:3, :3] ** 2).sum(0)).mean())
     spacing = float(np.sqrt((affine[:3, :3] ** 2).sum(0)).mean())

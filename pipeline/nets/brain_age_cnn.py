@@ -40,13 +40,22 @@ class BrainAgeCNN3D(nn.Module):
         torch.Size([2, 1])
     """
 
-    def __init__(self, *, spatial_size: int | tuple[int, int, int] = 64,
-                 channels: tuple[int, ...] = (32, 64, 128, 256, 256), n_pool: int = 3, hidden: int = 128,
-                 dropout: float = 0.0, in_channels: int = 1, target_mean: float = 0.0, target_scale: float = 1.0):
+    def __init__(
+        self,
+        *,
+        spatial_size: int | tuple[int, int, int] = 64,
+        channels: tuple[int, ...] = (32, 64, 128, 256, 256),
+        n_pool: int = 3,
+        hidden: int = 128,
+        dropout: float = 0.0,
+        in_channels: int = 1,
+        target_mean: float = 0.0,
+        target_scale: float = 1.0,
+    ):
         super().__init__()
         size = (spatial_size,) * 3 if isinstance(spatial_size, int) else tuple(spatial_size)
-        if any(s % (2 ** n_pool) for s in size):
-            raise ValueError(f"spatial_size {size} must be divisible by {2 ** n_pool} ({n_pool} max-pools)")
+        if any(s % (2**n_pool) for s in size):
+            raise ValueError(f"spatial_size {size} must be divisible by {2**n_pool} ({n_pool} max-pools)")
         layers: list[nn.Module] = []
         previous = in_channels
         for i, width in enumerate(channels):
@@ -55,9 +64,15 @@ class BrainAgeCNN3D(nn.Module):
                 layers.append(nn.MaxPool3d(2))
             previous = width
         self.features = nn.Sequential(*layers)
-        flat = previous * int(torch.tensor(size).prod()) // (8 ** n_pool)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(flat, hidden), nn.LeakyReLU(inplace=True),
-                                  nn.Dropout(dropout), nn.Linear(hidden, 1))
+        flat = previous * int(torch.tensor(size).prod()) // (8**n_pool)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(flat, hidden),
+            nn.LeakyReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, 1),
+        )
         self.register_buffer("target_mean", torch.tensor(float(target_mean)))
         self.register_buffer("target_scale", torch.tensor(float(target_scale)))
 

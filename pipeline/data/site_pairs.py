@@ -1,6 +1,6 @@
 """Which images a site-to-site CycleGAN trains and validates on, from a preprocessed cohort.
 
-Rules (honest evaluation, DESIGN.md):
+Rules (honest evaluation):
 
 - Training uses only subjects of the ``train`` split, and only subjects scanned at one site:
   traveling subjects (scanned at both sites) are never trained on, because they are the ground
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.cohort import attach_splits, read_splits
+from pipeline.cohort import attach_splits, find_splits_file, read_splits
 from pipeline.preprocess.batch import read_preprocessed
 
-__all__ = ["SitePairData", "site_pair_data", "find_splits_file"]
+__all__ = ["SitePairData", "site_pair_data"]
 
 log = logging.getLogger("mriharmony.cyclegan")
 
@@ -42,32 +42,30 @@ class SitePairData:
     val_pairs: list[dict] = field(default_factory=list)  # {"x": path, "y": path, "subject": ...}
 
     def summary(self) -> str:
-        return (f"{self.source_site} -> {self.target_site}: train {len(self.train_x)} x {len(self.train_y)} images, "
-                f"validation {len(self.val_pairs)} traveling pairs, {len(self.val_x)} val images")
-
-
-def find_splits_file(dataset_dir: str | Path, splits_file: str | Path | None = None) -> Path:
-    """The split table: ``splits_file`` if given, else ``splits.tsv`` in or beside ``dataset_dir``."""
-    if splits_file:
-        path = Path(splits_file)
-        if not path.exists():
-            raise FileNotFoundError(f"splits file {path} does not exist (write one with `mriharmony split`)")
-        return path
-    for candidate in (Path(dataset_dir) / "splits.tsv", Path(dataset_dir).parent / "splits.tsv"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"no splits.tsv in or beside {dataset_dir}; write one with `mriharmony split COHORT "
-                            f"--out SPLITS.tsv` and pass it as splits_file")
+        return (
+            f"{self.source_site} -> {self.target_site}: train {len(self.train_x)} x {len(self.train_y)} images, "
+            f"validation {len(self.val_pairs)} traveling pairs, {len(self.val_x)} val images"
+        )
 
 
 def _item(row: pd.Series, image_key: str) -> dict:
-    return {"image": row[image_key], "subject": row["subject"], "session": row["session"],
-            "age": float(row["age"]) if str(row.get("age", "")) not in ("", "nan") else float("nan")}
+    return {
+        "image": row[image_key],
+        "subject": row["subject"],
+        "session": row["session"],
+        "age": float(row["age"]) if str(row.get("age", "")) not in ("", "nan") else float("nan"),
+    }
 
 
-def site_pair_data(dataset_dir: str | Path, source_site: str, target_site: str, *,
-                   splits_file: str | Path | None = None, image_key: str = "image_cube",
-                   domain_key: str = "site") -> SitePairData:
+def site_pair_data(
+    dataset_dir: str | Path,
+    source_site: str,
+    target_site: str,
+    *,
+    splits_file: str | Path | None = None,
+    image_key: str = "image_cube",
+    domain_key: str = "site",
+) -> SitePairData:
     """Build the training and validation items of a ``source_site`` -> ``target_site`` CycleGAN.
 
     Args:
@@ -107,7 +105,9 @@ def site_pair_data(dataset_dir: str | Path, source_site: str, target_site: str, 
         y = rows[rows["site"] == target_site].iloc[0]
         data.val_pairs.append({"x": x[image_key], "y": y[image_key], "subject": subject})
     if not data.train_x or not data.train_y:
-        raise ValueError(f"{dataset_dir}: no training images for {source_site} ({len(data.train_x)}) or "
-                         f"{target_site} ({len(data.train_y)}) in the train split of {splits_path}")
+        raise ValueError(
+            f"{dataset_dir}: no training images for {source_site} ({len(data.train_x)}) or "
+            f"{target_site} ({len(data.train_y)}) in the train split of {splits_path}"
+        )
     log.info("%s", data.summary())
     return data

@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-slow install
+.PHONY: demo test test-slow lint install
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -18,7 +18,12 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(BIN)/mriharmony demo $(ARGS)
 
-test: install
+# lint first (seconds): ruff's checks and its formatting, as configured in pyproject.toml
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 # the learning measurements (real training until a metric must move; several minutes each); CI runs them too

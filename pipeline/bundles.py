@@ -5,12 +5,12 @@ The demo and the benchmark commands use this, so they exercise the same configs 
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
-from pipeline.atomic import _finite, write_json
+from pipeline.run import StageMarker
 
 __all__ = ["BUNDLES_DIR", "bundle_dir", "run_bundle", "train_bundle_once", "load_bundle_weights", "flag"]
 
@@ -41,21 +41,52 @@ def run_bundle(name: str, config: str, *, overlays: Sequence[tuple[str, str]] = 
     root = bundle_dir(name)
     files = [str(root / "configs" / f"{config}.yaml")]
     files += [str(bundle_dir(other) / "configs" / f"{stem}.yaml") for other, stem in overlays]
-    root_logger = logging.getLogger()
-    handlers, level = list(root_logger.handlers), root_logger.level
-    try:  # the bundle's logging.conf replaces the root handlers; the caller's (e.g. the demo log file) come back after
+    with _bundle_logs_to_root():
         run(
             config_file=files if overlays else files[0],
             meta_file=str(root / "configs" / "metadata.json"),
-            logging_file=str(root / "configs" / "logging.conf"),
+            logging_file=False,
             **overrides,
         )
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.start)
+
+
+@contextlib.contextmanager
+def _bundle_logs_to_root() -> Iterator[None]:
+    """Send a bundle's log lines through the caller's root handlers (its console and log file) instead of MONAI's
+    own stdout handlers, for the length of one run.
+
+    The bundle's ``logging.conf`` (used by ``python -m monai.bundle run``) is skipped here: it would replace the
+    caller's handlers with a stdout one at INFO, one line per iteration on the console. The caller's handlers decide
+    instead (``mriharmony``'s console shows warnings, its log file everything).
+    """
+    saved = {}
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if name.startswith("monai") and isinstance(logger, logging.Logger):
+            saved[name] = (list(logger.handlers), logger.propagate)
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True
+    skipped = _DropMessage("Logging file is set to False")  # the one line skipping logging.conf prints
+    workflows = logging.getLogger("monai.bundle.workflows")
+    workflows.addFilter(skipped)
+    try:
+        yield
     finally:
-        for handler in list(root_logger.handlers):
-            root_logger.removeHandler(handler)
-        for handler in handlers:
-            root_logger.addHandler(handler)
-        root_logger.setLevel(level)
+        workflows.removeFilter(skipped)
+        for name, (handlers, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            for handler in handlers:
+                logger.addHandler(handler)
+            logger.propagate = propagate
 
 
 def train_bundle_once(
@@ -70,29 +101,22 @@ def train_bundle_once(
 ) -> bool:
     """Train bundle ``name`` into ``run_dir`` unless a finished run with the same settings is there.
 
-    Returns True when it trained. ``train_settings.json`` (config, overlays, overrides, and ``inputs``: e.g.
-    hashes of input files whose content may change under the same path) is written after the model, so it
-    marks a complete run; a changed setting retrains. ``bundle_root`` is set to ``run_dir``.
+    Returns True when it trained. The run's :class:`pipeline.run.StageMarker`, ``train_settings.json`` (config,
+    overlays, overrides, and ``inputs``: digests of input files whose content may change under the same path), is
+    written after the model, so it marks a complete run; a changed setting retrains. ``bundle_root`` is set to
+    ``run_dir``.
     """
     run_dir = Path(run_dir)
-    # compared as write_json stores it (NaN as null), or a setting holding NaN would never match its marker
-    settings = _finite(
-        json.loads(
-            json.dumps(
-                {
-                    "config": config,
-                    "overlays": [list(o) for o in overlays],
-                    "overrides": {**overrides, "bundle_root": str(run_dir)},
-                    "inputs": dict(inputs or {}),
-                }
-            )
-        )
-    )
-    marker = run_dir / "train_settings.json"
-    if (run_dir / model_file).exists() and marker.exists() and json.loads(marker.read_text()) == settings:
+    settings = {
+        "config": config,
+        "overlays": [list(o) for o in overlays],
+        "overrides": {**overrides, "bundle_root": str(run_dir)},
+    }
+    marker = StageMarker(run_dir / "train_settings.json", settings, digests=dict(inputs or {}))
+    if marker.is_complete(run_dir / model_file):
         return False
-    run_bundle(name, config, overlays=overlays, **settings["overrides"])
-    write_json(marker, settings)
+    run_bundle(name, config, overlays=overlays, **marker.record()["settings"]["overrides"])
+    marker.mark_complete()
     return True
 
 

@@ -12,36 +12,47 @@ from typing import Sequence
 __all__ = ["main", "build_parser"]
 
 
+class _ConsoleFilter(logging.Filter):
+    """The console shows mriharmony's own INFO lines (stages, counts) and everyone's warnings; the rest (Dask's
+    scheduler and worker lines, MONAI's per-iteration and config lines) goes to the log file only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name.startswith("mriharmony")
+
+
 def _setup_logging(log_file: Path | None = None) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    console = logging.StreamHandler(sys.stderr)
+    console.addFilter(_ConsoleFilter())
+    handlers: list[logging.Handler] = [console]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True
     )
-    logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask's per-connection INFO lines drown ours
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.config import apply_overrides, load_config
-    from pipeline.demo import SCALES, run_demo
+    from pipeline.demo import run_demo
+    from pipeline.demo_config import SCALES
+    from pipeline.run import RunLayout
 
     config = apply_overrides(load_config(args.config or SCALES[args.scale]), args.set or [])
     out = Path(args.out)
-    _setup_logging(out / "logs" / "demo.log")
+    _setup_logging(RunLayout(out).log("demo"))
     result = run_demo(out, config, workers=args.workers, progress=not args.quiet)
     print(f"\nmriharmony demo: phantom cohort {result.cohort.source}\n")
     print(result.summary_text)
     print("\nwritten:")
     for name, path in result.files.items():
         print(f"  {name:<9} {path}")
-    print(f"  {'log':<9} {out / 'logs' / 'demo.log'}")
+    print(f"  {'log':<9} {RunLayout(out).log('demo')}")
     return 0
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
-    from pipeline.demo import phantom_spec_from_config
+    from pipeline.demo_config import phantom_spec_from_config
     from pipeline.phantom import generate_phantom
 
     section = {
@@ -308,7 +319,7 @@ QC_FLAG_HELP = (
 def build_parser() -> argparse.ArgumentParser:
     from pipeline import __version__
     from pipeline.config import CONFIG_DIR
-    from pipeline.demo import SCALES
+    from pipeline.demo_config import SCALES
 
     parser = argparse.ArgumentParser(
         prog="mriharmony",
@@ -323,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="run the main job on the embedded phantom cohort, ending in the report",
         description="The whole chain on the phantom: cohort -> splits -> preprocess -> CycleGAN -> "
-        "harmonize -> evaluation with baselines -> brain-age benchmark (004 Tables 2, 3) -> "
+        "harmonize -> evaluation with baselines -> brain-age benchmark (Komandur et al. 2023, Tables 2 and 3) -> "
         "downstream bundles -> augmentation grid -> report (RUN/report/report.html). "
         "A re-run reuses every finished stage.",
     )
@@ -477,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "benchmark",
-        help="downstream benchmarks of harmonization (brain-age, 004)",
+        help="downstream benchmarks of harmonization (brain-age, after Komandur et al. 2023)",
         description="Benchmarks that train downstream bundles on raw and harmonized images.",
     )
     bench = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")

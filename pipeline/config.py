@@ -43,9 +43,8 @@ def apply_overrides(config: Mapping[str, Any], overrides: list[str]) -> dict[str
         parts = key.strip().split(".")
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):
-                raise ConfigError(
-                    f"override {item!r}: '{part}' is not a section (sections: {sorted(k for k, v in node.items() if isinstance(v, dict))})"
-                )
+                sections = sorted(k for k, v in node.items() if isinstance(v, dict))
+                raise ConfigError(f"override {item!r}: '{part}' is not a section (sections: {sections})")
             node = node[part]
         if parts[-1] not in node:
             raise ConfigError(f"override {item!r}: unknown key '{key}' (allowed here: {sorted(node)})")

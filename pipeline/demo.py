@@ -1,21 +1,20 @@
 """The main job, ``mriharmony demo``: the whole chain on the embedded phantom cohort.
 
-Stages: generate the phantom -> load and validate it as a cohort -> subject-level splits -> preprocess
-(N4, skull strip, rigid to MNI, 2 mm, 64^3) -> the site effects that survive it (every image, per site pair)
--> train a CycleGAN between two sites (the
-cyclegan_harmonization bundle, narrow at demo scale) -> harmonize the target site to the source (reference)
-site and back -> traveling-subject fidelity -> further CycleGANs on the same split
-(``benchmark.harmonizer_seeds``) -> the harmonization evaluation (site probes, t-SNE, traveling subjects,
-biological signal; every harmonizer seed beside the identity, histogram, z-score and ComBat baselines) -> the
-brain-age benchmark (pooled, held-out: only controls no CycleGAN saw, cross-site) -> the brain_age and
-ad_classification bundles (narrow) scored beside their baselines -> the augmentation grid at demo scale (one
-repeat on the demo split: generators, synthetic images, the classifier per arm) -> the report
-(``report/report.html`` and ``report/report.json``). Each stage writes files into the run folder and a re-run reuses what is complete.
+Stages: generate the phantom -> load and validate it as a cohort -> subject-level splits -> preprocess (N4, skull
+strip, rigid to MNI, 2 mm, 64^3) -> the site effects that survive it -> train a CycleGAN between two sites (the
+cyclegan_harmonization bundle) -> harmonize the target site to the source (reference) site and back ->
+traveling-subject fidelity -> further CycleGANs on the same split (``benchmark.harmonizer_seeds``) -> the
+harmonization evaluation (every harmonizer seed beside the identity, histogram, z-score and ComBat baselines) ->
+the brain-age benchmark (pooled, held-out, cross-site; cross-validated) -> the brain_age and ad_classification
+bundles beside their baselines -> the augmentation grid -> the report.
+
+Every path comes from :class:`pipeline.run.RunLayout`, every setting from :class:`pipeline.demo_config.DemoConfig`,
+and every stage that is not a bundle training resumes through a :class:`pipeline.run.StageMarker` (bundles through
+:func:`pipeline.bundles.train_bundle_once`, which uses the same marker).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -28,22 +27,23 @@ from pipeline import __version__
 from pipeline.atomic import read_json_numbers, write_json, write_table, write_yaml
 from pipeline.bundles import run_bundle, train_bundle_once
 from pipeline.cohort import Cohort, format_summary, load_cohort, split_subjects, summarize, write_cohort, write_splits
-from pipeline.config import CONFIG_DIR, ConfigError, check_keys, load_config
+from pipeline.demo_config import SCALES, BundleSection, DemoConfig, HarmonizationSection, phantom_spec_from_config
 from pipeline.evaluate import traveling_fidelity
 from pipeline.harmonize import harmonize_cohort
-from pipeline.phantom import Effects, PhantomSpec, generate_phantom
-from pipeline.phantom.scanner import load_site_profiles
-from pipeline.preprocess.batch import run_preprocess
-from pipeline.preprocess.config import DEFAULT_PREPROCESS_CONFIG, PreprocessConfig, preprocess_config_from_dict
+from pipeline.phantom import generate_phantom
+from pipeline.preprocess.batch import read_preprocessed, run_preprocess
+from pipeline.run import RunLayout, StageMarker, file_sha256
 
-__all__ = ["DemoResult", "run_demo", "check_demo_config", "phantom_spec_from_config", "SCALES"]
+__all__ = ["DemoResult", "run_demo", "check_demo_config", "phantom_spec_from_config", "SCALES", "BENCHMARK_PROTOCOLS"]
 
-SCALES = {
-    "demo": CONFIG_DIR / "demo.yaml",
-    "study": CONFIG_DIR / "demo_study.yaml",
-    "full": CONFIG_DIR / "demo_full.yaml",
-}
 log = logging.getLogger("mriharmony.demo")
+
+BENCHMARK_PROTOCOLS = {
+    "pooled": "pooled controls, 70:30 by subject (Komandur et al. 2023, Table 2)",
+    "held_out": "controls no CycleGAN saw, 70:30 by subject (Komandur et al. 2023, Table 3)",
+    "cross_site": "trained on one site, tested on the other",
+}
+SEED_METRICS = {"brain_age": ("mae", "r"), "ad_classification": ("balanced_accuracy", "auc")}
 
 
 @dataclass
@@ -55,130 +55,302 @@ class DemoResult:
     seconds: dict[str, float]
 
 
-def phantom_spec_from_config(section: dict[str, Any], where: str = "phantom") -> PhantomSpec:
-    """Build and check a :class:`PhantomSpec` from a config section (fails before any work)."""
-    allowed = {"sites", "subjects_per_site", "traveling", "resolution", "seed", "effects", "profiles"}
-    check_keys(section, allowed, where)
-    effects = section.get("effects") or {}
-    check_keys(effects, {"age", "ad", "site", "sex", "individual"}, f"{where}.effects")
-    _, profiles = load_site_profiles(section.get("profiles"))
-    sites = tuple(section.get("sites", PhantomSpec.sites))
-    unknown = [s for s in sites if s not in profiles]
-    if unknown:
-        raise ConfigError(f"{where}.sites: unknown site(s) {unknown}; allowed: {sorted(profiles)}")
-    resolution = float(section.get("resolution", PhantomSpec.resolution))
-    if not 0.5 <= resolution <= 8.0:
-        raise ConfigError(f"{where}.resolution: expected a voxel size between 0.5 and 8 mm, got {resolution}")
-    return PhantomSpec(
-        sites=sites,
-        subjects_per_site=int(section.get("subjects_per_site", PhantomSpec.subjects_per_site)),
-        traveling=int(section.get("traveling", PhantomSpec.traveling)),
-        resolution=resolution,
-        seed=int(section.get("seed", PhantomSpec.seed)),
-        effects=Effects(**{k: float(v) for k, v in effects.items()}),
-        profiles=section.get("profiles"),
-    )
+def check_demo_config(config: dict[str, Any], out: str | Path = "mriharmony-demo") -> DemoConfig:
+    """Check every section of a demo config before any work (see :class:`DemoConfig`)."""
+    return DemoConfig.from_dict(config, out)
 
 
-def preprocess_config_from_demo(section: dict[str, Any]) -> PreprocessConfig:
-    """configs/preprocess.yaml with the demo's ``preprocess`` section laid over it (checked)."""
-    base = load_config(DEFAULT_PREPROCESS_CONFIG)
-    merged = {k: {**(base.get(k) or {}), **(v or {})} if isinstance(v, dict) else v for k, v in section.items()}
-    return preprocess_config_from_dict({**base, **merged})
-
-
-DOWNSTREAM_KEYS = {"brain_age", "ad_classification"}
-DOWNSTREAM_BUNDLE_KEYS = {"epochs", "batch_size", "lr", "spatial_size", "net_kwargs", "model", "task", "seed", "seeds"}
-
-
-def _too_small(out: Path, task: str) -> str:
-    """Why ``task`` cannot be trained and tested on the demo cohort ("" when it can)."""
+def _too_small(run: RunLayout, task: str) -> str:
+    """Why ``task`` cannot be trained and tested on the run's split ("" when it can)."""
     from pipeline.data.task_tables import task_table
 
-    table = task_table(out / "preprocessed", task, splits_file=out / "splits.tsv")
+    table = task_table(run.preprocessed, task, splits_file=run.splits)
     train, test = table[table["split"] == "train"], table[table["split"] == "test"]
     if task == "brain_age" and (len(train) < 3 or len(test) < 1):
         return f"{len(train)} training and {len(test)} test controls; need at least 3 and 1"
     if task != "brain_age" and (train["label"].nunique() < 2 or len(test) < 1):
-        return f"training classes {sorted(train['diagnosis'].unique())} and {len(test)} test subjects; need two classes and a test subject"
+        return (
+            f"training classes {sorted(train['diagnosis'].unique())} and {len(test)} test subjects; "
+            "need two classes and a test subject"
+        )
     return ""
 
 
-def _downstream_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float]) -> str:
-    """Train the brain_age and ad_classification bundles on the preprocessed cohort's train split (narrow,
-    demo scale), predict the test split and return their metrics beside the baselines as text."""
+def _cyclegan_overrides(run: RunLayout, cfg: HarmonizationSection) -> dict[str, Any]:
+    """The cyclegan_harmonization bundle's settings for the run's split (without its bundle_root)."""
+    return {"dataset_dir": str(run.preprocessed), "splits_file": str(run.splits), **cfg.bundle_overrides()}
+
+
+def _harmonization_stage(
+    run: RunLayout, cfg: HarmonizationSection, splits, seconds: dict[str, float], progress: bool
+) -> str:
+    """Train the CycleGAN between the source (reference) and target sites on the train split, harmonize the target
+    site to the source and the source to the target, and measure traveling-subject fidelity; returns the text."""
+    source, target = cfg.source_site, cfg.target_site
+    model = run.cyclegan_model(source, target)
+    t = time.perf_counter()
+    # train_bundle_once, not a bare run: a re-run of a finished bundle would rewrite models/model.pt
+    # (its final-epoch CheckpointSaver fires on COMPLETED even when the resumed trainer has nothing left to do)
+    train_bundle_once("cyclegan_harmonization", run.cyclegan(source, target), _cyclegan_overrides(run, cfg))
+    seconds["cyclegan_train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    table = harmonize_cohort(
+        read_preprocessed(run.preprocessed), model, run.harmonized, direction="to_source", workers=0, progress=progress
+    )
+    seconds["harmonize"] = time.perf_counter() - t
+    done = table[table["harmonized"].astype(bool)]
+    log.info(
+        "harmonize: %d images (%d resumed), %d failed (%.1f s)",
+        len(done),
+        int(done["resumed"].sum()),
+        int((table["status"] == "failed").sum()),
+        seconds["harmonize"],
+    )
+    t = time.perf_counter()  # the other direction, for the benchmark's "to target" condition
+    harmonize_cohort(
+        read_preprocessed(run.preprocessed),
+        model,
+        run.harmonized_to_target,
+        direction="to_target",
+        workers=0,
+        progress=progress,
+    )
+    seconds["harmonize_to_target"] = time.perf_counter() - t
+    fidelity = traveling_fidelity(table, output_site=source)
+    fidelity = fidelity.merge(splits[["subject", "split"]], on="subject", how="left")
+    write_table(run.traveling_fidelity, fidelity)
+    text = (
+        f"\nCycleGAN {source} <-> {target}: trained in {seconds['cyclegan_train']:.0f} s; {target} harmonized "
+        f"to {source}; traveling-subject fidelity inside the brain (harmonized vs identity, against the real "
+        f"{source} image):"
+    )
+    for label, part in (
+        ("held out (test split)", fidelity[fidelity["split"] == "test"]),
+        ("all traveling (train/val ones chose the checkpoint)", fidelity),
+    ):
+        if len(part):
+            text += (
+                f"\n  {label}, n={len(part)}: MAE {part['harmonized_mae'].mean():.4f} vs "
+                f"{part['identity_mae'].mean():.4f}, SSIM {part['harmonized_ssim'].mean():.3f} vs "
+                f"{part['identity_ssim'].mean():.3f}, PSNR {part['harmonized_psnr'].mean():.1f} vs "
+                f"{part['identity_psnr'].mean():.1f} dB"
+            )
+    return text
+
+
+def _harmonizers_stage(run: RunLayout, config: DemoConfig, seconds: dict[str, float]) -> list:
+    """The harmonizer seeds: seed 0 is the harmonization stage's CycleGAN; seeds 1, ... are trained on the same
+    split and harmonize both ways."""
+    from pipeline.experiments.harmonizer_seeds import prepare_harmonizers
+
+    cfg = config.harmonization
+    t = time.perf_counter()
+    harmonizers = prepare_harmonizers(
+        run.preprocessed,
+        run.harmonizer_seeds,
+        source_site=cfg.source_site,
+        target_site=cfg.target_site,
+        harmonized=run.harmonized,
+        harmonized_to_target=run.harmonized_to_target,
+        harmonizer_seeds=config.benchmark.harmonizer_seeds if config.benchmark else 1,
+        splits_file=run.splits,
+        bundle_overrides=_cyclegan_overrides(run, cfg),
+    )
+    seconds["harmonizer_seeds"] = time.perf_counter() - t
+    return harmonizers
+
+
+def _site_effects_stage(run: RunLayout, config: DemoConfig, seconds: dict[str, float]) -> str:
+    """`mriharmony evaluate site-effects` on every preprocessed image: what survives preprocessing, per site pair."""
+    from pipeline.evaluate.site_effects import format_site_effects, measure_site_effects
+
+    settings = {"n_resamples": config.evaluation.resamples, "seed": config.evaluation.seed}
+    images = sorted(file_sha256(p) for p in read_preprocessed(run.preprocessed)["image_cube"])
+    marker = StageMarker(run.site_effects / "settings.json", settings, digests={"images": images})
+    t = time.perf_counter()
+    if marker.is_complete(run.site_effects_record):
+        report, state = read_json_numbers(run.site_effects_record), "reused"
+    else:
+        try:
+            report = measure_site_effects(run.preprocessed, run.site_effects, **settings)
+        except ValueError as error:
+            log.warning("site effects skipped: %s", error)
+            return f"\nsite effects: skipped ({error})"
+        marker.mark_complete()
+        state = "measured"
+    seconds["site_effects"] = time.perf_counter() - t
+    return f"\n{format_site_effects(report)}\n({state} in {seconds['site_effects']:.0f} s)"
+
+
+def _evaluation_stage(run: RunLayout, config: DemoConfig, harmonizers: list, seconds: dict[str, float]) -> str:
+    """`mriharmony evaluate harmonization` on the run's split: every harmonizer seed beside the baselines."""
+    from pipeline.experiments.harmonization_evaluation import evaluate_harmonization, format_evaluation
+
+    cfg = config.evaluation
+    settings = {
+        "split": cfg.split,
+        "baselines": list(cfg.baselines),
+        "probes": list(cfg.probes),
+        "n_resamples": cfg.resamples,
+        "seed": cfg.seed,
+    }
+    # inputs: the generators and the split decide the harmonized images (harmonized.tsv itself is rewritten,
+    # with its "resumed" column, on every run)
+    marker = StageMarker(
+        run.evaluation / "settings.json",
+        settings,
+        inputs={"splits": run.splits},
+        digests={"cyclegan": [file_sha256(h.checkpoint) for h in harmonizers]},
+    )
+    t = time.perf_counter()
+    if marker.is_complete(run.evaluation_record):
+        report, state = read_json_numbers(run.evaluation_record), "reused"
+    else:
+        try:
+            folders = [h.to_source for h in harmonizers]
+            report = evaluate_harmonization(
+                run.preprocessed,
+                folders if len(folders) > 1 else folders[0],
+                run.evaluation,
+                splits_file=run.splits,
+                **settings,
+            )
+        except ValueError as error:  # e.g. too few subjects per site in the split: say so, keep the run going
+            log.warning("harmonization evaluation skipped: %s", error)
+            return f"\nharmonization evaluation: skipped ({error})"
+        marker.mark_complete()
+        state = "evaluated"
+    seconds["evaluation"] = time.perf_counter() - t
+    return f"\n{format_evaluation(report)}\n({state} in {seconds['evaluation']:.0f} s)"
+
+
+def _benchmark_stage(run: RunLayout, config: DemoConfig, harmonizers: list, seconds: dict[str, float]) -> str:
+    """The brain-age benchmark for each configured protocol; harmonizer seed 0 is the run's CycleGAN."""
+    from pipeline.experiments.brain_age_benchmark import format_benchmark_table, run_brain_age_benchmark
+
+    cfg, source, target = config.benchmark, config.harmonization.source_site, config.harmonization.target_site
+    overrides = cfg.bundle.train_overrides()
+    text = ""
+    for protocol in cfg.protocols:
+        t = time.perf_counter()
+        try:
+            summary = run_brain_age_benchmark(
+                run.preprocessed,
+                run.benchmark_protocol(protocol),
+                harmonizers,
+                source_site=source,
+                target_site=target,
+                protocol=protocol,
+                seeds=cfg.seeds,
+                bundle_overrides=overrides,
+            )
+        except ValueError as error:  # too few controls at this scale: say so, keep the run going
+            log.warning("brain-age benchmark %s skipped: %s", protocol, error)
+            text += f"\nbrain-age benchmark ({protocol}): skipped ({error})"
+            continue
+        seconds[f"benchmark_{protocol}"] = time.perf_counter() - t
+        text += (
+            f"\nbrain-age benchmark, {BENCHMARK_PROTOCOLS[protocol]} ({source} + {target}; {cfg.seeds} seed(s) "
+            f"x {len(harmonizers)} harmonizer seed(s), {seconds[f'benchmark_{protocol}']:.0f} s):\n"
+            f"{format_benchmark_table(summary)}"
+        )
+    if cfg.cross_validated_folds:
+        text += _cross_validated_stage(run, cfg.cross_validated_folds, overrides, seconds)
+    return text
+
+
+def _cross_validated_stage(run: RunLayout, folds: int, overrides: dict[str, Any], seconds: dict[str, float]) -> str:
+    """`mriharmony benchmark brain-age-cv`: every control of every site predicted once by k-fold cross-validation,
+    so that the brain-age models meet the mean predictor on more test subjects than the split holds."""
+    from pipeline.experiments.brain_age_benchmark import format_benchmark_table
+    from pipeline.experiments.brain_age_cv import run_brain_age_cv
+
+    t = time.perf_counter()
+    try:
+        summary = run_brain_age_cv(run.preprocessed, run.cross_validated, folds=folds, bundle_overrides=overrides)
+    except ValueError as error:
+        log.warning("cross-validated brain age skipped: %s", error)
+        return f"\ncross-validated brain age: skipped ({error})"
+    seconds["benchmark_cross_validated"] = time.perf_counter() - t
+    return (
+        f"\nbrain age, {folds}-fold cross-validated over every control of every site "
+        f"({seconds['benchmark_cross_validated']:.0f} s):\n{format_benchmark_table(summary)}"
+    )
+
+
+def _infer(run: RunLayout, name: str, bundle_root: Path, infer: dict[str, Any], *, gradcam: bool = False) -> dict:
+    """Run bundle ``name``'s inference on the test split into ``bundle_root/eval``; return its metrics record."""
+    eval_dir = bundle_root / "eval"
+    if name == "brain_age":
+        run_bundle(
+            name, "inference", **infer, bundle_root=str(bundle_root), output_file=str(eval_dir / "predictions.tsv")
+        )
+    else:
+        run_bundle(
+            name,
+            "inference",
+            **infer,
+            bundle_root=str(bundle_root),
+            output_dir=str(eval_dir),
+            **({"gradcam": True} if gradcam else {}),
+        )
+    return read_json_numbers(eval_dir / run.downstream_metrics(name).name)
+
+
+def _downstream_stage(run: RunLayout, config: DemoConfig, seconds: dict[str, float]) -> str:
+    """Train the brain_age and ad_classification bundles on the train split, predict the test split and return
+    their metrics beside the baselines as text."""
     from pipeline.downstream.brain_age import format_brain_age_table
     from pipeline.downstream.classification import format_metrics_table
 
     text = ""
-    for name in ("brain_age", "ad_classification"):
-        if name not in cfg:
-            continue
-        section = dict(cfg.get(name) or {})
-        check_keys(section, DOWNSTREAM_BUNDLE_KEYS, f"downstream.{name}")
-        run_dir = out / name
-        reason = _too_small(out, "brain_age" if name == "brain_age" else section.get("task", "cn_ad"))
+    for name, section in config.downstream.items():
+        reason = _too_small(run, "brain_age" if name == "brain_age" else section.task or "cn_ad")
         if reason:
             log.warning("%s skipped: %s", name, reason)
             text += f"\n{name}: skipped ({reason})"
             continue
-        common: dict[str, Any] = {"dataset_dir": str(out / "preprocessed"), "splits_file": str(out / "splits.tsv")}
-        for key in ("spatial_size", "model", "task"):
-            if key in section:
-                common[key] = section[key]
-        for key, value in (section.get("net_kwargs") or {}).items():
-            common[f"net_kwargs#{key}"] = value
-        train = {**common, **{k: section[k] for k in ("epochs", "batch_size", "lr", "seed") if k in section}}
+        common = {"dataset_dir": str(run.preprocessed), "splits_file": str(run.splits), **section.common_overrides()}
+        train = {**common, **section.train_overrides()}
         t = time.perf_counter()
-        trained = train_bundle_once(name, run_dir, train)
+        trained = train_bundle_once(name, run.downstream(name), train)
         seconds[f"{name}_train"] = time.perf_counter() - t
         t = time.perf_counter()
-        infer = {**common, "bundle_root": str(run_dir), "split": "test"}
+        infer = {**common, "split": "test"}
+        report = _infer(run, name, run.downstream(name), infer, gradcam=name != "brain_age")
         if name == "brain_age":
-            run_bundle(name, "inference", **infer, output_file=str(run_dir / "eval" / "predictions.tsv"))
-            report = read_json_numbers(run_dir / "eval" / "predictions.json")
-            table = format_brain_age_table(report)
-            title = "brain age (controls, test split)"
+            table, title = format_brain_age_table(report), "brain age (controls, test split)"
         else:
-            run_bundle(name, "inference", **infer, output_dir=str(run_dir / "eval"), gradcam=True)
-            report = read_json_numbers(run_dir / "eval" / "metrics.json")
             table = format_metrics_table(report)
             title = f"{report['task']} classification ({report['model']}, test split)"
         seconds[f"{name}_inference"] = time.perf_counter() - t
         state = f"trained in {seconds[f'{name}_train']:.0f} s" if trained else "reused"
         text += f"\n{title}, {state}; baselines fitted on the train split:\n{table}"
-        if int(section.get("seeds", 1)) > 1:
+        if section.seeds > 1:
             t = time.perf_counter()
-            text += _downstream_seeds(name, run_dir, train, infer, report, int(section.get("seeds", 1)))
+            text += _downstream_seeds(run, name, section, train, infer, report)
             seconds[f"{name}_seeds"] = time.perf_counter() - t
     return text
 
 
-SEED_METRICS = {"brain_age": ("mae", "r"), "ad_classification": ("balanced_accuracy", "auc")}
-
-
 def _downstream_seeds(
-    name: str, run_dir: Path, train: dict[str, Any], infer: dict[str, Any], first: dict[str, Any], seeds: int
+    run: RunLayout,
+    name: str,
+    section: BundleSection,
+    train: dict[str, Any],
+    infer: dict[str, Any],
+    first: dict[str, Any],
 ) -> str:
-    """Train bundle ``name`` again with seeds 1 .. seeds-1 on the same split (``run_dir/seeds/seed<k>``, reused
-    when unchanged), score each on the test split, and write ``run_dir/seeds.json``: the CNN's test metrics per
-    seed with their mean, SD and range (the baselines do not depend on the seed). ``first`` is seed 0's report."""
-    base = int(train.get("seed", 0))
+    """Train bundle ``name`` again with further seeds on the same split (reused when unchanged), score each on the
+    test split, and write the CNN's test metrics per seed with their mean, SD and range (the baselines do not
+    depend on the seed). ``first`` is the first seed's report."""
+    base = int(section.seed or 0)
     reports = {base: first}
-    for k in range(1, seeds):
-        folder = run_dir / "seeds" / f"seed{base + k}"
+    for k in range(1, section.seeds):
+        folder = run.downstream_seed(name, base + k)
         train_bundle_once(name, folder, {**train, "seed": base + k})
-        if name == "brain_age":
-            run_bundle(
-                name,
-                "inference",
-                **{**infer, "bundle_root": str(folder)},
-                output_file=str(folder / "eval" / "predictions.tsv"),
-            )
-            reports[base + k] = read_json_numbers(folder / "eval" / "predictions.json")
-        else:
-            run_bundle(name, "inference", **{**infer, "bundle_root": str(folder)}, output_dir=str(folder / "eval"))
-            reports[base + k] = read_json_numbers(folder / "eval" / "metrics.json")
+        reports[base + k] = _infer(run, name, folder, infer)
     rows = []
     for metric in SEED_METRICS[name]:
         values = [
@@ -196,7 +368,7 @@ def _downstream_seeds(
             }
         )
     write_json(
-        run_dir / "seeds.json",
+        run.downstream_seeds(name),
         {
             "bundle": name,
             "seeds": list(reports),
@@ -212,36 +384,21 @@ def _downstream_seeds(
     )
 
 
-def _augmentation_config(section: dict[str, Any] | None, splits_cfg: dict[str, Any], out: Path):
-    """The demo's ``augmentation`` section as a checked grid config on the demo's preprocessed cohort
-    (its split settings by default, so repeat 0 is the demo's own split); None when absent."""
-    from pipeline.experiments.augmentation_grid import GridConfig
-
-    if not section:
-        return None
-    split = {
-        "fractions": splits_cfg.get("fractions", (0.7, 0.15, 0.15)),
-        "seed": int(splits_cfg.get("seed", 0)),
-        "stratify": splits_cfg.get("stratify", ("site", "diagnosis", "age")),
-        "traveling": splits_cfg.get("traveling", "split"),
-    }
-    return GridConfig.from_dict({"split": split, **section, "dataset_dir": str(out / "preprocessed")}, "augmentation")
-
-
-def _augmentation_stage(out: Path, config, seconds: dict[str, float]) -> str:
-    """The augmentation grid at demo scale (generators, synthetic images, classifier per arm) as text."""
+def _augmentation_stage(run: RunLayout, config: DemoConfig, seconds: dict[str, float]) -> str:
+    """The augmentation grid (generators, synthetic images, classifier per arm) as text."""
     from pipeline.experiments.augmentation_grid import format_grid_table, run_augment_grid
 
-    reason = _too_small(out, config.task)
+    grid = config.augmentation
+    reason = _too_small(run, grid.task)
     if reason:
         log.warning("augmentation grid skipped: %s", reason)
         return f"\naugmentation grid: skipped ({reason})"
     t = time.perf_counter()
-    result = run_augment_grid(config, out / "augment_grid")
+    result = run_augment_grid(grid, run.augment_grid)
     seconds["augmentation_grid"] = time.perf_counter() - t
     summary = result["summary"]
     text = (
-        f"\naugmentation grid ({config.repeats} repeat(s), {int(summary['repeats'].max())} run(s) per arm, "
+        f"\naugmentation grid ({grid.repeats} repeat(s), {int(summary['repeats'].max())} run(s) per arm, "
         f"{seconds['augmentation_grid']:.0f} s; test subjects only; median (min-max), paired difference to none "
         f"[95% interval]):\n{format_grid_table(summary)}"
     )
@@ -256,333 +413,46 @@ def _augmentation_stage(out: Path, config, seconds: dict[str, float]) -> str:
     return text
 
 
-HARMONIZATION_KEYS = {"source_site", "target_site", "epochs", "batch_size", "spatial_size", "net_kwargs", "disc_kwargs"}
-
-
-def _cyclegan_overrides(out: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    """The cyclegan_harmonization bundle settings of the demo's harmonization section."""
-    source, target = cfg["source_site"], cfg["target_site"]
-    run_dir = (
-        out / "cyclegan" / f"{source}-{target}"
-    )  # one folder per site pair: changing the pair never resumes another
-    overrides: dict[str, Any] = {
-        "bundle_root": str(run_dir),
-        "dataset_dir": str(out / "preprocessed"),
-        "splits_file": str(out / "splits.tsv"),
-        "source_site": source,
-        "target_site": target,
+def _written(run: RunLayout, config: DemoConfig) -> dict[str, Path]:
+    """The main outputs of this run, by name (printed by the CLI)."""
+    files = {
+        "bids": run.phantom,
+        "cohort": run.cohort,
+        "excluded": run.excluded,
+        "splits": run.splits,
+        "preprocessed": run.preprocessed_table,
+        "failures": run.failures,
+        "summary": run.summary,
     }
-    for key in ("epochs", "batch_size", "spatial_size"):
-        if key in cfg:
-            overrides[key] = cfg[key]
-    for section in ("net_kwargs", "disc_kwargs"):
-        for key, value in (cfg.get(section) or {}).items():
-            overrides[f"{section}#{key}"] = value
-    return overrides
-
-
-def _harmonization_stage(
-    out: Path, cfg: dict[str, Any], splits, seconds: dict[str, float], workers: int | None, progress: bool
-) -> str:
-    """Train the CycleGAN bundle between the source (reference) and target sites on the train split,
-    harmonize the target site to the source ("to source", as in 004) and the source to the target, and
-    measure traveling-subject fidelity (test-split subjects are the held-out ones); returns the text."""
-    source, target = cfg["source_site"], cfg["target_site"]  # checked by check_demo_config
-    overrides = _cyclegan_overrides(out, cfg)
-    run_dir = Path(overrides["bundle_root"])
-    t = time.perf_counter()
-    # train_bundle_once, not a bare run: a re-run of a finished bundle would rewrite models/model.pt
-    # (its final-epoch CheckpointSaver fires on COMPLETED even when the resumed trainer has nothing left to do)
-    train_bundle_once("cyclegan_harmonization", run_dir, {k: v for k, v in overrides.items() if k != "bundle_root"})
-    seconds["cyclegan_train"] = time.perf_counter() - t
-
-    from pipeline.preprocess.batch import read_preprocessed
-
-    t = time.perf_counter()
-    table = harmonize_cohort(
-        read_preprocessed(out / "preprocessed"),
-        run_dir / "models" / "model.pt",
-        out / "harmonized",
-        direction="to_source",
-        workers=0,
-        progress=progress,
-    )
-    seconds["harmonize"] = time.perf_counter() - t
-    done = table[table["harmonized"].astype(bool)]
-    log.info(
-        "harmonize: %d images (%d resumed), %d failed (%.1f s)",
-        len(done),
-        int(done["resumed"].sum()),
-        int((table["status"] == "failed").sum()),
-        seconds["harmonize"],
-    )
-    t = time.perf_counter()  # the other direction, for the benchmark's "to target" condition (004 Table 2)
-    harmonize_cohort(
-        read_preprocessed(out / "preprocessed"),
-        run_dir / "models" / "model.pt",
-        out / "harmonized_to_target",
-        direction="to_target",
-        workers=0,
-        progress=progress,
-    )
-    seconds["harmonize_to_target"] = time.perf_counter() - t
-    fidelity = traveling_fidelity(table, output_site=source)
-    fidelity = fidelity.merge(splits[["subject", "split"]], on="subject", how="left")
-    write_table(out / "harmonized" / "traveling_fidelity.tsv", fidelity)
-    text = (
-        f"\nCycleGAN {source} <-> {target}: trained in {seconds['cyclegan_train']:.0f} s; {target} harmonized to "
-        f"{source}; traveling-subject fidelity inside the brain (harmonized vs identity, against the real {source} image):"
-    )
-    for label, part in (
-        ("held out (test split)", fidelity[fidelity["split"] == "test"]),
-        ("all traveling (train/val ones chose the checkpoint)", fidelity),
-    ):
-        if len(part):
-            text += (
-                f"\n  {label}, n={len(part)}: MAE {part['harmonized_mae'].mean():.4f} vs {part['identity_mae'].mean():.4f}, "
-                f"SSIM {part['harmonized_ssim'].mean():.3f} vs {part['identity_ssim'].mean():.3f}, "
-                f"PSNR {part['harmonized_psnr'].mean():.1f} vs {part['identity_psnr'].mean():.1f} dB"
-            )
-    return text
-
-
-EVALUATION_KEYS = {"split", "baselines", "probes", "resamples", "seed"}
-BENCHMARK_KEYS = {"seeds", "protocols", "harmonizer_seeds", "bundle", "cross_validated_folds"}
-
-
-def _stage_done(marker: Path, settings: dict[str, Any]) -> bool:
-    """True when ``marker`` records a finished stage with exactly these settings (inputs' hashes included)."""
-    return marker.exists() and json.loads(marker.read_text()) == json.loads(json.dumps(settings))
-
-
-def _evaluation_stage(out: Path, cfg: dict[str, Any], harmonizers: list, seconds: dict[str, float]) -> str:
-    """`mriharmony evaluate harmonization` on the demo's split: every harmonizer seed's CycleGAN beside the baselines."""
-    from pipeline.experiments.harmonization_evaluation import BASELINE_NAMES, evaluate_harmonization, format_evaluation
-    from pipeline.run import file_sha256
-
-    settings = {
-        "split": cfg.get("split", "test"),
-        "baselines": list(cfg.get("baselines", BASELINE_NAMES)),
-        "probes": list(cfg.get("probes", ["linear", "cnn"])),
-        "n_resamples": int(cfg.get("resamples", 1000)),
-        "seed": int(cfg.get("seed", 0)),
-    }
-    marker = out / "evaluation" / "settings.json"
-    # inputs: the generator and the split decide the harmonized images (harmonized.tsv itself is rewritten,
-    # with its "resumed" column, on every run)
-    settings_with_inputs = {
-        **settings,
-        "cyclegan": [file_sha256(h.checkpoint) for h in harmonizers],
-        "splits": file_sha256(out / "splits.tsv"),
-    }
-    t = time.perf_counter()
-    if _stage_done(marker, settings_with_inputs):
-        report, state = read_json_numbers(out / "evaluation" / "evaluation.json"), "reused"
-    else:
-        try:
-            folders = [h.to_source for h in harmonizers]
-            report = evaluate_harmonization(
-                out / "preprocessed",
-                folders if len(folders) > 1 else folders[0],
-                out / "evaluation",
-                splits_file=out / "splits.tsv",
-                **settings,
-            )
-        except ValueError as error:  # e.g. too few subjects per site in the split: say so, keep the run going
-            log.warning("harmonization evaluation skipped: %s", error)
-            return f"\nharmonization evaluation: skipped ({error})"
-        write_json(marker, settings_with_inputs)
-        state = "evaluated"
-    seconds["evaluation"] = time.perf_counter() - t
-    return f"\n{format_evaluation(report)}\n({state} in {seconds['evaluation']:.0f} s)"
-
-
-def _site_effects_stage(out: Path, cfg: dict[str, Any], seconds: dict[str, float]) -> str:
-    """`mriharmony evaluate site-effects` on every preprocessed image: what survives preprocessing, per site pair."""
-    from pipeline.evaluate.site_effects import format_site_effects, measure_site_effects
-    from pipeline.preprocess.batch import read_preprocessed
-    from pipeline.run import file_sha256
-
-    settings = {"n_resamples": int(cfg.get("resamples", 1000)), "seed": int(cfg.get("seed", 0))}
-    images = sorted(file_sha256(p) for p in read_preprocessed(out / "preprocessed")["image_cube"])
-    marker = out / "site_effects" / "settings.json"
-    t = time.perf_counter()
-    if _stage_done(marker, {**settings, "images": images}):
-        report, state = read_json_numbers(out / "site_effects" / "site_effects.json"), "reused"
-    else:
-        try:
-            report = measure_site_effects(out / "preprocessed", out / "site_effects", **settings)
-        except ValueError as error:
-            log.warning("site effects skipped: %s", error)
-            return f"\nsite effects: skipped ({error})"
-        write_json(marker, {**settings, "images": images})
-        state = "measured"
-    seconds["site_effects"] = time.perf_counter() - t
-    return f"\n{format_site_effects(report)}\n({state} in {seconds['site_effects']:.0f} s)"
-
-
-def _harmonizers_stage(
-    out: Path, cfg: dict[str, Any], harmonization: dict[str, Any], seconds: dict[str, float]
-) -> list:
-    """The harmonizer seeds: seed 0 is the harmonization stage's CycleGAN; seeds 1, ... (``benchmark.harmonizer_seeds``)
-    are trained on the same split into ``benchmark/harmonizers`` and harmonize both ways."""
-    from pipeline.experiments.harmonizer_seeds import prepare_harmonizers
-
-    t = time.perf_counter()
-    harmonizers = prepare_harmonizers(
-        out / "preprocessed",
-        out / "benchmark" / "harmonizers",
-        source_site=harmonization["source_site"],
-        target_site=harmonization["target_site"],
-        harmonized=out / "harmonized",
-        harmonized_to_target=out / "harmonized_to_target",
-        harmonizer_seeds=int(cfg.get("harmonizer_seeds", 1)),
-        splits_file=out / "splits.tsv",
-        bundle_overrides={k: v for k, v in _cyclegan_overrides(out, harmonization).items() if k != "bundle_root"},
-    )
-    seconds["harmonizer_seeds"] = time.perf_counter() - t
-    return harmonizers
-
-
-def _benchmark_stage(
-    out: Path, cfg: dict[str, Any], harmonization: dict[str, Any], harmonizers: list, seconds: dict[str, float]
-) -> str:
-    """The brain-age benchmark (`mriharmony benchmark brain-age`) for each configured protocol: pooled
-    (Komandur et al. Table 2), held_out (Table 3: only controls no CycleGAN saw), cross_site (train on one
-    site, test on the other). Harmonizer seed 0 is the demo's CycleGAN; further seeds are trained on the
-    same split."""
-    from pipeline.experiments.brain_age_benchmark import format_benchmark_table, run_brain_age_benchmark
-
-    bundle = dict(cfg.get("bundle") or {})  # keys checked by check_demo_config
-    overrides = {k: v for k, v in bundle.items() if k != "net_kwargs"}
-    overrides.update({f"net_kwargs#{k}": v for k, v in (bundle.get("net_kwargs") or {}).items()})
-    source, target = harmonization["source_site"], harmonization["target_site"]
-    text = ""
-    for protocol in cfg.get("protocols", list(BENCHMARK_PROTOCOLS)):
-        t = time.perf_counter()
-        try:
-            summary = run_brain_age_benchmark(
-                out / "preprocessed",
-                out / "benchmark" / protocol,
-                harmonizers,
-                source_site=source,
-                target_site=target,
-                protocol=protocol,
-                seeds=int(cfg.get("seeds", 2)),
-                bundle_overrides=overrides,
-            )
-        except ValueError as error:  # too few controls at this scale: say so, keep the run going
-            log.warning("brain-age benchmark %s skipped: %s", protocol, error)
-            text += f"\nbrain-age benchmark ({protocol}): skipped ({error})"
-            continue
-        seconds[f"benchmark_{protocol}"] = time.perf_counter() - t
-        text += (
-            f"\nbrain-age benchmark, {BENCHMARK_PROTOCOLS[protocol]} ({source} + {target}; "
-            f"{int(cfg.get('seeds', 2))} seed(s) x {len(harmonizers)} harmonizer seed(s), "
-            f"{seconds[f'benchmark_{protocol}']:.0f} s):\n{format_benchmark_table(summary)}"
-        )
-    folds = int(cfg.get("cross_validated_folds", 0))
-    if folds:
-        text += _cross_validated_stage(out, folds, overrides, seconds)
-    return text
-
-
-def _cross_validated_stage(out: Path, folds: int, overrides: dict[str, Any], seconds: dict[str, float]) -> str:
-    """`mriharmony benchmark brain-age-cv`: every control of every site predicted once by k-fold cross-validation,
-    so that the brain-age models meet the mean predictor on more test subjects than the split holds."""
-    from pipeline.experiments.brain_age_benchmark import format_benchmark_table
-    from pipeline.experiments.brain_age_cv import run_brain_age_cv
-
-    t = time.perf_counter()
-    try:
-        summary = run_brain_age_cv(
-            out / "preprocessed", out / "benchmark" / "cross_validated", folds=folds, bundle_overrides=overrides
-        )
-    except ValueError as error:
-        log.warning("cross-validated brain age skipped: %s", error)
-        return f"\ncross-validated brain age: skipped ({error})"
-    seconds["benchmark_cross_validated"] = time.perf_counter() - t
-    return (
-        f"\nbrain age, {folds}-fold cross-validated over every control of every site "
-        f"({seconds['benchmark_cross_validated']:.0f} s):\n{format_benchmark_table(summary)}"
-    )
-
-
-BENCHMARK_PROTOCOLS = {
-    "pooled": "pooled controls, 70:30 by subject (Komandur et al. Table 2)",
-    "held_out": "controls no CycleGAN saw, 70:30 by subject (Komandur et al. Table 3)",
-    "cross_site": "trained on one site, tested on the other",
-}
-
-
-SECTIONS = {"phantom", "splits", "preprocess", "harmonization", "evaluation", "benchmark", "downstream", "augmentation"}
-
-
-def check_demo_config(config: dict[str, Any], out: str | Path = "mriharmony-demo") -> dict[str, Any]:
-    """Check every section of a demo config before any work; returns the parsed parts."""
-    check_keys(config, SECTIONS, "demo config")
-    harmonization = dict(config.get("harmonization") or {})
-    check_keys(harmonization, HARMONIZATION_KEYS, "harmonization")
-    evaluation = dict(config.get("evaluation") or {})
-    check_keys(evaluation, EVALUATION_KEYS, "evaluation")
-    benchmark = dict(config.get("benchmark") or {})
-    check_keys(benchmark, BENCHMARK_KEYS, "benchmark")
-    check_keys(
-        dict(benchmark.get("bundle") or {}),
-        DOWNSTREAM_BUNDLE_KEYS - {"model", "task", "seed", "seeds"},
-        "benchmark.bundle",
-    )
-    wrong = [p for p in benchmark.get("protocols", list(BENCHMARK_PROTOCOLS)) if p not in BENCHMARK_PROTOCOLS]
-    if wrong:
-        raise ConfigError(f"benchmark.protocols: expected some of {list(BENCHMARK_PROTOCOLS)}, got {wrong}")
-    if int(benchmark.get("harmonizer_seeds", 1)) < 1:
-        raise ConfigError(f"benchmark.harmonizer_seeds: expected at least 1, got {benchmark['harmonizer_seeds']}")
-    spec = phantom_spec_from_config(config.get("phantom") or {})
-    for key in ("source_site", "target_site") if harmonization else ():
-        if harmonization.get(key) not in spec.sites:
-            raise ConfigError(
-                f"harmonization.{key}: {harmonization.get(key)!r} is not a phantom site (sites: {list(spec.sites)})"
-            )
-    if (evaluation or benchmark) and not harmonization:
-        raise ConfigError("evaluation / benchmark: need the harmonization section (they evaluate its CycleGAN)")
-    downstream = dict(config.get("downstream") or {})
-    check_keys(downstream, DOWNSTREAM_KEYS, "downstream")
-    for name, section in downstream.items():
-        check_keys(dict(section or {}), DOWNSTREAM_BUNDLE_KEYS, f"downstream.{name}")
-    splits_cfg = config.get("splits") or {}
-    check_keys(splits_cfg, {"fractions", "stratify", "seed", "traveling"}, "splits")
-    return {
-        "harmonization": harmonization,
-        "evaluation": evaluation,
-        "benchmark": benchmark,
-        "downstream": downstream,
-        "splits": splits_cfg,
-        "augmentation": _augmentation_config(config.get("augmentation"), splits_cfg, Path(out)),
-        "phantom": spec,
-        "preprocess": preprocess_config_from_demo(config.get("preprocess") or {}),
-    }
+    if config.harmonization:
+        files["cyclegan"] = run.cyclegan_model(config.harmonization.source_site, config.harmonization.target_site)
+        files["harmonized"] = run.harmonized_table
+        files["fidelity"] = run.traveling_fidelity
+    if config.evaluation:
+        files["site_effects"] = run.site_effects_record
+        files["evaluation"] = run.evaluation_record
+    if config.benchmark:
+        files["benchmark"] = run.benchmark
+    for name in config.downstream or {}:
+        files[name] = run.downstream_metrics(name)
+    if config.augmentation:
+        files["augment"] = run.augment_grid / "summary.tsv"
+    files["report"] = run.report_html
+    return files
 
 
 def run_demo(
     out: str | Path, config: dict[str, Any], *, workers: int | None = None, progress: bool = True
 ) -> DemoResult:
     """Run the demo chain into ``out`` (see the module docstring)."""
-    parts = check_demo_config(config, out)
-    harmonization, evaluation, benchmark = parts["harmonization"], parts["evaluation"], parts["benchmark"]
-    downstream, splits_cfg, augmentation, spec = (
-        parts["downstream"],
-        parts["splits"],
-        parts["augmentation"],
-        parts["phantom"],
-    )
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_yaml(out / "config.yaml", config)  # the exact configuration of this run, for the report
+    checked = check_demo_config(config, out)
+    run = RunLayout(out)
+    run.root.mkdir(parents=True, exist_ok=True)
+    write_yaml(run.config, config)  # the exact configuration of this run, for the report
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
-    phantom = generate_phantom(out / "phantom", spec, workers=workers, progress=progress)
+    phantom = generate_phantom(run.phantom, checked.phantom, workers=workers, progress=progress)
     seconds["phantom"] = time.perf_counter() - t
     log.info(
         "phantom: %d images in %s (%s, %.1f s)",
@@ -595,62 +465,33 @@ def run_demo(
     t = time.perf_counter()
     cohort = load_cohort(phantom.root)
     seconds["cohort"] = time.perf_counter() - t
-    splits = split_subjects(
-        cohort.table,
-        splits_cfg.get("fractions", (0.7, 0.15, 0.15)),
-        seed=int(splits_cfg.get("seed", 0)),
-        stratify=splits_cfg.get("stratify", ("site", "diagnosis", "age")),
-        traveling=splits_cfg.get("traveling", "split"),
-    )
+    splits = split_subjects(cohort.table, **checked.splits.as_dict())
     t = time.perf_counter()
-    preprocessed = run_preprocess(cohort, out / "preprocessed", parts["preprocess"], workers=workers, progress=progress)
+    preprocessed = run_preprocess(cohort, run.preprocessed, checked.preprocess, workers=workers, progress=progress)
     seconds["preprocess"] = time.perf_counter() - t
     log.info(
         "preprocess: %d ok, %d failed (%.1f s)", len(preprocessed.ok), len(preprocessed.failures), seconds["preprocess"]
     )
-    files_splits = write_splits(splits, out / "splits.tsv")
+    write_splits(splits, run.splits)
+    write_cohort(cohort, run.cohort)
+    write_cohort(cohort.excluded, run.excluded)
 
     text = ""
-    if harmonization:
-        text += _harmonization_stage(out, harmonization, splits, seconds, workers, progress)
-        harmonizers = _harmonizers_stage(out, benchmark, harmonization, seconds)
-    if evaluation:
-        text += _site_effects_stage(out, evaluation, seconds)
-        text += _evaluation_stage(out, evaluation, harmonizers, seconds)
-    if benchmark:
-        text += _benchmark_stage(out, benchmark, harmonization, harmonizers, seconds)
-    if downstream:
-        text += _downstream_stage(out, downstream, seconds)
-    if augmentation:
-        text += _augmentation_stage(out, augmentation, seconds)
+    if checked.harmonization:
+        text += _harmonization_stage(run, checked.harmonization, splits, seconds, progress)
+        harmonizers = _harmonizers_stage(run, checked, seconds)
+    if checked.evaluation:
+        text += _site_effects_stage(run, checked, seconds)
+        text += _evaluation_stage(run, checked, harmonizers, seconds)
+    if checked.benchmark:
+        text += _benchmark_stage(run, checked, harmonizers, seconds)
+    if checked.downstream:
+        text += _downstream_stage(run, checked, seconds)
+    if checked.augmentation:
+        text += _augmentation_stage(run, checked, seconds)
     summary = summarize(cohort.table)
-    files = {
-        "bids": phantom.root,
-        "truth": phantom.truth_path,
-        "cohort": write_cohort(cohort, out / "cohort.tsv"),
-        "excluded": write_cohort(cohort.excluded, out / "excluded.tsv"),
-        "splits": files_splits,
-        "preprocessed": out / "preprocessed" / "preprocessed.tsv",
-        "failures": out / "preprocessed" / "failures.tsv",
-        "summary": out / "summary.json",
-    }
-    if harmonization:
-        files["cyclegan"] = (
-            out / "cyclegan" / f"{harmonization['source_site']}-{harmonization['target_site']}" / "models" / "model.pt"
-        )
-        files["harmonized"] = out / "harmonized" / "harmonized.tsv"
-        files["fidelity"] = out / "harmonized" / "traveling_fidelity.tsv"
-    if evaluation:
-        files["site_effects"] = out / "site_effects" / "site_effects.json"
-        files["evaluation"] = out / "evaluation" / "evaluation.json"
-    if benchmark:
-        files["benchmark"] = out / "benchmark"
-    if downstream:
-        files["brain_age"] = out / "brain_age" / "eval" / "predictions.json"
-        files["ad_classification"] = out / "ad_classification" / "eval" / "metrics.json"
-    if augmentation:
-        files["augment"] = out / "augment_grid" / "summary.tsv"
     split_counts = splits["split"].value_counts().to_dict()
+    spec = checked.phantom
     record = {
         "version": __version__,
         "phantom": {**vars(spec), "effects": vars(spec.effects)},
@@ -661,7 +502,7 @@ def run_demo(
         "preprocess_failures": len(preprocessed.failures),
         "seconds": seconds,
     }
-    write_json(files["summary"], record)
+    write_json(run.summary, record)
     head = (
         format_summary(summary)
         + "\n\nsubjects per split: "
@@ -674,9 +515,9 @@ def run_demo(
     from pipeline.report import build_report
 
     t = time.perf_counter()
-    built = build_report(out)
+    built = build_report(run.root)
     seconds["report"] = time.perf_counter() - t
-    write_json(files["summary"], record)  # with the report's own time
-    files["report"] = built.html
+    write_json(run.summary, record)  # with the report's own time
     text += f"\n\n{built.summary_text}"
-    return DemoResult(out=out, cohort=cohort, summary_text=text, files=files, seconds=seconds)
+    files = {"truth": phantom.truth_path, **_written(run, checked)}
+    return DemoResult(out=run.root, cohort=cohort, summary_text=text, files=files, seconds=seconds)

@@ -4,7 +4,8 @@ chosen site(s) goes through G (site -> other site).
 A harmonizer is named by the cyclegan_harmonization bundle's ``models/model.pt``: the state dict of
 G_X (source site -> target site, the reference), with G_Y in ``model_to_source.pt`` and the run record
 (sites, architecture, training subjects) in ``run_info.json`` beside it. ``direction="to_target"``
-applies G_X to source-site images; ``"to_source"`` applies G_Y to target-site images. Reads the table written by ``mriharmony preprocess`` (``preprocessed.tsv``) and writes:
+applies G_X to source-site images; ``"to_source"`` applies G_Y to target-site images. Reads the table written
+by ``mriharmony preprocess`` (``preprocessed.tsv``) and writes:
 
 - one harmonized image per row of the input site, in BIDS-derivatives naming
   (``..._res-64_desc-harmonizedto<SITE>_T1w.nii.gz``), float32, same affine as its input, brain
@@ -21,7 +22,6 @@ sidecar names the same checkpoint hash and direction; a bad image is recorded, n
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -38,7 +38,7 @@ from pipeline import __version__
 from pipeline.atomic import save_nifti, write_json, write_table
 from pipeline.nets import HarmonizationGenerator3D
 from pipeline.parallel import map_rows
-from pipeline.run import file_sha256
+from pipeline.run import StageMarker, file_sha256
 from pipeline.table_paths import resolve_paths
 
 __all__ = [
@@ -125,9 +125,10 @@ def load_generator(path: str | Path, direction: str = "to_target") -> Harmonizat
         raise FileNotFoundError(f"{weights} does not exist: the {direction} generator of {path} is missing")
     state = torch.load(weights, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        keys = sorted(state)[:8] if isinstance(state, dict) else ""
         raise ValueError(
             f"{weights}: expected the state dict of a HarmonizationGenerator3D (models/model.pt of a "
-            f"cyclegan_harmonization run); found {type(state).__name__} with keys {sorted(state)[:8] if isinstance(state, dict) else ''}"
+            f"cyclegan_harmonization run); found {type(state).__name__} with keys {keys}"
         )
     net = HarmonizationGenerator3D(**dict(info.get("net_kwargs", {})))
     try:
@@ -170,18 +171,19 @@ def _base_record(row: dict, target_path: Path, sha: str, direction: str) -> dict
     }
 
 
-def _already_done(target_path: Path, sha: str, direction: str, precision: str = "float32") -> bool:
-    """Whether a previous run wrote this image with the same generator, direction and precision (its sidecar
-    says so)."""
-    sidecar = _sidecar(target_path)
-    if not (target_path.exists() and sidecar.exists()):
-        return False
-    done = json.loads(sidecar.read_text())
-    return (
-        done.get("GeneratorSHA256") == sha
-        and done.get("Direction") == direction
-        and done.get("Precision", "float32") == precision
+def _resume_marker(target_path: Path, sha: str, direction: str, precision: str = "float32") -> StageMarker:
+    """The image's resume record, kept in its sidecar: the generator's digest, direction and precision."""
+    return StageMarker(
+        _sidecar(target_path),
+        {"direction": direction, "precision": precision},
+        digests={"generator": sha},
+        key="Resume",
     )
+
+
+def _already_done(target_path: Path, sha: str, direction: str, precision: str = "float32") -> bool:
+    """Whether a previous run wrote this image with the same generator, direction and precision."""
+    return _resume_marker(target_path, sha, direction, precision).is_complete(target_path)
 
 
 def _failed(record: dict, step: str, exc: Exception) -> dict[str, Any]:
@@ -232,6 +234,7 @@ def write_harmonized_image(
         "Source": source,
         "Precision": precision,
         "Version": __version__,
+        "Resume": _resume_marker(target_path, sha, direction, precision).record(),
     }
     if seconds is not None:
         sidecar["Seconds"] = round(seconds, 3)

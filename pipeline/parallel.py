@@ -52,6 +52,8 @@ def map_rows(
             return records
         from dask.distributed import Client, LocalCluster, as_completed
 
+        _dask_logs_to_root()
+
         if scheduler is not None:
             client, cluster, threads = Client(scheduler), None, None
         else:
@@ -76,3 +78,13 @@ def map_rows(
         return records
     finally:
         bar.close()
+
+
+def _dask_logs_to_root() -> None:
+    """Dask's ``distributed`` logger prints INFO lines (scheduler, nanny, worker registration) to stderr through
+    its own handler; send them through the root handlers instead, so that ``mriharmony``'s console shows only
+    warnings and its log file keeps the rest. Worker processes log at WARNING (``silence_logs``)."""
+    logger = logging.getLogger("distributed")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True

@@ -82,10 +82,11 @@ def test_demo_smoke(tiny_demo):
     assert list(fidelity["subject"]) == ["trav01"] and 0 < fidelity.loc[0, "identity_mae"] < 0.2
     # harmonizer seeds: the demo's CycleGAN is seed 0, a second one is trained on the same split (benchmark/harmonizers)
     second = out / "benchmark" / "harmonizers" / "seed1"
-    settings = json.loads((second / "train_settings.json").read_text())
+    settings = json.loads((second / "train_settings.json").read_text())["settings"]
     assert settings["overrides"]["seed"] == 1 and settings["overrides"]["splits_file"] == str(out / "splits.tsv")
     assert (second / "to_source" / "harmonized.tsv").exists() and (second / "to_target" / "harmonized.tsv").exists()
-    # evaluation (all subjects at this size; the demo's default is the test split), both harmonizer seeds beside every baseline
+    # evaluation (all subjects at this size; the demo's default is the test split), both harmonizer seeds beside
+    # every baseline
     evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
     assert evaluation["n_images"] == (cohort["site"].isin(["ukb", "oasis"])).sum() == 8 and evaluation["split"] == "all"
     assert evaluation["conditions"] == ["identity", "cyclegan_seed0", "cyclegan_seed1", "histogram", "zscore", "combat"]
@@ -177,8 +178,8 @@ def test_full_scale_config_is_valid():
     from pipeline.demo import SCALES, check_demo_config
 
     parts = check_demo_config(load_config(SCALES["full"]))
-    assert parts["phantom"].subjects_per_site == 100 and parts["augmentation"].repeats == 5
-    assert parts["benchmark"]["seeds"] == 5 and parts["harmonization"]["spatial_size"] == [64, 64, 64]
+    assert parts.phantom.subjects_per_site == 100 and parts.augmentation.repeats == 5
+    assert parts.benchmark.seeds == 5 and parts.harmonization.spatial_size == [64, 64, 64]
 
 
 #: What makes a protocol (the same in the study and the full configuration); everything else is size.
@@ -221,7 +222,7 @@ def test_study_config_has_the_full_protocol_at_a_cpu_size():
     study, full = load_config(SCALES["study"]), load_config(SCALES["full"])
     assert _protocol(study) == _protocol(full)
     parts = check_demo_config(study)
-    spec = parts["phantom"]
+    spec = parts.phantom
     assert len(spec.sites) >= 3 and spec.subjects_per_site >= 60 and spec.traveling >= 8
     assert spec.subjects_per_site * study["splits"]["fractions"][2] >= 20
     assert study["benchmark"]["seeds"] >= 3 and study["benchmark"]["harmonizer_seeds"] >= 2

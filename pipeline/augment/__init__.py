@@ -1,4 +1,4 @@
-"""Synthetic augmentation: the per-class policy of 003 (``policy``), CN <-> AD translation of 000
+"""Synthetic augmentation: the per-class policy of Kwon (2024) (``policy``), CN <-> AD translation of Wang (2020)
 (``translate``), the class-conditional generator's images (``generate``) and the experiment grid (``grid``)."""
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""The per-class synthetic augmentation policy of 003: real fraction X_i, extra synthetic fraction Y_i.
+"""The per-class synthetic augmentation policy of Kwon (2024): real fraction X_i, extra synthetic fraction Y_i.
 
 For each class i with N_i real training subjects, the training table gets round(X_i * N_i) real
 subjects (all their images; a random sample without replacement) and round(Y_i * N_i) synthetic images
-of that class from the class's generator (Y_i is relative to the full real count, as in 003's "100% real
+of that class from the class's generator (Y_i is relative to the full real count, as in Kwon's (2024) "100% real
 / 20% synthetic"). X_i = 0 is synthetic-only training. The matched-count control is real oversampling:
 round(O_i * N_i) extra copies of the kept real images (drawn with replacement), as many extra rows as a
-synthetic arm adds, with nothing new in them. Classes the policy does not name keep all their real subjects and get no synthetic
-image, which is 003's selective augmentation. Validation and test tables stay real-only:
+synthetic arm adds, with nothing new in them. Classes the policy does not name keep all their real subjects
+and get no synthetic image, which is Kwon's (2024) selective augmentation. Validation and test tables stay real-only:
 :func:`check_synthetic_only_in_training` refuses a synthetic row anywhere else, and a translated image
 whose source subject is not a training subject is refused too (it would carry a held-out subject's
 anatomy into training).

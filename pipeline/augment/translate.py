@@ -1,4 +1,4 @@
-"""Synthetic images by class translation (000): each training image through the CN <-> AD CycleGAN.
+"""Synthetic images by class translation (Wang 2020): each training image through the CN <-> AD CycleGAN.
 
 The checkpoint is a cyclegan_harmonization run with ``domain_key=diagnosis`` (source CN, target AD):
 G_X turns a CN image into a synthetic AD image, G_Y an AD image into a synthetic CN one. Only the
@@ -9,7 +9,6 @@ and a JSON sidecar: generator, checkpoint SHA-256, source subject and image, cla
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from pipeline.augment.geometry import resized_affine
 from pipeline.cohort import attach_splits, find_splits_file, read_splits
 from pipeline.harmonize import load_generator, read_harmonizer_info
 from pipeline.preprocess.batch import read_preprocessed
-from pipeline.run import file_sha256
+from pipeline.run import StageMarker, file_sha256
 from pipeline.table_paths import resolve_paths
 
 __all__ = ["translate_training_images", "read_synthetic"]
@@ -86,7 +85,8 @@ def translate_training_images(
             "age": row["age"],
             "sex": row["sex"],
         }
-        if not (path.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("CheckpointSHA256") == sha):
+        marker = StageMarker(sidecar, {"generator": GENERATOR}, digests={"checkpoint": sha}, key="Resume")
+        if not marker.is_complete(path):
             img = nib.load(row["image_cube"])
             x = torch.from_numpy(np.asarray(img.dataobj, dtype=np.float32))[None, None]
             mask = torch.from_numpy((np.asarray(nib.load(row["mask_cube"]).dataobj) > 0).astype(np.float32))[None, None]
@@ -115,6 +115,7 @@ def translate_training_images(
                     "SourceDiagnosis": row["diagnosis"],
                     "Diagnosis": new_class,
                     "Version": __version__,
+                    "Resume": marker.record(),
                 },
             )
         rows.append(record)

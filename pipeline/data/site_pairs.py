@@ -11,7 +11,7 @@ Rules (honest evaluation):
   the site-X images of the ``val`` split (cycle-reconstruction error only).
 
 The two domains are sites by default; ``domain_key="diagnosis"`` makes them classes (the CN <-> AD
-translation of 000 for synthetic augmentation: no subject has both, so validation is cycle error only).
+translation of Wang (2020) for synthetic augmentation: no subject has both, so validation is cycle error only).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Items for the downstream tasks (brain age, AD classification) from a preprocessed or harmonized
 folder and a subject-level split table.
 
-Brain age is trained on controls (CN) only, as in 004; AD classification uses CN vs AD (or CN / MCI /
+Brain age is trained on controls (CN) only, as in Komandur et al. (2023); AD classification uses CN vs AD (or CN / MCI /
 AD). The split table decides which subjects are in which split; the leakage check runs before any
 item is returned. Traveling subjects contribute one image per site; they stay in one split.
 """

@@ -1,11 +1,11 @@
-"""A MONAI trainer for the 3D CycleGAN of 004: two generators, two discriminators, one iteration
+"""A MONAI trainer for the 3D CycleGAN of Komandur et al. (2023): two generators, two discriminators, one iteration
 function, so that MONAI / Ignite handlers (StatsHandler, CheckpointSaver / CheckpointLoader,
 LrScheduleHandler, ValidationHandler, TensorBoard, MLflow) work unchanged.
 
 MONAI's ``GanTrainer`` drives one generator and one discriminator from latent noise and does not fit
 CycleGAN; like the model-zoo generative bundles we subclass ``monai.engines.Trainer``.
 
-Loss (004, section "Loss"), with G_X: X -> Y and G_Y: Y -> X:
+Loss (Komandur et al. 2023, section "Loss"), with G_X: X -> Y and G_Y: Y -> X:
 
     L_G = LS(D_Y(G_X(x)), real) + LS(D_X(G_Y(y)), real)
           + lambda1 * (|G_Y(G_X(x)) - x| + |G_X(G_Y(y)) - y|)          cycle, lambda1 = 10

@@ -19,7 +19,7 @@ __all__ = ["UnpairedDataset", "SetEpochHandler"]
 
 
 class UnpairedDataset(Dataset):
-    """Items ``{"x": ..., "y": ...}`` from two lists of items (dicts with at least ``image``, and ``age`` if age-matched).
+    """Items ``{"x": ..., "y": ...}`` from two lists of items (dicts with ``image``, and ``age`` if age-matched).
 
     Args:
         x_items, y_items: the training images of site X and site Y.

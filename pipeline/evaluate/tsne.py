@@ -1,4 +1,4 @@
-"""t-SNE of 8^3-resized volumes before and after harmonization (004 Figure 2), coloured by site.
+"""t-SNE of 8^3-resized volumes before and after harmonization (Komandur et al. 2023, Figure 2), coloured by site.
 
 One point per image (a traveling subject scanned at two sites gives two points, one per site). The
 embedding is scikit-learn's TSNE (PCA initialisation, a fixed seed, perplexity capped for small sets);

@@ -1,4 +1,4 @@
-"""The augmentation experiment grid (003): what synthetic images buy a classifier, measured honestly.
+"""The augmentation experiment grid (Kwon 2024): what synthetic images buy a classifier, measured honestly.
 
     mriharmony augment-grid --config configs/augment_grid.yaml --out GRID
 
@@ -269,21 +269,15 @@ def _nested(section: Mapping[str, Any], keys: tuple[str, ...] = ("net_kwargs", "
 
 
 def _repeat_split(config: GridConfig, repeat: int, folder: Path) -> Path:
-    """The repeat's subject-level split (rewritten only when it changes, so unchanged runs are reused)."""
+    """The repeat's subject-level split. Every training of the repeat records the split's digest in its marker,
+    so an unchanged split (rewritten here on each run) reuses them and a changed one retrains."""
     from pipeline.cohort import split_subjects, write_splits
     from pipeline.preprocess.batch import read_preprocessed
 
     table = read_preprocessed(config.dataset_dir)
     kwargs = {key: config.split[key] for key in ("stratify", "traveling") if key in config.split}
     splits = split_subjects(table, config.split["fractions"], seed=int(config.split["seed"]) + repeat, **kwargs)
-    path = folder / "splits.tsv"
-    fresh = folder / "splits.new.tsv"
-    write_splits(splits, fresh)
-    if path.exists() and path.read_bytes() == fresh.read_bytes():
-        fresh.unlink()
-    else:
-        fresh.replace(path)
-    return path
+    return write_splits(splits, folder / "splits.tsv")
 
 
 def _generators(

@@ -1,4 +1,4 @@
-"""Networks: the 3D CycleGAN generator and PatchGAN discriminator of 004, and its brain-age CNN."""
+"""Networks: the 3D CycleGAN generator and PatchGAN discriminator of Komandur et al. (2023), and its brain-age CNN."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 - ``resnet3d``: MONAI's 3D ResNet (basic blocks, stage depths ``layers``, widths ``widths``) on 64^3
   (or smaller) volumes, random initialisation;
-- ``three_view``: the three-view 2D network of 000 (:class:`ThreeViewClassifier`) on mid-slices.
+- ``three_view``: the three-view 2D network of Wang (2020) (:class:`ThreeViewClassifier`) on mid-slices.
 """
 
 from __future__ import annotations

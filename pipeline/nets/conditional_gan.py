@@ -1,4 +1,4 @@
-"""A class-conditional 3D DCGAN (after 001, conditioned on the class instead of one GAN per class).
+"""A class-conditional 3D DCGAN (after Islam and Zhang 2020, conditioned on the class instead of one GAN per class).
 
 Generator: the noise vector and a learned class embedding, concatenated, go through a linear layer to
 a 4^3 feature map, then transposed 3D convolutions (kernel 4, stride 2) with batch norm and ReLU

@@ -26,7 +26,7 @@ class ThreeViewClassifier(nn.Module):
 
     Args:
         num_classes: output logits.
-        depth: ResNet depth per branch (10, 18 or 34; 000 used ResNet-style branches, we default to 18).
+        depth: ResNet depth per branch (10, 18 or 34; Wang (2020) used ResNet-style branches, we default to 18).
         widths: the four stage widths (ResNet: 64, 128, 256, 512; narrow for CPU tests).
         dropout: dropout before the head.
         pretrained_path: optional local state dict of this network.

@@ -364,7 +364,8 @@ def cohort_benchmark(root: Path, config: PreprocessConfig, workers: list[int]) -
             "max_worker_peak_rss_mb": max(peaks),
         }
         print(
-            f"{len(result.table)} images, {n} worker(s): {wall:.1f} s ({60.0 * len(result.table) / wall:.1f} images/min), "
+            f"{len(result.table)} images, {n} worker(s): {wall:.1f} s "
+            f"({60.0 * len(result.table) / wall:.1f} images/min), "
             f"peak memory per worker {', '.join(f'{m:.0f}' for m in peaks)} MB",
             flush=True,
         )

@@ -52,6 +52,7 @@ from pipeline.phantom.scanner import (
     scaled_profile,
 )
 from pipeline.phantom.template import LABELS, TEMPLATE_NAME, load_template, template_labels
+from pipeline.run import StageMarker
 
 __all__ = ["PhantomSpec", "PhantomResult", "generate_phantom", "plan_subjects"]
 
@@ -229,21 +230,19 @@ def _spec_record(spec: PhantomSpec) -> dict:
     return json.loads(json.dumps({**asdict(spec), "effects": asdict(spec.effects)}))
 
 
+def _resume_marker(root: Path, spec: PhantomSpec) -> StageMarker:
+    """The dataset's resume record, kept in the ground-truth derivative's dataset_description.json."""
+    return StageMarker(root / DERIVATIVE / "dataset_description.json", {"spec": _spec_record(spec)}, key="Resume")
+
+
 def _existing(root: Path, spec: PhantomSpec) -> pd.DataFrame | None:
     """The truth table of a complete dataset generated with the same spec, else None.
 
     The derivative's dataset_description.json and truth.tsv are written last, so their presence
     with a matching spec means every image was written.
     """
-    description = root / DERIVATIVE / "dataset_description.json"
     truth = root / DERIVATIVE / "truth.tsv"
-    if not (description.exists() and truth.exists()):
-        return None
-    try:
-        recorded = json.loads(description.read_text()).get("PhantomSpec")
-    except json.JSONDecodeError:
-        return None
-    if recorded != _spec_record(spec):
+    if not _resume_marker(root, spec).is_complete(truth):
         return None
     table = pd.read_csv(
         truth, sep="\t", dtype={"subject": str, "session": str}, keep_default_na=False, na_values=["n/a"]
@@ -317,6 +316,7 @@ def _write_dataset_files(root: Path, spec: PhantomSpec, jobs: list[_Job], truth:
             "GeneratedBy": [{"Name": "mriharmony-phantom", "Version": __version__}],
             "SourceDatasets": [{"URL": "../../"}],
             "PhantomSpec": _spec_record(spec),
+            "Resume": _resume_marker(root, spec).record(),
         },
     )
     write_table(deriv / "truth.tsv", truth)

@@ -28,6 +28,7 @@ from pipeline.preprocess.gate import fov_coverage, qc_reasons, template_overlap
 from pipeline.preprocess.intensity import masked_minmax
 from pipeline.preprocess.load import InputImageError, load_t1
 from pipeline.preprocess.quality import image_quality_metrics
+from pipeline.run import StageMarker
 from pipeline.versions import package_versions
 
 __all__ = ["output_paths", "preprocess_image", "software_versions", "StepError"]
@@ -72,20 +73,21 @@ def _input_signature(path: str | Path) -> dict[str, Any]:
     return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def _resume_marker(paths: dict[str, Path], config: PreprocessConfig, source: str | Path) -> StageMarker:
+    """The image's resume record, kept in its sidecar: the configuration digest and the input file's signature
+    (path, size, modification time: a changed or replaced raw image is redone, without hashing every raw image)."""
+    return StageMarker(
+        paths["sidecar"], {"config": config.digest()}, digests={"source": _input_signature(source)}, key="Resume"
+    )
+
+
 def _up_to_date(paths: dict[str, Path], config: PreprocessConfig, source: str) -> dict | None:
-    sidecar = paths["sidecar"]
-    if not sidecar.exists() or not Path(source).exists():
+    if not Path(source).exists():
         return None
-    try:
-        record = json.loads(sidecar.read_text())
-    except json.JSONDecodeError:
+    needed = [paths[k] for k in paths if k != "qc" or config.output.qc_png]
+    if not _resume_marker(paths, config, source).is_complete(*needed):
         return None
-    if record.get("ConfigDigest") != config.digest() or record.get("Source") != _input_signature(source):
-        return None
-    needed = [k for k in paths if k != "qc" or config.output.qc_png]
-    if not all(paths[k].exists() for k in needed):
-        return None
-    return record
+    return json.loads(paths["sidecar"].read_text())
 
 
 def _verdict(qc: dict[str, Any], config: PreprocessConfig) -> dict[str, str]:
@@ -235,11 +237,13 @@ def preprocess_image(
         write_json(
             paths["sidecar"],
             {
-                "Description": "Preprocessed T1w: N4, skull strip, rigid to template, 2 mm MNI box, [0, 1] inside the brain",
+                "Description": "Preprocessed T1w: N4, skull strip, rigid to template, 2 mm MNI box, "
+                "[0, 1] inside the brain",
                 "SpatialReference": TEMPLATE_NAME,
                 "Sources": [str(row["path"])],
                 "Source": _input_signature(row["path"]),
                 "ConfigDigest": config.digest(),
+                "Resume": _resume_marker(paths, config, row["path"]).record(),
                 "Config": config.to_dict(),
                 "InputVoxelSizeMM": [round(float(z), 4) for z in zooms],
                 "InputShape": list(img.shape),

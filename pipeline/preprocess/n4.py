@@ -36,9 +36,9 @@ def full_field_support(small: sitk.Image, image: sitk.Image) -> tuple[slice, ...
         origin, spacing, n = image.GetOrigin()[axis], image.GetSpacing()[axis], image.GetSize()[axis]
         lo.append(max(0, int(np.ceil((first - origin) / spacing - 1e-6))))
         hi.append(min(n, int(np.floor((last - origin) / spacing + 1e-6)) + 1))
-    if all(l == 0 for l in lo) and all(h == image.GetSize()[i] for i, h in enumerate(hi)):
+    if all(low == 0 for low in lo) and all(h == image.GetSize()[i] for i, h in enumerate(hi)):
         return None
-    return tuple(slice(l, h) for l, h in zip(lo, hi))
+    return tuple(slice(low, high) for low, high in zip(lo, hi))
 
 
 def _extend_edges(field: np.ndarray, inside: tuple[slice, ...]) -> np.ndarray:

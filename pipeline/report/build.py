@@ -22,6 +22,7 @@ from pipeline import __version__
 from pipeline.atomic import write_json, write_text
 from pipeline.report.collect import Section, collect_sections
 from pipeline.report.findings import MIN_TEST_SUBJECTS, MIN_TRAVELING_SUBJECTS, Finding, headline_findings
+from pipeline.run import RunLayout
 
 __all__ = ["ReportResult", "build_report", "format_cell", "summary_rows"]
 
@@ -156,7 +157,7 @@ def build_report(run: str | Path, out: str | Path | None = None) -> ReportResult
         raise ValueError(
             f"{run}: nothing to report: none of {', '.join(m for s in sections for m in s.missing)} exists"
         )
-    out = Path(out) if out is not None else run / "report"
+    out = Path(out) if out is not None else RunLayout(run).report
     summary = summary_rows(sections)
     findings = headline_findings({sec.id: {t.title: t.records for t in sec.tables} for sec in sections})
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -172,9 +173,9 @@ def build_report(run: str | Path, out: str | Path | None = None) -> ReportResult
             findings=findings,
         )
     )
-    html_path = write_text(out / "report.html", html)
+    html_path = write_text(out / RunLayout(run).report_html.name, html)
     json_path = write_json(
-        out / "report.json",
+        out / RunLayout(run).report_json.name,
         {
             "run": str(run.resolve()),
             "version": __version__,

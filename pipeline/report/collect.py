@@ -1,6 +1,6 @@
 """Gather what a run folder holds into report sections: tables (raw numbers), figures and notes.
 
-The run folder layout is the demo's (``mriharmony demo --out RUN``); each part may be absent, and a
+The run folder layout is :class:`pipeline.run.RunLayout` (``mriharmony demo --out RUN``); each part may be absent, and a
 section then says which file it looked for. Numbers are copied from the files the stages wrote, never
 recomputed, so the page and ``report.json`` show exactly what the run measured.
 """
@@ -19,6 +19,7 @@ import pandas as pd
 
 from pipeline.preprocess.quality import IQM_NAMES
 from pipeline.report import figures as fig
+from pipeline.run import RunLayout
 from pipeline.table_paths import resolve_paths
 from pipeline.versions import package_versions
 
@@ -131,12 +132,13 @@ def _preprocessing_settings(ok: pd.DataFrame) -> list[str]:
 
 def preprocessing_section(run: Path) -> Section:
     """Images processed and failed per site, mask volumes, registration similarity, the QC mosaic."""
+    layout = RunLayout(run)
     section = Section(
         "preprocessing",
         "Preprocessing QC",
         "N4 bias correction, skull strip, rigid (6-DOF) registration to MNI152, 2 mm box, 64^3, [0, 1].",
     )
-    path = run / "preprocessed" / "preprocessed.tsv"
+    path = layout.preprocessed_table
     if not _look(section, path):
         return section
     table = _read_tsv(path)
@@ -179,7 +181,7 @@ def preprocessing_section(run: Path) -> Section:
             "rigidly registered brain with the template inside the template's brain mask (1 = perfect).",
         )
     )
-    failures = _read_tsv(run / "preprocessed" / "failures.tsv")
+    failures = _read_tsv(layout.failures)
     if failures is not None and len(failures):
         section.tables.append(
             Table(
@@ -223,10 +225,11 @@ def preprocessing_section(run: Path) -> Section:
                 Figure(
                     "QC mosaic",
                     fig.data_uri(fig.qc_mosaic(pictures)),
-                    "The first three images of each site in the 2 mm MNI box: brain mask (red) and template brain (cyan, dashed).",
+                    "The first three images of each site in the 2 mm MNI box: brain mask (red) and template brain "
+                    "(cyan, dashed).",
                 )
             )
-    effects = _read_json(run / "site_effects" / "site_effects.json")
+    effects = _read_json(layout.site_effects_record)
     if effects is not None:
         section.tables.append(
             Table(
@@ -243,9 +246,10 @@ def preprocessing_section(run: Path) -> Section:
                 ],
                 effects["probes"],
                 "mriharmony evaluate site-effects: how well the site is found from the preprocessed "
-                "images (8^3 volumes) and from regional mean T1, raw, residualized for age / sex / diagnosis, and on the "
-                "traveling subjects alone (only the scanner differs). Real scanners: told apart almost perfectly from "
-                "preprocessed T1 images (Glocker et al. 2019); 15 datasets at 73% from derived measures (Wachinger et al. 2021).",
+                "images (8^3 volumes) and from regional mean T1, raw, residualized for age / sex / diagnosis, and "
+                "on the traveling subjects alone (only the scanner differs). Real scanners: told apart almost "
+                "perfectly from preprocessed T1 images (Glocker et al. 2019); 15 datasets at 73% from derived "
+                "measures (Wachinger et al. 2021).",
             )
         )
         section.tables.append(
@@ -272,9 +276,10 @@ def preprocessing_section(run: Path) -> Section:
 
 def harmonization_section(run: Path) -> Section:
     """Traveling-subject fidelity and the evaluation (site probes, t-SNE, biological signal)."""
+    layout = RunLayout(run)
     section = Section("harmonization", "Harmonization evaluation")
-    evaluation = _read_json(run / "evaluation" / "evaluation.json")
-    if _look(section, run / "evaluation" / "evaluation.json"):
+    evaluation = _read_json(layout.evaluation_record)
+    if _look(section, layout.evaluation_record):
         section.intro = (
             f"{evaluation['target_site']} harmonized to {evaluation['reference_site']} (the reference site) by the "
             f"CycleGAN ({sum(c.startswith('cyclegan') for c in evaluation['conditions'])} harmonizer seed(s): "
@@ -302,7 +307,8 @@ def harmonization_section(run: Path) -> Section:
                 "linear: logistic regression on 8^3 volumes; cnn: a small 3D CNN on 16^3; features: regional mean T1 "
                 "(ComBat acts on these). Adjustment none: the raw probe, confounded by the sites' different ages and "
                 "diagnoses; residualized: every feature residualized for age, sex and diagnosis on the training folds; "
-                "traveling: the traveling subjects only (the same anatomy at both sites). Subject-level cross-validation; "
+                "traveling: the traveling subjects only (the same anatomy at both sites). Subject-level "
+                "cross-validation; "
                 "intervals: bootstrap over subjects; vs identity: paired difference (same subjects, same resamples).",
             )
         )
@@ -330,8 +336,8 @@ def harmonization_section(run: Path) -> Section:
                         ("n_subjects", "subjects"),
                     ],
                     evaluation["traveling_intervals"],
-                    "In the brain mask. oracle: each subject's target-site image histogram-matched to its own reference-site "
-                    "image; it uses the answer, so it bounds what an intensity mapping can reach.",
+                    "In the brain mask. oracle: each subject's target-site image histogram-matched to its own "
+                    "reference-site image; it uses the answer, so it bounds what an intensity mapping can reach.",
                 )
             )
         if evaluation.get("biology_leak"):
@@ -354,8 +360,8 @@ def harmonization_section(run: Path) -> Section:
                     ],
                     evaluation["biology_leak"],
                     "diagnosis: CN vs AD balanced accuracy (floor: chance); age: ridge regression "
-                    "MAE on controls (floor: the training-fold mean). A harmonizer that erased atrophy would fall toward "
-                    "the floor: its difference to identity would exclude 0 in the bad direction.",
+                    "MAE on controls (floor: the training-fold mean). A harmonizer that erased atrophy would fall "
+                    "toward the floor: its difference to identity would exclude 0 in the bad direction.",
                 )
             )
         if evaluation["traveling"]:
@@ -402,15 +408,15 @@ def harmonization_section(run: Path) -> Section:
             )
         else:
             section.notes.append("Biological signal: too few subjects in this split to fit age and diagnosis effects.")
-        if (run / "evaluation" / "tsne.png").exists():
+        if (layout.tsne_figure).exists():
             section.figures.append(
                 _image_figure(
-                    run / "evaluation" / "tsne.png",
-                    "t-SNE of 8^3 volumes (004 Figure 2)",
+                    layout.tsne_figure,
+                    "t-SNE of 8^3 volumes (Komandur et al. 2023, Figure 2)",
                     "One point per image, coloured by site, per condition.",
                 )
             )
-    fidelity = _read_tsv(run / "harmonized" / "traveling_fidelity.tsv")
+    fidelity = _read_tsv(layout.traveling_fidelity)
     if fidelity is not None and len(fidelity):
         section.tables.append(
             Table(
@@ -473,6 +479,7 @@ BENCHMARK_TITLES = {
 
 def brain_age_section(run: Path) -> Section:
     """The brain-age benchmark per protocol, its scatter plots, and the brain_age bundle on the demo split."""
+    layout = RunLayout(run)
     section = Section(
         "brain-age",
         "Brain-age benchmark",
@@ -481,20 +488,21 @@ def brain_age_section(run: Path) -> Section:
         "that correction uses the test subjects' true ages and makes a constant predictor look perfect.",
     )
     for protocol, what in BENCHMARK_TITLES.items():
-        folder = run / "benchmark" / protocol
-        summary = _read_json(folder / "summary.json")
-        if not _look(section, folder / "summary.json"):
+        summary = _read_json(layout.benchmark_summary(protocol))
+        if not _look(section, layout.benchmark_summary(protocol)):
             continue
         section.tables.append(
             Table(
-                f"Brain age, {protocol}: {what} ({summary['source_site']} + {summary['target_site']}, {summary['seeds']} "
-                f"seed(s) x {len(summary['harmonizer_seeds'])} harmonizer seed(s))",
+                f"Brain age, {protocol}: {what} ({summary['source_site']} + {summary['target_site']}, "
+                f"{summary['seeds']} seed(s) x {len(summary['harmonizer_seeds'])} harmonizer seed(s))",
                 BENCHMARK_COLUMNS,
                 summary["summary"],
-                "Runs: brain-age seeds x harmonizer seeds. 95% low / high (mean): the interval of the mean over runs, a "
-                "two-level bootstrap (runs, then test subjects). MAE difference: the condition minus its pairing (same "
-                "seeds, same test subjects, same resamples). Mean predictor: the training mean age; volume-linear: a "
-                f"regression on true ventricle and hippocampal volumes. Underpowered: fewer than {summary['underpowered_below_n']} "
+                "Runs: brain-age seeds x harmonizer seeds. 95% low / high (mean): the interval of the mean over "
+                "runs, a two-level bootstrap (runs, then test subjects). MAE difference: the condition minus its "
+                "pairing (same seeds, same test subjects, same resamples). Mean predictor: the training mean age; "
+                "volume-linear: a "
+                "regression on true ventricle and hippocampal volumes. Underpowered: fewer than "
+                f"{summary['underpowered_below_n']} "
                 "test subjects or fewer than 3 runs."
                 + (
                     f" Left out as seen by a CycleGAN: {len(summary['excluded_seen_subjects'])} subjects."
@@ -512,15 +520,14 @@ def brain_age_section(run: Path) -> Section:
                     "site's test controls (years), mean over runs with the two-level 95% interval.",
                 )
             )
-        for path in sorted(
-            folder.glob("scatter_*.png")
-        ):  # the benchmark's own scatter plots (test predictions of every run)
+        # the benchmark's own scatter plots (test predictions of every run)
+        for path in sorted(layout.benchmark_protocol(protocol).glob("scatter_*.png")):
             section.figures.append(
                 _image_figure(
                     path, f"{protocol}: {path.stem.removeprefix('scatter_')}", "Test predictions of every run."
                 )
             )
-    cv = _read_json(run / "benchmark" / "cross_validated" / "summary.json")
+    cv = _read_json(layout.cross_validated_summary)
     if cv is not None:  # optional (benchmark.cross_validated_folds): not listed as missing when absent
         section.tables.append(
             Table(
@@ -528,13 +535,13 @@ def brain_age_section(run: Path) -> Section:
                 BENCHMARK_COLUMNS,
                 cv["summary"],
                 "Each control predicted once by models that never saw that subject (folds stratified by site and age). "
-                "95% low / high: a subject bootstrap. vs mean predictor: the paired difference to the training folds' mean "
-                "age (same subjects, same resamples). The sites are pooled and differ in age, so part of what a model "
-                "predicts can be the site.",
+                "95% low / high: a subject bootstrap. vs mean predictor: the paired difference to the training "
+                "folds' mean age (same subjects, same resamples). The sites are pooled and differ in age, so part "
+                "of what a model predicts can be the site.",
             )
         )
-    report = _read_json(run / "brain_age" / "eval" / "predictions.json")
-    if _look(section, run / "brain_age" / "eval" / "predictions.json"):
+    report = _read_json(layout.downstream_metrics("brain_age"))
+    if _look(section, layout.downstream_metrics("brain_age")):
         rows = [
             {
                 "model": "cnn",
@@ -566,8 +573,8 @@ def brain_age_section(run: Path) -> Section:
                 "(a correction fitted on the val split) are not accuracy and are not shown here.",
             )
         )
-        _seed_table(section, run / "brain_age" / "seeds.json")
-        predictions = _read_tsv(run / "brain_age" / "eval" / "predictions.tsv")
+        _seed_table(section, layout.downstream_seeds("brain_age"))
+        predictions = _read_tsv(layout.downstream_predictions("brain_age"))
         if predictions is not None and len(predictions):
             section.figures.append(
                 Figure(
@@ -608,10 +615,10 @@ CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "auc", "f1", "precisi
 
 def ad_classification_section(run: Path) -> Section:
     """The ad_classification bundle's test metrics beside its baselines, confusion matrices, Grad-CAM means."""
+    layout = RunLayout(run)
     section = Section("ad-classification", "AD classification")
-    folder = run / "ad_classification" / "eval"
-    report = _read_json(folder / "metrics.json")
-    if not _look(section, folder / "metrics.json"):
+    report = _read_json(layout.downstream_metrics("ad_classification"))
+    if not _look(section, layout.downstream_metrics("ad_classification")):
         return section
     section.intro = (
         f"Task {report['task']} ({' / '.join(report['classes'])}), model {report['model']}, "
@@ -633,7 +640,7 @@ def ad_classification_section(run: Path) -> Section:
     section.tables.append(
         Table("Test metrics", columns + [("n", "images")], rows, "Intervals: bootstrap over test subjects.")
     )
-    _seed_table(section, run / "ad_classification" / "seeds.json")
+    _seed_table(section, layout.downstream_seeds("ad_classification"))
     section.figures.append(
         Figure(
             "Confusion matrices",
@@ -644,24 +651,27 @@ def ad_classification_section(run: Path) -> Section:
             ),
         )
     )
-    maps = {name: folder / "gradcam" / f"class-{name}_mean.nii.gz" for name in report["classes"]}
+    maps = {name: layout.gradcam("ad_classification") / f"class-{name}_mean.nii.gz" for name in report["classes"]}
     maps = {name: path for name, path in maps.items() if path.exists()}
     if maps:
         section.figures.append(
             Figure(
                 "Grad-CAM, mean over test subjects of each true class",
-                fig.data_uri(fig.gradcam_figure(maps, _mean_test_image(run, folder))),
+                fig.data_uri(fig.gradcam_figure(maps, _mean_test_image(run, "ad_classification"))),
                 "monai.visualize.GradCAM on the last residual stage, over the mean test image.",
             )
         )
     else:
-        section.notes.append(f"No Grad-CAM maps ({folder / 'gradcam'}): run inference with --gradcam true.")
+        section.notes.append(
+            f"No Grad-CAM maps ({layout.gradcam('ad_classification')}): run inference with --gradcam true."
+        )
     return section
 
 
-def _mean_test_image(run: Path, folder: Path) -> np.ndarray | None:
-    predictions = _read_tsv(folder / "predictions.tsv")
-    table = _read_tsv(run / "preprocessed" / "preprocessed.tsv")
+def _mean_test_image(run: Path, bundle: str) -> np.ndarray | None:
+    layout = RunLayout(run)
+    predictions = _read_tsv(layout.downstream_predictions(bundle))
+    table = _read_tsv(layout.preprocessed_table)
     if predictions is None or table is None:
         return None
     paths = table[table["subject"].isin(set(predictions["subject"])) & (table["status"] == "ok")]["image_cube"]
@@ -671,12 +681,12 @@ def _mean_test_image(run: Path, folder: Path) -> np.ndarray | None:
 
 def augmentation_section(run: Path) -> Section:
     """The augmentation grid (arms x X x Y, paired differences to none) and the synthetic-image quality."""
+    layout = RunLayout(run)
     section = Section("augmentation", "Synthetic augmentation")
-    folder = run / "augment_grid"
-    summary = _read_tsv(folder / "summary.tsv")
-    if not _look(section, folder / "summary.tsv"):
+    summary = _read_tsv(layout.augment_grid_summary)
+    if not _look(section, layout.augment_grid_summary):
         return section
-    grid = _read_json(folder / "grid.json") or {}
+    grid = _read_json(layout.augment_grid_record) or {}
     section.intro = (
         f"AD classification trained with and without synthetic images, tested on real test subjects only; "
         f"{grid.get('repeats', '?')} repeat(s); X: fraction of real training subjects kept, Y: extra images "
@@ -706,7 +716,7 @@ def augmentation_section(run: Path) -> Section:
     )
     for item in grid.get("skipped", []):
         section.notes.append(f"skipped: {item.get('run')}: {item.get('reason')}")
-    quality = _read_tsv(folder / "quality.tsv")
+    quality = _read_tsv(layout.augment_grid_quality)
     if quality is not None and len(quality):
         section.tables.append(
             Table(
@@ -754,9 +764,10 @@ def _seeds(config: Any, prefix: str = "") -> dict[str, Any]:
 
 def provenance_section(run: Path) -> Section:
     """Configuration, seeds, software versions and per-stage wall time."""
+    layout = RunLayout(run)
     section = Section("provenance", "Configuration, seeds, versions and timings")
-    summary = _read_json(run / "summary.json")
-    if _look(section, run / "summary.json"):
+    summary = _read_json(layout.summary)
+    if _look(section, layout.summary):
         seconds = summary.get("seconds", {})
         rows = [{"stage": k, "seconds": v} for k, v in seconds.items()]
         rows.append({"stage": "total", "seconds": float(sum(seconds.values()))})
@@ -768,7 +779,7 @@ def provenance_section(run: Path) -> Section:
                 "This machine; the report's own time is recorded in summary.json after it is written.",
             )
         )
-    config_path = run / "config.yaml"
+    config_path = layout.config
     if _look(section, config_path):
         import yaml
 

@@ -42,7 +42,10 @@ class Finding:
     def text(self) -> str:
         """The sentence; an underpowered finding shows no numbers, so that it cannot be read as a result."""
         if self.underpowered:
-            return f"{self.title}: underpowered ({self.underpowered}); its numbers stay in the section below, not a finding."
+            return (
+                f"{self.title}: underpowered ({self.underpowered}); its numbers stay in the section below, "
+                "not a finding."
+            )
         return f"{self.title}: {self.body}"
 
     @property

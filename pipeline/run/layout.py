@@ -164,10 +164,19 @@ class RunLayout:
         """one protocol (pooled, held_out, cross_site): summary.json, summary.tsv, runs/"""
         return self.benchmark / protocol
 
+    def benchmark_summary(self, protocol: str) -> Path:
+        """its conditions with intervals, baselines and power"""
+        return self.benchmark_protocol(protocol) / "summary.json"
+
     @property
     def cross_validated(self) -> Path:
-        """brain age cross-validated over every control: summary.json"""
+        """brain age cross-validated over every control"""
         return self.benchmark / "cross_validated"
+
+    @property
+    def cross_validated_summary(self) -> Path:
+        """its models against the mean predictor"""
+        return self.cross_validated / "summary.json"
 
     # the downstream bundles
     def downstream(self, bundle: str) -> Path:
@@ -183,6 +192,14 @@ class RunLayout:
         name = "predictions.json" if bundle == "brain_age" else "metrics.json"
         return self.downstream_eval(bundle) / name
 
+    def downstream_predictions(self, bundle: str) -> Path:
+        """one row per test subject"""
+        return self.downstream_eval(bundle) / "predictions.tsv"
+
+    def gradcam(self, bundle: str) -> Path:
+        """ad_classification: Grad-CAM maps per subject and class means"""
+        return self.downstream_eval(bundle) / "gradcam"
+
     def downstream_seeds(self, bundle: str) -> Path:
         """the same bundle over further training seeds"""
         return self.downstream(bundle) / "seeds.json"
@@ -194,8 +211,23 @@ class RunLayout:
     # the augmentation grid
     @property
     def augment_grid(self) -> Path:
-        """the augmentation grid: summary.tsv, grid.json, quality.tsv, repeat folders"""
+        """the augmentation grid: one folder per repeat"""
         return self.root / "augment_grid"
+
+    @property
+    def augment_grid_summary(self) -> Path:
+        """per arm: medians over repeats, paired differences to none"""
+        return self.augment_grid / "summary.tsv"
+
+    @property
+    def augment_grid_record(self) -> Path:
+        """the grid's settings, runs and skipped runs"""
+        return self.augment_grid / "grid.json"
+
+    @property
+    def augment_grid_quality(self) -> Path:
+        """synthetic-image quality per generator and class"""
+        return self.augment_grid / "quality.tsv"
 
     # the report
     @property

@@ -1,4 +1,4 @@
-"""Volume -> the three mid-slices as channels, for the three-view 2D classifier of 000.
+"""Volume -> the three mid-slices as channels, for the three-view 2D classifier of Wang (2020).
 
 The same slices as ``mriharmony slices --mode mid`` (views from the affine's orientation), stacked as
 (axial, coronal, sagittal) channels; all three must have the same in-plane shape (true for the 64^3

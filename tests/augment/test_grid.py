@@ -114,7 +114,7 @@ def test_training_tables_have_the_exact_counts_and_no_held_out_subject(grid):
         table = _read(folder / "mixed.tsv")
         real = table[table["synthetic"].astype(str) != "True"]
         assert set(real["subject"]) <= train, folder.name
-    settings = json.loads((grid / "repeat-0" / "classical_X1_Y0" / "train_settings.json").read_text())
+    settings = json.loads((grid / "repeat-0" / "classical_X1_Y0" / "train_settings.json").read_text())["settings"]
     assert settings["overrides"]["augment"] is True and settings["overrides"]["seed"] == 0
 
 

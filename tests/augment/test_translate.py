@@ -1,4 +1,4 @@
-"""CN <-> AD translation (000) through the CycleGAN bundle with domain_key=diagnosis: training subjects
+"""CN <-> AD translation (Wang 2020) through the CycleGAN bundle with domain_key=diagnosis: training subjects
 only, classes swapped, outputs equal the generator's, provenance complete, re-runs resume."""
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ def test_cross_site_trains_on_one_site_and_tests_the_other(contrast_pair, identi
         assert set(part["condition"]) == conditions
         settings = json.loads(
             (out / f"{train_site}_to_{test_site}" / "raw" / "seed0" / "train_settings.json").read_text()
-        )
+        )["settings"]
         assert settings["overrides"]["sites"] == [train_site]  # trained on the training site only
         # the same raw model on its own site's test controls; the penalty is measured from it
         within = summary[(summary["train_site"] == train_site) & (summary["test_site"] == train_site)]

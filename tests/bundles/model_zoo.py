@@ -187,7 +187,8 @@ def check_bundle(
     """Every model-zoo check on the staged bundle ``folder``; raises AssertionError listing what failed.
 
     ``net_overrides``: the architecture the weights were trained with (for ckpt_export and the eager
-    network; verify_net_in_out checks the default network against the metadata's shapes); ``train_overrides`` / ``infer_overrides``: what the workflows need to build
+    network; verify_net_in_out checks the default network against the metadata's shapes); ``train_overrides`` /
+    ``infer_overrides``: what the workflows need to build
     (dataset_dir, sites, ...); ``shared_keys``: config keys whose content train.yaml and inference.yaml must
     share (the preprocessing transforms).
     """

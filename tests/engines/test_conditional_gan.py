@@ -47,7 +47,8 @@ def _class_gap(seed: int, lr: float = 1e-3) -> float:
     return centre[8:].mean().item() - centre[:8].mean().item()
 
 
-@pytest.mark.slow  # a learning measurement (3 seeds and a broken control, about 2 min): in the slow set, which CI runs too
+# a learning measurement (3 seeds and a broken control, about 2 min): in the slow set, which CI runs too
+@pytest.mark.slow
 def test_generated_classes_differ_the_way_the_data_do():
     """The median over 3 seeds of the class gap is far from the untrained generator's.
 

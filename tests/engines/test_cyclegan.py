@@ -49,7 +49,8 @@ def _trainer(max_epochs: int, handlers=None, init_seed: int = 0):
     return trainer, nets, (g_opt, d_opt)
 
 
-@pytest.mark.slow  # a learning measurement (the cycle loss must fall below 0.6 x its start): in the slow set, which CI runs too
+# a learning measurement (the cycle loss must fall below 0.6 x its start): in the slow set, which CI runs too
+@pytest.mark.slow
 def test_trainer_learns_the_cycle():
     trainer, nets, _ = _trainer(max_epochs=15)
     history = []

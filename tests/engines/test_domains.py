@@ -1,4 +1,4 @@
-"""CycleGAN domains other than sites: CN <-> AD translation data (000), and such a checkpoint is refused
+"""CycleGAN domains other than sites: CN <-> AD translation data (Wang 2020), and such a checkpoint is refused
 as a harmonizer."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The 004 brain-age CNN: parameter count by hand, shapes, layer order."""
+"""The brain-age CNN of Komandur et al. (2023): parameter count by hand, shapes, layer order."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The 004 generator and discriminator: parameter counts, shapes, ranges, clear errors."""
+"""The generator and discriminator of Komandur et al. (2023): parameter counts, shapes, ranges, clear errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The three-view 2D classifier of 000: shapes, one branch per view, local weights only."""
+"""The three-view 2D classifier of Wang (2020): shapes, one branch per view, local weights only."""
 
 from __future__ import annotations
 

@@ -203,23 +203,27 @@ def test_anatomy_labels_in_template_space():
     assert xyz[:, 2].mean() < (np.argwhere(labels == 4) @ affine[:3, :3].T + affine[:3, 3])[:, 2].mean()
 
 
+REFERENCE = "reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: "
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
         (
-            "reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: {demographics: {age_mean: 70, age_sd: 5, age_min: 50, age_max: 90}, scanner: {colour: 3}}",
+            REFERENCE + "{demographics: {age_mean: 70, age_sd: 5, age_min: 50, age_max: 90}, scanner: {colour: 3}}",
             r"sites.x.scanner: unknown key\(s\) \['colour'\]",
         ),
         (
-            "reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: {demographics: {age_mean: 70, age_sd: 5, age_min: 50, age_max: 90}, scanner: {orientation: RRS}}",
+            REFERENCE
+            + "{demographics: {age_mean: 70, age_sd: 5, age_min: 50, age_max: 90}, scanner: {orientation: RRS}}",
             r"sites.x.scanner.orientation: expected a 3-letter code",
         ),
         (
-            "reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: {demographics: {age_mean: 70, age_sd: 5, age_min: 50, age_max: 90, diagnosis: {CN: 0.5}}}",
+            REFERENCE + "{demographics: {age_mean: 70, age_sd: 5, age_min: 50, age_max: 90, diagnosis: {CN: 0.5}}}",
             r"sites.x.demographics.diagnosis: expected proportions of CN/MCI/AD summing to 1",
         ),
         (
-            "reference: {contrast: {csf: 0.2, gm: 0.6, wm: 1, bone: 0, marrow: 0.5, scalp: 0.9}}\nsites:\n  x: {demographics: {age_mean: 70}}",
+            REFERENCE + "{demographics: {age_mean: 70}}",
             r"sites.x.demographics: missing key\(s\) \['age_max', 'age_min', 'age_sd'\]",
         ),
     ],

@@ -31,9 +31,12 @@ from PIL import Image
 
 from pipeline.atomic import atomic_path, write_table
 
-__all__ = ["VIEWS", "view_axis", "slice_indices", "to_png_array", "extract_slices"]
+__all__ = ["VIEWS", "VIEW_AXES", "view_axis", "slice_indices", "to_png_array", "extract_slices"]
 
-VIEWS = {"sagittal": "LR", "coronal": "AP", "axial": "SI"}
+#: the three views, in the order every output uses (slice files, the three-view channels, Grad-CAM panels)
+VIEWS = ("axial", "coronal", "sagittal")
+#: the anatomical axis each view slices across, as nibabel orientation codes
+VIEW_AXES = {"axial": "SI", "coronal": "AP", "sagittal": "LR"}
 LABEL_COLUMNS = ["subject", "session", "site", "age", "sex", "diagnosis", "split", "fold"]
 
 
@@ -43,7 +46,7 @@ def view_axis(affine: np.ndarray, view: str) -> int:
         raise ValueError(f"unknown view {view!r}; expected one of {sorted(VIEWS)}")
     codes = nib.aff2axcodes(affine)
     for axis, code in enumerate(codes):
-        if code in VIEWS[view]:
+        if code in VIEW_AXES[view]:
             return axis
     raise ValueError(f"affine orientation {codes} has no {view} axis")
 

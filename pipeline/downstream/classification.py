@@ -41,8 +41,7 @@ from pipeline.evaluate.volume_baseline import (
     volume_classifier,
 )
 from pipeline.metrics.classification import classification_intervals, classification_metrics
-from pipeline.slices import view_axis
-from pipeline.transforms.slices import VIEWS
+from pipeline.slices import VIEWS, view_axis
 
 __all__ = [
     "load_classifier",

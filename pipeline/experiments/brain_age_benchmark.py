@@ -615,7 +615,7 @@ def format_benchmark_table(summary: pd.DataFrame) -> str:
 
 
 def _scatter(pred: pd.DataFrame, path: Path, title: str) -> None:
-    from pipeline.report.figures import scatter_figure
+    from pipeline.figures import scatter_figure
 
     png = scatter_figure(pred, f"{title}: MAE {_mae(pred['age'], pred['predicted_age']):.1f} y")
     with atomic_path(path) as tmp:

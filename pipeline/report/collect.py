@@ -17,8 +17,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from pipeline import figures as fig
 from pipeline.preprocess.quality import IQM_NAMES
-from pipeline.report import figures as fig
 from pipeline.run import RunLayout
 from pipeline.table_paths import resolve_paths
 from pipeline.versions import package_versions

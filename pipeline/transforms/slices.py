@@ -14,11 +14,9 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-from pipeline.slices import view_axis
+from pipeline.slices import VIEWS, view_axis
 
 __all__ = ["ThreeViewMidSlicesd"]
-
-VIEWS = ("axial", "coronal", "sagittal")
 
 
 class ThreeViewMidSlicesd(MapTransform):

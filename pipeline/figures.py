@@ -1,4 +1,4 @@
-"""Report figures: matplotlib drawings returned as PNG bytes, embedded in the page as data URIs.
+"""Figures: matplotlib drawings returned as PNG bytes (the report embeds them as data URIs; the benchmarks save them).
 
 Each function draws one figure from numbers or files a run wrote; nothing here reads a run folder
 layout (that is :mod:`pipeline.report.collect`).

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import __version__
-from pipeline.atomic import read_json_numbers, write_json, write_table, write_yaml
+from pipeline.atomic import write_table, write_yaml
 from pipeline.bundles import run_bundle, train_bundle_once
 from pipeline.cohort import Cohort, format_summary, load_cohort, split_subjects, summarize, write_cohort, write_splits
 from pipeline.demo_config import SCALES, BundleSection, DemoConfig, HarmonizationSection, phantom_spec_from_config
@@ -33,6 +33,14 @@ from pipeline.harmonize import harmonize_cohort
 from pipeline.phantom import generate_phantom
 from pipeline.preprocess.batch import read_preprocessed, run_preprocess
 from pipeline.run import RunLayout, StageMarker, file_sha256
+from pipeline.run.records import (
+    BrainAgePredictions,
+    ClassificationMetrics,
+    EvaluationRecord,
+    RunSummary,
+    SeedsSummary,
+    SiteEffectsRecord,
+)
 
 __all__ = ["DemoResult", "run_demo", "check_demo_config", "phantom_spec_from_config", "SCALES", "BENCHMARK_PROTOCOLS"]
 
@@ -170,7 +178,7 @@ def _site_effects_stage(run: RunLayout, config: DemoConfig, seconds: dict[str, f
     marker = StageMarker(run.site_effects / "settings.json", settings, digests={"images": images})
     t = time.perf_counter()
     if marker.is_complete(run.site_effects_record):
-        report, state = read_json_numbers(run.site_effects_record), "reused"
+        report, state = SiteEffectsRecord.read(run.site_effects_record, nan_for_null=True).to_json(), "reused"
     else:
         try:
             report = measure_site_effects(run.preprocessed, run.site_effects, **settings)
@@ -205,7 +213,7 @@ def _evaluation_stage(run: RunLayout, config: DemoConfig, harmonizers: list, sec
     )
     t = time.perf_counter()
     if marker.is_complete(run.evaluation_record):
-        report, state = read_json_numbers(run.evaluation_record), "reused"
+        report, state = EvaluationRecord.read(run.evaluation_record, nan_for_null=True).to_json(), "reused"
     else:
         try:
             folders = [h.to_source for h in harmonizers]
@@ -279,7 +287,9 @@ def _cross_validated_stage(run: RunLayout, folds: int, overrides: dict[str, Any]
     )
 
 
-def _infer(run: RunLayout, name: str, bundle_root: Path, infer: dict[str, Any], *, gradcam: bool = False) -> dict:
+def _infer(
+    run: RunLayout, name: str, bundle_root: Path, infer: dict[str, Any], *, gradcam: bool = False
+) -> BrainAgePredictions | ClassificationMetrics:
     """Run bundle ``name``'s inference on the test split into ``bundle_root/eval``; return its metrics record."""
     eval_dir = bundle_root / "eval"
     if name == "brain_age":
@@ -295,7 +305,8 @@ def _infer(run: RunLayout, name: str, bundle_root: Path, infer: dict[str, Any], 
             output_dir=str(eval_dir),
             **({"gradcam": True} if gradcam else {}),
         )
-    return read_json_numbers(eval_dir / run.downstream_metrics(name).name)
+    record = BrainAgePredictions if name == "brain_age" else ClassificationMetrics
+    return record.read(eval_dir / run.downstream_metrics(name).name, nan_for_null=True)
 
 
 def _downstream_stage(run: RunLayout, config: DemoConfig, seconds: dict[str, float]) -> str:
@@ -319,11 +330,11 @@ def _downstream_stage(run: RunLayout, config: DemoConfig, seconds: dict[str, flo
         t = time.perf_counter()
         infer = {**common, "split": "test"}
         report = _infer(run, name, run.downstream(name), infer, gradcam=name != "brain_age")
-        if name == "brain_age":
-            table, title = format_brain_age_table(report), "brain age (controls, test split)"
+        if isinstance(report, BrainAgePredictions):
+            table, title = format_brain_age_table(report.to_json()), "brain age (controls, test split)"
         else:
-            table = format_metrics_table(report)
-            title = f"{report['task']} classification ({report['model']}, test split)"
+            table = format_metrics_table(report.to_json())
+            title = f"{report.task} classification ({report.model}, test split)"
         seconds[f"{name}_inference"] = time.perf_counter() - t
         state = f"trained in {seconds[f'{name}_train']:.0f} s" if trained else "reused"
         text += f"\n{title}, {state}; baselines fitted on the train split:\n{table}"
@@ -340,7 +351,7 @@ def _downstream_seeds(
     section: BundleSection,
     train: dict[str, Any],
     infer: dict[str, Any],
-    first: dict[str, Any],
+    first: BrainAgePredictions | ClassificationMetrics,
 ) -> str:
     """Train bundle ``name`` again with further seeds on the same split (reused when unchanged), score each on the
     test split, and write the CNN's test metrics per seed with their mean, SD and range (the baselines do not
@@ -353,9 +364,7 @@ def _downstream_seeds(
         reports[base + k] = _infer(run, name, folder, infer)
     rows = []
     for metric in SEED_METRICS[name]:
-        values = [
-            float((r["cnn"]["metrics"] if name == "brain_age" else r["metrics"])[metric]) for r in reports.values()
-        ]
+        values = [float((r.cnn if name == "brain_age" else r.classifier).metrics[metric]) for r in reports.values()]
         rows.append(
             {
                 "model": "cnn",
@@ -367,16 +376,7 @@ def _downstream_seeds(
                 "per_seed": values,
             }
         )
-    write_json(
-        run.downstream_seeds(name),
-        {
-            "bundle": name,
-            "seeds": list(reports),
-            "split": "test",
-            "summary": rows,
-            "note": "the same split and test subjects; only the training seed differs",
-        },
-    )
+    SeedsSummary(bundle=name, seeds=list(reports), split="test", summary=rows).write(run.downstream_seeds(name))
     return "".join(
         f"\n  over {len(reports)} seeds: cnn {r['metric']} {r['mean']:.3f} (SD {r['sd']:.3f}; "
         f"{', '.join(f'{v:.3f}' for v in r['per_seed'])})"
@@ -492,17 +492,17 @@ def run_demo(
     summary = summarize(cohort.table)
     split_counts = splits["split"].value_counts().to_dict()
     spec = checked.phantom
-    record = {
-        "version": __version__,
-        "phantom": {**vars(spec), "effects": vars(spec.effects)},
-        "sites": summary.to_dict(orient="records"),
-        "splits": split_counts,
-        "excluded": len(cohort.excluded),
-        "preprocessed_ok": len(preprocessed.ok),
-        "preprocess_failures": len(preprocessed.failures),
-        "seconds": seconds,
-    }
-    write_json(run.summary, record)
+    record = RunSummary(
+        version=__version__,
+        phantom={**vars(spec), "effects": vars(spec.effects)},
+        sites=summary.to_dict(orient="records"),
+        splits=split_counts,
+        excluded=len(cohort.excluded),
+        preprocessed_ok=len(preprocessed.ok),
+        preprocess_failures=len(preprocessed.failures),
+        seconds=seconds,
+    )
+    record.write(run.summary)
     head = (
         format_summary(summary)
         + "\n\nsubjects per split: "
@@ -517,7 +517,7 @@ def run_demo(
     t = time.perf_counter()
     built = build_report(run.root)
     seconds["report"] = time.perf_counter() - t
-    write_json(run.summary, record)  # with the report's own time
+    record.write(run.summary)  # with the report's own time (``seconds`` is the same dict)
     text += f"\n\n{built.summary_text}"
     files = {"truth": phantom.truth_path, **_written(run, checked)}
     return DemoResult(out=run.root, cohort=cohort, summary_text=text, files=files, seconds=seconds)

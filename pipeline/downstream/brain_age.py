@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.atomic import write_json, write_table
+from pipeline.atomic import write_table
 from pipeline.bundles import load_bundle_weights
 from pipeline.data.task_tables import task_table
 from pipeline.evaluate.volume_baseline import (
@@ -36,6 +36,7 @@ from pipeline.evaluate.volume_baseline import (
     volume_regressor,
 )
 from pipeline.metrics.regression import AgeBiasCorrection, bootstrap_interval, regression_metrics
+from pipeline.run.records import BrainAgePredictions
 
 __all__ = ["load_brain_age_model", "prediction_items", "BrainAgeWriter", "brain_age_report", "format_brain_age_table"]
 
@@ -150,7 +151,7 @@ class BrainAgeWriter:
             ]
         report["gap_analysis"] = gap_analysis
         report["split"] = self.split
-        write_json(self.output_file.with_suffix(".json"), report)
+        BrainAgePredictions.from_json(report).write(self.output_file.with_suffix(".json"))
         log.info("brain age on %d controls of split %s:\n%s", len(result), self.split, format_brain_age_table(report))
         return result
 

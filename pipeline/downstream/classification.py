@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F  # resizing Grad-CAM maps to the image
 
-from pipeline.atomic import atomic_path, save_nifti, write_json, write_table
+from pipeline.atomic import atomic_path, save_nifti, write_table
 from pipeline.bundles import load_bundle_weights
 from pipeline.data.task_tables import CLASS_NAMES, task_table
 from pipeline.evaluate.volume_baseline import (
@@ -41,6 +41,7 @@ from pipeline.evaluate.volume_baseline import (
     volume_classifier,
 )
 from pipeline.metrics.classification import classification_intervals, classification_metrics
+from pipeline.run.records import ClassificationMetrics
 from pipeline.slices import VIEWS, view_axis
 
 __all__ = [
@@ -174,7 +175,7 @@ class ClassificationWriter:
             "intervals_95": intervals,
             "baselines": baselines,
         }
-        write_json(self.out / "metrics.json", report)
+        ClassificationMetrics.from_json(report).write(self.out / "metrics.json")
         log.info(
             "%s on %d subjects of split %s:\n%s", self.model, len(result), self.split, format_metrics_table(report)
         )

@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline import __version__
-from pipeline.atomic import write_json, write_table
+from pipeline.atomic import write_table
 from pipeline.evaluate.regional_features import REGIONS, regional_means
 from pipeline.evaluate.site_probe import confound_design, downsampled_volumes, site_probe, traveling_rows
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.preprocess.quality import IQM_NAMES
+from pipeline.run.records import SiteEffectsRecord
 
 __all__ = ["measure_site_effects", "format_site_effects"]
 
@@ -110,7 +111,7 @@ def measure_site_effects(raw_dir: str | Path, out: str | Path, *, n_resamples: i
         "seed": seed,
         "seconds": time.perf_counter() - started,
     }
-    write_json(out / "site_effects.json", report)
+    SiteEffectsRecord.from_json(report).write(out / "site_effects.json")
     return report
 
 

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import __version__
-from pipeline.atomic import write_json, write_table
+from pipeline.atomic import write_table
 from pipeline.augment.policy import SYNTHETIC_COLUMNS, AugmentationPolicy, TooFewSyntheticImages, build_training_table
 from pipeline.bundles import run_bundle, train_bundle_once
 from pipeline.config import ConfigError, check_keys
@@ -56,6 +56,7 @@ from pipeline.evaluate.paired_difference import (
 )
 from pipeline.preprocess.batch import RUN_COLUMNS
 from pipeline.run import file_sha256
+from pipeline.run.records import AugmentationGridRecord
 
 __all__ = ["GridArm", "GridRun", "GridConfig", "expand_runs", "run_augment_grid", "format_grid_table"]
 
@@ -521,8 +522,7 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
     write_table(out / "runs.tsv", runs_table)
     write_table(out / "summary.tsv", summary)
     write_table(out / "quality.tsv", quality_table)
-    write_json(
-        out / "grid.json",
+    AugmentationGridRecord.from_json(
         {
             "version": __version__,
             "task": config.task,
@@ -552,7 +552,8 @@ def run_augment_grid(config: GridConfig | Mapping[str, Any], out: str | Path) ->
             "quality": quality_table.to_dict(orient="records"),
             "seconds": {"total": time.perf_counter() - started, **timings},
         },
-    )
+        source=str(out / "grid.json"),
+    ).write(out / "grid.json")
     return {"runs": runs_table, "summary": summary, "quality": quality_table, "skipped": skipped}
 
 

@@ -51,7 +51,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from pipeline.atomic import atomic_path, save_nifti, write_json, write_table
+from pipeline.atomic import atomic_path, save_nifti, write_table
 from pipeline.bundles import run_bundle, train_bundle_once
 from pipeline.cohort import split_subjects, write_splits
 from pipeline.evaluate.combat import ComBat
@@ -64,6 +64,7 @@ from pipeline.metrics.regression import regression_metrics
 from pipeline.metrics.resampling import ClusterBootstrap
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.run import file_sha256
+from pipeline.run.records import BenchmarkSummary
 
 __all__ = ["PROTOCOLS", "run_brain_age_benchmark", "benchmark_splits", "format_benchmark_table", "UNDERPOWERED_N"]
 
@@ -158,8 +159,7 @@ def run_brain_age_benchmark(
     write_table(out / "results.tsv", results)
     write_table(out / "predictions.tsv", predictions)
     write_table(out / "summary.tsv", summary)
-    write_json(
-        out / "summary.json",
+    BenchmarkSummary.from_json(
         {
             "protocol": protocol,
             "source_site": source_site,
@@ -175,7 +175,8 @@ def run_brain_age_benchmark(
             "interval": "95% interval of the mean over runs: two-level bootstrap (runs, then test subjects)",
             "summary": summary.to_dict(orient="records"),
         },
-    )
+        source=str(out / "summary.json"),
+    ).write(out / "summary.json")
     for (train_site, test_site, condition), part in predictions.groupby(
         ["train_site", "test_site", "condition"], sort=False
     ):

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.atomic import write_json, write_table
+from pipeline.atomic import write_table
 from pipeline.bundles import run_bundle, train_bundle_once
 from pipeline.cohort import kfold_subjects, write_splits
 from pipeline.evaluate.tissue_fractions import TISSUE_FEATURES, tissue_fractions
@@ -35,6 +35,7 @@ from pipeline.experiments.brain_age_benchmark import UNDERPOWERED_N, _feature_pr
 from pipeline.metrics.regression import regression_metrics
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.run import file_sha256
+from pipeline.run.records import CrossValidatedSummary
 
 __all__ = ["run_brain_age_cv"]
 
@@ -92,8 +93,7 @@ def run_brain_age_cv(
     summary = _summarise(predictions, n_resamples, seed)
     write_table(out / "predictions.tsv", predictions)
     write_table(out / "summary.tsv", summary)
-    write_json(
-        out / "summary.json",
+    CrossValidatedSummary.from_json(
         {
             "protocol": "cross_validated",
             "folds": folds,
@@ -103,7 +103,8 @@ def run_brain_age_cv(
             "interval": "95% subject-bootstrap interval over every control's cross-validated prediction",
             "summary": summary.to_dict(orient="records"),
         },
-    )
+        source=str(out / "summary.json"),
+    ).write(out / "summary.json")
     return summary
 
 

@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 
 from pipeline import __version__
-from pipeline.atomic import write_json, write_table
+from pipeline.atomic import write_table
 from pipeline.cohort import attach_splits, find_splits_file, read_splits
 from pipeline.evaluate.biological_signal import biological_effects
 from pipeline.evaluate.biology_leak import biology_probes, paired_to_reference
@@ -54,6 +54,7 @@ from pipeline.evaluate.regional_features import REGIONS, regional_means
 from pipeline.evaluate.site_probe import confound_design, site_probe, traveling_rows
 from pipeline.evaluate.tsne import tsne_figure, tsne_table
 from pipeline.preprocess.batch import read_preprocessed
+from pipeline.run.records import EvaluationRecord
 
 __all__ = ["evaluate_harmonization", "format_evaluation", "BASELINE_NAMES"]
 
@@ -238,7 +239,7 @@ def evaluate_harmonization(
         "n_traveling": int(rows.loc[traveling, "subject"].nunique()),
         "seconds": time.perf_counter() - started,
     }
-    write_json(out / "evaluation.json", report)
+    EvaluationRecord.from_json(report).write(out / "evaluation.json")
     return report
 
 

@@ -19,7 +19,18 @@ import pandas as pd
 
 from pipeline import figures as fig
 from pipeline.preprocess.quality import IQM_NAMES
-from pipeline.run import RunLayout
+from pipeline.run import (
+    AugmentationGridRecord,
+    BenchmarkSummary,
+    BrainAgePredictions,
+    ClassificationMetrics,
+    CrossValidatedSummary,
+    EvaluationRecord,
+    RunLayout,
+    RunSummary,
+    SeedsSummary,
+    SiteEffectsRecord,
+)
 from pipeline.table_paths import resolve_paths
 from pipeline.versions import package_versions
 
@@ -74,10 +85,6 @@ class Section:
     @property
     def present(self) -> bool:
         return bool(self.tables or self.figures)
-
-
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _read_tsv(path: Path) -> pd.DataFrame | None:
@@ -229,7 +236,7 @@ def preprocessing_section(run: Path) -> Section:
                     "(cyan, dashed).",
                 )
             )
-    effects = _read_json(layout.site_effects_record)
+    effects = SiteEffectsRecord.read(layout.site_effects_record)
     if effects is not None:
         section.tables.append(
             Table(
@@ -244,7 +251,7 @@ def preprocessing_section(run: Path) -> Section:
                     ("chance", "chance"),
                     ("n_subjects", "subjects"),
                 ],
-                effects["probes"],
+                effects.probes,
                 "mriharmony evaluate site-effects: how well the site is found from the preprocessed "
                 "images (8^3 volumes) and from regional mean T1, raw, residualized for age / sex / diagnosis, and "
                 "on the traveling subjects alone (only the scanner differs). Real scanners: told apart almost "
@@ -255,8 +262,8 @@ def preprocessing_section(run: Path) -> Section:
         section.tables.append(
             Table(
                 "Per-site medians of the image quality metrics and regional mean T1",
-                [(k, k) for k in effects["per_site"][0]],
-                effects["per_site"],
+                [(k, k) for k in effects.per_site[0]],
+                effects.per_site,
             )
         )
     stopped = table[table["status"] == "qc_failed"]
@@ -278,14 +285,14 @@ def harmonization_section(run: Path) -> Section:
     """Traveling-subject fidelity and the evaluation (site probes, t-SNE, biological signal)."""
     layout = RunLayout(run)
     section = Section("harmonization", "Harmonization evaluation")
-    evaluation = _read_json(layout.evaluation_record)
+    evaluation = EvaluationRecord.read(layout.evaluation_record)
     if _look(section, layout.evaluation_record):
         section.intro = (
-            f"{evaluation['target_site']} harmonized to {evaluation['reference_site']} (the reference site) by the "
-            f"CycleGAN ({sum(c.startswith('cyclegan') for c in evaluation['conditions'])} harmonizer seed(s): "
-            f"{', '.join(c for c in evaluation['conditions'] if c.startswith('cyclegan'))}), beside the baselines "
-            f"{', '.join(c for c in evaluation['conditions'] if not c.startswith('cyclegan'))}; "
-            f"{evaluation['split']} split: {evaluation['n_images']} images of {evaluation['n_subjects']} subjects."
+            f"{evaluation.target_site} harmonized to {evaluation.reference_site} (the reference site) by the "
+            f"CycleGAN ({sum(c.startswith('cyclegan') for c in evaluation.conditions)} harmonizer seed(s): "
+            f"{', '.join(c for c in evaluation.conditions if c.startswith('cyclegan'))}), beside the baselines "
+            f"{', '.join(c for c in evaluation.conditions if not c.startswith('cyclegan'))}; "
+            f"{evaluation.split} split: {evaluation.n_images} images of {evaluation.n_subjects} subjects."
         )
         section.tables.append(
             Table(
@@ -303,7 +310,7 @@ def harmonization_section(run: Path) -> Section:
                     ("n_subjects", "subjects"),
                     ("folds", "folds"),
                 ],
-                evaluation["site_probe"],
+                evaluation.site_probe,
                 "linear: logistic regression on 8^3 volumes; cnn: a small 3D CNN on 16^3; features: regional mean T1 "
                 "(ComBat acts on these). Adjustment none: the raw probe, confounded by the sites' different ages and "
                 "diagnoses; residualized: every feature residualized for age, sex and diagnosis on the training folds; "
@@ -312,15 +319,15 @@ def harmonization_section(run: Path) -> Section:
                 "intervals: bootstrap over subjects; vs identity: paired difference (same subjects, same resamples).",
             )
         )
-        if evaluation["site_probe"]:
+        if evaluation.site_probe:
             section.figures.append(
                 Figure(
                     "Site probes with 95% intervals",
-                    fig.data_uri(fig.probe_dot_plot(evaluation["site_probe"])),
+                    fig.data_uri(fig.probe_dot_plot(evaluation.site_probe)),
                     "Dots: balanced accuracy; bars: subject-bootstrap 95% interval; dashed: chance.",
                 )
             )
-        if evaluation.get("traveling_intervals"):
+        if evaluation.traveling_intervals:
             section.tables.append(
                 Table(
                     "Traveling subjects, mean with 95% interval and paired difference to identity",
@@ -335,12 +342,12 @@ def harmonization_section(run: Path) -> Section:
                         ("difference_high", "95% high"),
                         ("n_subjects", "subjects"),
                     ],
-                    evaluation["traveling_intervals"],
+                    evaluation.traveling_intervals,
                     "In the brain mask. oracle: each subject's target-site image histogram-matched to its own "
                     "reference-site image; it uses the answer, so it bounds what an intensity mapping can reach.",
                 )
             )
-        if evaluation.get("biology_leak"):
+        if evaluation.biology_leak:
             section.tables.append(
                 Table(
                     "Biology kept? Diagnosis and age probes per condition, paired to identity",
@@ -358,13 +365,13 @@ def harmonization_section(run: Path) -> Section:
                         ("floor", "floor"),
                         ("n_subjects", "subjects"),
                     ],
-                    evaluation["biology_leak"],
+                    evaluation.biology_leak,
                     "diagnosis: CN vs AD balanced accuracy (floor: chance); age: ridge regression "
                     "MAE on controls (floor: the training-fold mean). A harmonizer that erased atrophy would fall "
                     "toward the floor: its difference to identity would exclude 0 in the bad direction.",
                 )
             )
-        if evaluation["traveling"]:
+        if evaluation.traveling:
             section.tables.append(
                 Table(
                     "Traveling subjects against their real reference-site image (mean)",
@@ -376,12 +383,12 @@ def harmonization_section(run: Path) -> Section:
                         ("mae_cube", "MAE (whole cube)"),
                         ("ssim_cube", "SSIM (whole cube)"),
                     ],
-                    evaluation["traveling"],
+                    evaluation.traveling,
                     "Brain: inside the union of both images' brain masks. Whole cube: the 64^3 cube with its zero "
                     "background, which shrinks MAE and inflates SSIM (for comparison with older figures only).",
                 )
             )
-        if evaluation["biological"]:
+        if evaluation.biological:
             section.tables.append(
                 Table(
                     "Biological signal kept (regional mean T1; OLS with site as a fixed effect)",
@@ -395,13 +402,13 @@ def harmonization_section(run: Path) -> Section:
                         ("n", "n"),
                         ("unit", "unit"),
                     ],
-                    evaluation["biological"],
+                    evaluation.biological,
                 )
             )
             section.figures.append(
                 Figure(
                     "Age and AD effects per measure and method (forest plot)",
-                    fig.data_uri(fig.forest_plot(evaluation["biological"])),
+                    fig.data_uri(fig.forest_plot(evaluation.biological)),
                     "Estimates with 95% intervals of the table below, per "
                     "measure: a method keeps the biology when its interval overlaps the identity's.",
                 )
@@ -488,34 +495,34 @@ def brain_age_section(run: Path) -> Section:
         "that correction uses the test subjects' true ages and makes a constant predictor look perfect.",
     )
     for protocol, what in BENCHMARK_TITLES.items():
-        summary = _read_json(layout.benchmark_summary(protocol))
+        summary = BenchmarkSummary.read(layout.benchmark_summary(protocol))
         if not _look(section, layout.benchmark_summary(protocol)):
             continue
         section.tables.append(
             Table(
-                f"Brain age, {protocol}: {what} ({summary['source_site']} + {summary['target_site']}, "
-                f"{summary['seeds']} seed(s) x {len(summary['harmonizer_seeds'])} harmonizer seed(s))",
+                f"Brain age, {protocol}: {what} ({summary.source_site} + {summary.target_site}, "
+                f"{summary.seeds} seed(s) x {len(summary.harmonizer_seeds)} harmonizer seed(s))",
                 BENCHMARK_COLUMNS,
-                summary["summary"],
+                summary.summary,
                 "Runs: brain-age seeds x harmonizer seeds. 95% low / high (mean): the interval of the mean over "
                 "runs, a two-level bootstrap (runs, then test subjects). MAE difference: the condition minus its "
                 "pairing (same seeds, same test subjects, same resamples). Mean predictor: the training mean age; "
                 "volume-linear: a "
                 "regression on true ventricle and hippocampal volumes. Underpowered: fewer than "
-                f"{summary['underpowered_below_n']} "
+                f"{summary.underpowered_below_n} "
                 "test subjects or fewer than 3 runs."
                 + (
-                    f" Left out as seen by a CycleGAN: {len(summary['excluded_seen_subjects'])} subjects."
+                    f" Left out as seen by a CycleGAN: {len(summary.excluded_seen_subjects)} subjects."
                     if protocol == "held_out"
                     else ""
                 ),
             )
         )
-        if protocol == "cross_site" and any(r.get("penalty") is not None for r in summary["summary"]):
+        if protocol == "cross_site" and any(r.get("penalty") is not None for r in summary.summary):
             section.figures.append(
                 Figure(
                     "Cross-site brain-age penalty per method",
-                    fig.data_uri(fig.penalty_bars(summary["summary"])),
+                    fig.data_uri(fig.penalty_bars(summary.summary)),
                     "MAE on the other site minus the same raw model's MAE on its own "
                     "site's test controls (years), mean over runs with the two-level 95% interval.",
                 )
@@ -527,32 +534,25 @@ def brain_age_section(run: Path) -> Section:
                     path, f"{protocol}: {path.stem.removeprefix('scatter_')}", "Test predictions of every run."
                 )
             )
-    cv = _read_json(layout.cross_validated_summary)
+    cv = CrossValidatedSummary.read(layout.cross_validated_summary)
     if cv is not None:  # optional (benchmark.cross_validated_folds): not listed as missing when absent
         section.tables.append(
             Table(
-                f"Brain age, cross-validated: every control of {', '.join(cv['sites'])}, {cv['folds']}-fold by subject",
+                f"Brain age, cross-validated: every control of {', '.join(cv.sites)}, {cv.folds}-fold by subject",
                 BENCHMARK_COLUMNS,
-                cv["summary"],
+                cv.summary,
                 "Each control predicted once by models that never saw that subject (folds stratified by site and age). "
                 "95% low / high: a subject bootstrap. vs mean predictor: the paired difference to the training "
                 "folds' mean age (same subjects, same resamples). The sites are pooled and differ in age, so part "
                 "of what a model predicts can be the site.",
             )
         )
-    report = _read_json(layout.downstream_metrics("brain_age"))
+    report = BrainAgePredictions.read(layout.downstream_metrics("brain_age"))
     if _look(section, layout.downstream_metrics("brain_age")):
-        rows = [
-            {
-                "model": "cnn",
-                **report["cnn"]["metrics"],
-                "low": report["cnn"]["intervals_95"]["mae"][0],
-                "high": report["cnn"]["intervals_95"]["mae"][1],
-            }
-        ]
-        for name, part in report["baselines"].items():
-            intervals = part.get("intervals_95", {}).get("mae", [None, None])
-            rows.append({"model": name, **part["metrics"], "low": intervals[0], "high": intervals[1]})
+        rows = []
+        for name, scores in {"cnn": report.cnn, **report.baselines}.items():
+            low, high = scores.interval("mae")
+            rows.append({"model": name, **scores.metrics, "low": low, "high": high})
         section.tables.append(
             Table(
                 "brain_age bundle on the run's test split (controls of every site)",
@@ -587,13 +587,13 @@ def brain_age_section(run: Path) -> Section:
 
 def _seed_table(section: Section, path: Path) -> None:
     """The bundle's CNN retrained with other seeds on the same split (``downstream.<bundle>.seeds``), if run."""
-    record = _read_json(path)
+    record = SeedsSummary.read(path)
     if record is None:  # optional: a single-seed run has none
         return
-    rows = [{**r, "per_seed": ", ".join(f"{v:.3f}" for v in r["per_seed"])} for r in record["summary"]]
+    rows = [{**r, "per_seed": ", ".join(f"{v:.3f}" for v in r["per_seed"])} for r in record.summary]
     section.tables.append(
         Table(
-            f"{record['bundle']} bundle over {len(record['seeds'])} training seeds (test split)",
+            f"{record.bundle} bundle over {len(record.seeds)} training seeds (test split)",
             [
                 ("model", "model"),
                 ("metric", "metric"),
@@ -605,7 +605,7 @@ def _seed_table(section: Section, path: Path) -> None:
             ],
             rows,
             "The same split and test subjects; only the training seed differs. The table "
-            "above is seed " + str(record["seeds"][0]) + ".",
+            "above is seed " + str(record.seeds[0]) + ".",
         )
     )
 
@@ -617,16 +617,15 @@ def ad_classification_section(run: Path) -> Section:
     """The ad_classification bundle's test metrics beside its baselines, confusion matrices, Grad-CAM means."""
     layout = RunLayout(run)
     section = Section("ad-classification", "AD classification")
-    report = _read_json(layout.downstream_metrics("ad_classification"))
+    report = ClassificationMetrics.read(layout.downstream_metrics("ad_classification"))
     if not _look(section, layout.downstream_metrics("ad_classification")):
         return section
     section.intro = (
-        f"Task {report['task']} ({' / '.join(report['classes'])}), model {report['model']}, "
-        f"split {report['split']}: {report['metrics']['n']} images of {report['metrics']['n_subjects']} subjects; "
+        f"Task {report.task} ({' / '.join(report.classes)}), model {report.model}, "
+        f"split {report.split}: {report.metrics['n']} images of {report.metrics['n_subjects']} subjects; "
         "baselines fitted on the training split."
     )
-    models = {"cnn": (report["metrics"], report.get("intervals_95", {}))}
-    models.update({name: (part["metrics"], part.get("intervals_95", {})) for name, part in report["baselines"].items()})
+    models = {name: (s.metrics, s.intervals_95) for name, s in {"cnn": report.classifier, **report.baselines}.items()}
     rows = []
     for name, (metrics, intervals) in models.items():
         row: dict[str, Any] = {"model": name, "n": metrics["n"]}
@@ -646,12 +645,12 @@ def ad_classification_section(run: Path) -> Section:
             "Confusion matrices",
             fig.data_uri(
                 fig.confusion_figure(
-                    {name: metrics["confusion_matrix"] for name, (metrics, _) in models.items()}, report["classes"]
+                    {name: metrics["confusion_matrix"] for name, (metrics, _) in models.items()}, report.classes
                 )
             ),
         )
     )
-    maps = {name: layout.gradcam("ad_classification") / f"class-{name}_mean.nii.gz" for name in report["classes"]}
+    maps = {name: layout.gradcam("ad_classification") / f"class-{name}_mean.nii.gz" for name in report.classes}
     maps = {name: path for name, path in maps.items() if path.exists()}
     if maps:
         section.figures.append(
@@ -686,10 +685,10 @@ def augmentation_section(run: Path) -> Section:
     summary = _read_tsv(layout.augment_grid_summary)
     if not _look(section, layout.augment_grid_summary):
         return section
-    grid = _read_json(layout.augment_grid_record) or {}
+    grid = AugmentationGridRecord.read(layout.augment_grid_record)
     section.intro = (
         f"AD classification trained with and without synthetic images, tested on real test subjects only; "
-        f"{grid.get('repeats', '?')} repeat(s); X: fraction of real training subjects kept, Y: extra images "
+        f"{grid.repeats if grid else '?'} repeat(s); X: fraction of real training subjects kept, Y: extra images "
         "per class relative to its real training subjects. Difference: paired, to 'none' at the same X, "
         "with a two-level bootstrap 95% interval."
     )
@@ -714,7 +713,7 @@ def augmentation_section(run: Path) -> Section:
             "class_prior and volume_logistic are the baselines on the same test subjects.",
         )
     )
-    for item in grid.get("skipped", []):
+    for item in grid.skipped if grid else []:
         section.notes.append(f"skipped: {item.get('run')}: {item.get('reason')}")
     quality = _read_tsv(layout.augment_grid_quality)
     if quality is not None and len(quality):
@@ -766,9 +765,9 @@ def provenance_section(run: Path) -> Section:
     """Configuration, seeds, software versions and per-stage wall time."""
     layout = RunLayout(run)
     section = Section("provenance", "Configuration, seeds, versions and timings")
-    summary = _read_json(layout.summary)
+    summary = RunSummary.read(layout.summary)
     if _look(section, layout.summary):
-        seconds = summary.get("seconds", {})
+        seconds = summary.seconds
         rows = [{"stage": k, "seconds": v} for k, v in seconds.items()]
         rows.append({"stage": "total", "seconds": float(sum(seconds.values()))})
         section.tables.append(

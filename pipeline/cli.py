@@ -316,6 +316,18 @@ QC_FLAG_HELP = (
 )
 
 
+def _add_dask_options(p: argparse.ArgumentParser) -> None:
+    """``--workers`` or ``--scheduler``: where a per-image command runs (:func:`pipeline.parallel.map_rows`)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="local Dask worker processes (default: CPU cores; 0 = no Dask, run in this process)",
+    )
+    group.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pipeline import __version__
     from pipeline.config import CONFIG_DIR
@@ -415,14 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set skullstrip.method=template (repeatable)",
     )
-    group = p.add_mutually_exclusive_group()
-    group.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="local Dask worker processes (default: CPU cores; 0 = no Dask, run in this process)",
-    )
-    group.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+    _add_dask_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_preprocess)
 
@@ -449,10 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="site to harmonize (default, and the only one allowed: the generator's input site for --direction)",
     )
     p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument(
-        "--workers", type=int, default=None, help="local Dask worker processes (default: CPU cores; 0 = no Dask)"
-    )
-    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
+    _add_dask_options(p)
     p.add_argument(
         "--amp",
         default="auto",

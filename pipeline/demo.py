@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from pipeline.run.records import (
     BrainAgePredictions,
     ClassificationMetrics,
     EvaluationRecord,
+    JsonRecord,
     RunSummary,
     SeedsSummary,
     SiteEffectsRecord,
@@ -176,19 +177,42 @@ def _site_effects_stage(run: RunLayout, config: DemoConfig, seconds: dict[str, f
     settings = {"n_resamples": config.evaluation.resamples, "seed": config.evaluation.seed}
     images = sorted(file_sha256(p) for p in read_preprocessed(run.preprocessed)["image_cube"])
     marker = StageMarker(run.site_effects / "settings.json", settings, digests={"images": images})
+    return _marked_stage(
+        "site effects",
+        "site_effects",
+        marker,
+        (SiteEffectsRecord, run.site_effects_record),
+        lambda: measure_site_effects(run.preprocessed, run.site_effects, **settings),
+        format_site_effects,
+        seconds,
+    )
+
+
+def _marked_stage(
+    title: str,
+    key: str,
+    marker: StageMarker,
+    record: tuple[type[JsonRecord], Path],
+    compute: Callable[[], dict],
+    describe: Callable[[dict], str],
+    seconds: dict[str, float],
+) -> str:
+    """Reuse a stage's record when its marker is current, else compute it and mark it complete; a ``ValueError``
+    (e.g. a cohort too small for it) skips the stage with the reason and keeps the run going."""
+    kind, path = record
     t = time.perf_counter()
-    if marker.is_complete(run.site_effects_record):
-        report, state = SiteEffectsRecord.read(run.site_effects_record, nan_for_null=True).to_json(), "reused"
+    if marker.is_complete(path):
+        report, state = kind.read(path, nan_for_null=True).to_json(), "reused"
     else:
         try:
-            report = measure_site_effects(run.preprocessed, run.site_effects, **settings)
+            report = compute()
         except ValueError as error:
-            log.warning("site effects skipped: %s", error)
-            return f"\nsite effects: skipped ({error})"
+            log.warning("%s skipped: %s", title, error)
+            return f"\n{title}: skipped ({error})"
         marker.mark_complete()
-        state = "measured"
-    seconds["site_effects"] = time.perf_counter() - t
-    return f"\n{format_site_effects(report)}\n({state} in {seconds['site_effects']:.0f} s)"
+        state = "computed"
+    seconds[key] = time.perf_counter() - t
+    return f"\n{describe(report)}\n({state} in {seconds[key]:.0f} s)"
 
 
 def _evaluation_stage(run: RunLayout, config: DemoConfig, harmonizers: list, seconds: dict[str, float]) -> str:
@@ -211,26 +235,22 @@ def _evaluation_stage(run: RunLayout, config: DemoConfig, harmonizers: list, sec
         inputs={"splits": run.splits},
         digests={"cyclegan": [file_sha256(h.checkpoint) for h in harmonizers]},
     )
-    t = time.perf_counter()
-    if marker.is_complete(run.evaluation_record):
-        report, state = EvaluationRecord.read(run.evaluation_record, nan_for_null=True).to_json(), "reused"
-    else:
-        try:
-            folders = [h.to_source for h in harmonizers]
-            report = evaluate_harmonization(
-                run.preprocessed,
-                folders if len(folders) > 1 else folders[0],
-                run.evaluation,
-                splits_file=run.splits,
-                **settings,
-            )
-        except ValueError as error:  # e.g. too few subjects per site in the split: say so, keep the run going
-            log.warning("harmonization evaluation skipped: %s", error)
-            return f"\nharmonization evaluation: skipped ({error})"
-        marker.mark_complete()
-        state = "evaluated"
-    seconds["evaluation"] = time.perf_counter() - t
-    return f"\n{format_evaluation(report)}\n({state} in {seconds['evaluation']:.0f} s)"
+    folders = [h.to_source for h in harmonizers]
+    return _marked_stage(
+        "harmonization evaluation",
+        "evaluation",
+        marker,
+        (EvaluationRecord, run.evaluation_record),
+        lambda: evaluate_harmonization(
+            run.preprocessed,
+            folders if len(folders) > 1 else folders[0],
+            run.evaluation,
+            splits_file=run.splits,
+            **settings,
+        ),
+        format_evaluation,
+        seconds,
+    )
 
 
 def _benchmark_stage(run: RunLayout, config: DemoConfig, harmonizers: list, seconds: dict[str, float]) -> str:

@@ -28,7 +28,7 @@ import pandas as pd
 from pipeline import __version__
 from pipeline.atomic import write_table
 from pipeline.evaluate.regional_features import REGIONS, regional_means
-from pipeline.evaluate.site_probe import confound_design, downsampled_volumes, site_probe, traveling_rows
+from pipeline.evaluate.site_probe import confound_design, downsampled_volumes, probe_row, site_probe, traveling_rows
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.preprocess.quality import IQM_NAMES
 from pipeline.run.records import SiteEffectsRecord
@@ -51,19 +51,7 @@ def _probe_rows(
             result = site_probe(
                 rows_table, probe="linear", volumes=values, covariates=covariates, n_resamples=n_resamples, seed=seed
             )
-            rows.append(
-                {
-                    "sites": pair,
-                    "probe": name,
-                    "adjustment": adjustment,
-                    "balanced_accuracy": result["balanced_accuracy"],
-                    "low": result["interval_95"][0],
-                    "high": result["interval_95"][1],
-                    "chance": result["chance"],
-                    "n_images": result["n_images"],
-                    "n_subjects": result["n_subjects"],
-                }
-            )
+            rows.append(probe_row(result, sites=pair, probe=name, adjustment=adjustment))
     return rows
 
 

@@ -22,7 +22,7 @@ from the biology alone. Two deconfounded variants separate the scanner from the 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -35,7 +35,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline.evaluate.paired_difference import bootstrap_metric_samples, weighted_classification_metrics
 
-__all__ = ["downsampled_volumes", "site_probe", "confound_design", "traveling_rows", "PROBES", "CONFOUNDS"]
+__all__ = ["downsampled_volumes", "site_probe", "probe_row", "confound_design", "traveling_rows", "PROBES", "CONFOUNDS"]
 
 PROBES = ("linear", "cnn")
 CONFOUNDS = ("age", "sex", "diagnosis")
@@ -189,4 +189,18 @@ def site_probe(
         "folds": n_folds,
         "predictions": probabilities.tolist(),
         "samples": samples,
+    }
+
+
+def probe_row(result: dict, **labels: Any) -> dict:
+    """One table row of a :func:`site_probe` result: ``labels`` (what was probed, e.g. ``sites``, ``probe``,
+    ``adjustment``), then its balanced accuracy with the 95% interval as ``low`` / ``high``, chance and counts."""
+    return {
+        **labels,
+        "balanced_accuracy": result["balanced_accuracy"],
+        "low": result["interval_95"][0],
+        "high": result["interval_95"][1],
+        "chance": result["chance"],
+        "n_images": result["n_images"],
+        "n_subjects": result["n_subjects"],
     }

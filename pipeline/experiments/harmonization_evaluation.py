@@ -51,7 +51,7 @@ from pipeline.evaluate.combat import ComBat
 from pipeline.evaluate.fidelity import image_fidelity
 from pipeline.evaluate.intensity_baselines import fit_intensity_baseline
 from pipeline.evaluate.regional_features import REGIONS, regional_means
-from pipeline.evaluate.site_probe import confound_design, site_probe, traveling_rows
+from pipeline.evaluate.site_probe import confound_design, probe_row, site_probe, traveling_rows
 from pipeline.evaluate.tsne import tsne_figure, tsne_table
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.run.records import EvaluationRecord
@@ -275,19 +275,8 @@ def format_evaluation(report: dict) -> str:
 
 
 def _probe_row(condition: str, probe: str, result: dict, adjustment: str = "none") -> dict:
-    return {
-        "condition": condition,
-        "probe": probe,
-        "adjustment": adjustment,
-        "balanced_accuracy": result["balanced_accuracy"],
-        "low": result["interval_95"][0],
-        "high": result["interval_95"][1],
-        "chance": result["chance"],
-        "n_images": result["n_images"],
-        "n_subjects": result["n_subjects"],
-        "folds": result["folds"],
-        "samples": result["samples"],
-    }
+    row = probe_row(result, condition=condition, probe=probe, adjustment=adjustment)
+    return {**row, "folds": result["folds"], "samples": result["samples"]}
 
 
 def _paired_to_identity(table: pd.DataFrame) -> pd.DataFrame:

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from pipeline.run import RunLayout
+
 __all__ = ["main", "build_parser"]
 
 
@@ -36,7 +38,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.config import apply_overrides, load_config
     from pipeline.demo import run_demo
     from pipeline.demo_config import SCALES
-    from pipeline.run import RunLayout
 
     config = apply_overrides(load_config(args.config or SCALES[args.scale]), args.set or [])
     out = Path(args.out)
@@ -80,7 +81,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 
     config = load_preprocess_config(args.config, args.set or [])  # fails before any work
     out = Path(args.out)
-    _setup_logging(out / "logs" / "preprocess.log")
+    _setup_logging(RunLayout(out).log("preprocess"))
     result = run_preprocess(
         args.cohort, out, config, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet
     )
@@ -152,7 +153,7 @@ def _cmd_benchmark_brain_age_cv(args: argparse.Namespace) -> int:
     from pipeline.experiments.brain_age_benchmark import format_benchmark_table
     from pipeline.experiments.brain_age_cv import run_brain_age_cv
 
-    _setup_logging(Path(args.out) / "logs" / "benchmark.log")
+    _setup_logging(RunLayout(args.out).log("benchmark"))
     summary = run_brain_age_cv(
         args.raw,
         args.out,
@@ -174,7 +175,7 @@ def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
     cyclegan = _key_values(args.cyclegan_set, "--cyclegan-set", "epochs=10")
     if not args.harmonized and args.harmonizer_seeds < 1:
         raise ValueError("--harmonizer-seeds: expected at least 1 when no --harmonized folder is given")
-    _setup_logging(Path(args.out) / "logs" / "benchmark.log")
+    _setup_logging(RunLayout(args.out).log("benchmark"))
     harmonizers = prepare_harmonizers(
         args.raw,
         Path(args.out) / "harmonizers",
@@ -209,7 +210,7 @@ def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
 def _cmd_evaluate_harmonization(args: argparse.Namespace) -> int:
     from pipeline.experiments.harmonization_evaluation import evaluate_harmonization, format_evaluation
 
-    _setup_logging(Path(args.out) / "logs" / "evaluate.log")
+    _setup_logging(RunLayout(args.out).log("evaluate"))
     report = evaluate_harmonization(
         args.raw,
         args.harmonized if len(args.harmonized) > 1 else args.harmonized[0],
@@ -229,7 +230,7 @@ def _cmd_evaluate_harmonization(args: argparse.Namespace) -> int:
 def _cmd_evaluate_site_effects(args: argparse.Namespace) -> int:
     from pipeline.evaluate.site_effects import format_site_effects, measure_site_effects
 
-    _setup_logging(Path(args.out) / "logs" / "evaluate.log")
+    _setup_logging(RunLayout(args.out).log("evaluate"))
     report = measure_site_effects(args.raw, args.out, n_resamples=args.resamples, seed=args.seed)
     print("\n" + format_site_effects(report))
     print(f"\nwritten: {Path(args.out)}/site_effects.tsv, site_iqms.tsv, site_effects.json")
@@ -250,7 +251,7 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
     from pipeline.experiments.augmentation_grid import format_grid_table, run_augment_grid
 
     config = apply_overrides(load_config(args.config), args.set or [])
-    _setup_logging(Path(args.out) / "logs" / "augment_grid.log")
+    _setup_logging(RunLayout(args.out).log("augment_grid"))
     result = run_augment_grid(config, args.out)
     print(
         f"\naugmentation grid, {result['runs']['repeat'].nunique()} repeat(s), real test subjects; median (min-max) "

@@ -7,7 +7,7 @@ aliases, and the metric then pulls towards the wrong optimum. Two levels (4 mm a
 of the 2 mm template), Mattes mutual information with 10 % random sampling.
 
 Measured on Colin27, a real head, moved by rotations up to 15 degrees and translations up to 12 mm onto
-oblique anisotropic grids (``python -m pipeline.performance.preprocessing --real-head``; docs in the README's
+oblique anisotropic grids (``python -m pipeline.performance.preprocessing --real-head``; figures in docs/benchmarks.md,
 preprocessing table): the former default (8 mm and 4 mm levels, native moving image) erred 0.5-1.0 mm,
 the 2 mm level at native resolution 0.2-0.4 mm, and this default about 0.1 mm, at the pose-invariance
 ceiling set by noise and interpolation. The antspyx defaults (2100/1200/1200/10 over 4 levels) are the

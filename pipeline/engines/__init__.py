@@ -1,4 +1,5 @@
-"""Training engines MONAI does not ship (the 3D CycleGAN of Komandur et al. 2023, the class-conditional GAN),
+"""Training engines MONAI does not ship (the 3D CycleGAN of Komandur et al. 2023, many-to-one
+harmonization after Roca et al. 2025, the class-conditional GAN),
 their checkpoint, autocast and memory-format helpers. The data they train on is assembled in :mod:`pipeline.data`."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pipeline.engines.checkpoints import (
 )
 from pipeline.engines.cyclegan import CycleGANLosses, CycleGANTrainer, ImagePool
 from pipeline.engines.cyclegan_evaluator import CycleGANEvaluator, cyclegan_metrics, key_metric_name
+from pipeline.engines.many_to_one import ManyToOneDataset, ManyToOneLosses, ManyToOneTrainer
 from pipeline.engines.unpaired import SetEpochHandler, UnpairedDataset
 
 __all__ = [
@@ -25,6 +27,9 @@ __all__ = [
     "CycleGANLosses",
     "CycleGANTrainer",
     "ImagePool",
+    "ManyToOneLosses",
+    "ManyToOneDataset",
+    "ManyToOneTrainer",
     "UnpairedDataset",
     "SetEpochHandler",
     "CycleGANEvaluator",

@@ -22,6 +22,8 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
+from pipeline.engines.precision import GANPrecision
+
 __all__ = ["ConditionalGANTrainer", "prepare_labelled_batch"]
 
 
@@ -73,16 +75,7 @@ class ConditionalGANTrainer(Trainer):
         self.inferer = inferer or SimpleInferer()
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.noise = torch.Generator().manual_seed(seed)
-        if amp_dtype not in ("float16", "bfloat16"):
-            raise ValueError(f"amp_dtype must be 'float16' or 'bfloat16', got {amp_dtype!r}")
-        self.amp, self.amp_dtype, self.channels_last = amp, getattr(torch, amp_dtype), channels_last
-        self.device_type = torch.device(device).type
-        use_scaler = amp and amp_dtype == "float16" and self.device_type == "cuda"
-        self.g_scaler = torch.amp.GradScaler(self.device_type, enabled=use_scaler)
-        self.d_scaler = torch.amp.GradScaler(self.device_type, enabled=use_scaler)
-
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device_type, dtype=self.amp_dtype, enabled=self.amp)
+        self.precision, self.channels_last = GANPrecision(device, amp=amp, amp_dtype=amp_dtype), channels_last
 
     def _iteration(self, engine: "ConditionalGANTrainer", batchdata: dict) -> dict[str, float]:
         image, label = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
@@ -93,22 +86,16 @@ class ConditionalGANTrainer(Trainer):
         latent_dim = getattr(self.generator, "module", self.generator).latent_dim  # DDP hides attributes
         z = torch.randn(len(label), latent_dim, generator=self.noise).to(image.device)
 
-        self.d_optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
+        with self.precision.autocast():
             fake = self.inferer(z, self.generator, label)
             d_real = self.discriminator(image, label)
             d_fake = self.discriminator(fake.detach(), label)
             d_loss = torch.relu(1 - d_real).float().mean() + torch.relu(1 + d_fake).float().mean()
-        self.d_scaler.scale(d_loss).backward()
-        self.d_scaler.step(self.d_optimizer)
-        self.d_scaler.update()
+        self.precision.step(self.precision.d_scaler, self.d_optimizer, d_loss)
 
-        self.g_optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
+        with self.precision.autocast():
             g_loss = -self.discriminator(fake, label).float().mean()
-        self.g_scaler.scale(g_loss).backward()
-        self.g_scaler.step(self.g_optimizer)
-        self.g_scaler.update()
+        self.precision.step(self.precision.g_scaler, self.g_optimizer, g_loss)
         return {
             "loss": g_loss.item(),
             "g_loss": g_loss.item(),

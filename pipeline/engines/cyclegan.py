@@ -32,6 +32,8 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
+from pipeline.engines.precision import GANPrecision
+
 __all__ = ["CycleGANLosses", "ImagePool", "CycleGANTrainer"]
 
 
@@ -143,19 +145,9 @@ class CycleGANTrainer(Trainer):
         self.adversarial = PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True)
         self.l1 = nn.L1Loss()
         self.pool_x, self.pool_y = ImagePool(pool_size, seed), ImagePool(pool_size, seed + 1)
-        if amp_dtype not in ("float16", "bfloat16"):
-            raise ValueError(f"amp_dtype must be 'float16' or 'bfloat16', got {amp_dtype!r}")
-        self.amp, self.amp_dtype = amp, getattr(torch, amp_dtype)
+        self.precision = GANPrecision(device, amp=amp, amp_dtype=amp_dtype)
         self.channels_last = channels_last
         self.inferer = inferer or SimpleInferer()
-        device_type = torch.device(device).type
-        self.device_type = device_type
-        use_scaler = amp and amp_dtype == "float16" and device_type == "cuda"
-        self.g_scaler = torch.amp.GradScaler(device_type, enabled=use_scaler)
-        self.d_scaler = torch.amp.GradScaler(device_type, enabled=use_scaler)
-
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device_type, dtype=self.amp_dtype, enabled=self.amp)
 
     def _set_discriminators_trainable(self, flag: bool) -> None:
         for net in (self.d_x, self.d_y):
@@ -172,9 +164,8 @@ class CycleGANTrainer(Trainer):
         # generators; the frozen discriminators run unwrapped (under DistributedDataParallel a wrapped module
         # would wait for gradients that this step does not compute)
         self._set_discriminators_trainable(False)
-        self.g_optimizer.zero_grad(set_to_none=True)
         d_x, d_y = _unwrap(self.d_x), _unwrap(self.d_y)
-        with self._autocast():
+        with self.precision.autocast():
             g_xy, g_yx = (lambda t: self.inferer(t, self.g_xy)), (lambda t: self.inferer(t, self.g_yx))  # noqa: E731
             fake_y, fake_x = g_xy(x), g_yx(y)
             adversarial = self.adversarial(
@@ -183,15 +174,12 @@ class CycleGANTrainer(Trainer):
             cycle = self.l1(g_yx(fake_y), x) + self.l1(g_xy(fake_x), y)
             identity = self.l1(g_xy(y), y) + self.l1(g_yx(x), x)
             g_loss = adversarial + self.losses.cycle * cycle + self.losses.identity * identity
-        self.g_scaler.scale(g_loss).backward()
-        self.g_scaler.step(self.g_optimizer)
-        self.g_scaler.update()
+        self.precision.step(self.precision.g_scaler, self.g_optimizer, g_loss)
         self._set_discriminators_trainable(True)
 
         # discriminators, on detached (optionally pooled) fakes
-        self.d_optimizer.zero_grad(set_to_none=True)
         pooled_y, pooled_x = self.pool_y.query(fake_y.detach()), self.pool_x.query(fake_x.detach())
-        with self._autocast():
+        with self.precision.autocast():
             d_y = 0.5 * (
                 self.adversarial(self.d_y(y), target_is_real=True, for_discriminator=True)
                 + self.adversarial(self.d_y(pooled_y), target_is_real=False, for_discriminator=True)
@@ -201,9 +189,7 @@ class CycleGANTrainer(Trainer):
                 + self.adversarial(self.d_x(pooled_x), target_is_real=False, for_discriminator=True)
             )
             d_loss = d_x + d_y
-        self.d_scaler.scale(d_loss).backward()
-        self.d_scaler.step(self.d_optimizer)
-        self.d_scaler.update()
+        self.precision.step(self.precision.d_scaler, self.d_optimizer, d_loss)
         return {
             "loss": g_loss.item(),
             "g_loss": g_loss.item(),

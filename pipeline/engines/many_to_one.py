@@ -30,6 +30,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader, Dataset
 
+from pipeline.engines.precision import GANPrecision
 from pipeline.engines.unpaired import UnpairedDataset
 
 __all__ = ["ManyToOneLosses", "ManyToOneDataset", "ManyToOneTrainer"]
@@ -130,32 +131,17 @@ class ManyToOneTrainer(Trainer):
             handlers=train_handlers,
             decollate=False,
         )
-        if amp_dtype not in ("float16", "bfloat16"):
-            raise ValueError(f"amp_dtype must be 'float16' or 'bfloat16', got {amp_dtype!r}")
         self.networks, self.g_optimizer, self.d_optimizer = networks, g_optimizer, d_optimizer
         self.losses, self.seed = losses, seed
         self.adversarial = PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True)
         self.l1 = nn.L1Loss()
-        self.amp, self.amp_dtype, self.channels_last = amp, getattr(torch, amp_dtype), channels_last
-        self.device_type = torch.device(device).type
-        use_scaler = amp and amp_dtype == "float16" and self.device_type == "cuda"
-        self.g_scaler = torch.amp.GradScaler(self.device_type, enabled=use_scaler)
-        self.d_scaler = torch.amp.GradScaler(self.device_type, enabled=use_scaler)
-
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device_type, dtype=self.amp_dtype, enabled=self.amp)
+        self.precision, self.channels_last = GANPrecision(device, amp=amp, amp_dtype=amp_dtype), channels_last
 
     def site_order(self, iteration: int, sites: Sequence[str]) -> list[str]:
         """The seeded order of the sites at one iteration (the same on a resumed run)."""
         order = sorted(sites)
         random.Random(f"{self.seed}-{iteration}").shuffle(order)
         return order
-
-    def _step(self, optimizer: Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
 
     def _iteration(self, engine: "ManyToOneTrainer", batchdata: dict) -> dict[str, float]:
         batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
@@ -175,7 +161,7 @@ class ManyToOneTrainer(Trainer):
                 nets.source_discriminators[site],
             )
             # discriminators, on the generators' current (detached) outputs
-            with self._autocast():
+            with self.precision.autocast():
                 with torch.no_grad():
                     fake_ref, fake_src = universal(x), backward(y)
                 d_loss = 0.5 * (
@@ -185,11 +171,11 @@ class ManyToOneTrainer(Trainer):
                     adv(d_src(x), target_is_real=True, for_discriminator=True)
                     + adv(d_src(fake_src), target_is_real=False, for_discriminator=True)
                 )
-            self._step(self.d_optimizer, self.d_scaler, d_loss)
+            self.precision.step(self.precision.d_scaler, self.d_optimizer, d_loss)
             # generators, against frozen discriminators
             for p in (*d_ref.parameters(), *d_src.parameters()):
                 p.requires_grad_(False)
-            with self._autocast():
+            with self.precision.autocast():
                 fake_ref, fake_src = universal(x), backward(y)
                 adversarial = adv(d_ref(fake_ref), target_is_real=True, for_discriminator=False) + adv(
                     d_src(fake_src), target_is_real=True, for_discriminator=False
@@ -199,7 +185,7 @@ class ManyToOneTrainer(Trainer):
                 identity_reference = self.l1(universal(y), y) if w.identity_reference else torch.zeros(())
                 identity_source = self.l1(backward(x), x) if w.identity_source else torch.zeros(())
                 g_loss = g_loss + w.identity_reference * identity_reference + w.identity_source * identity_source
-            self._step(self.g_optimizer, self.g_scaler, g_loss)
+            self.precision.step(self.precision.g_scaler, self.g_optimizer, g_loss)
             for p in (*d_ref.parameters(), *d_src.parameters()):
                 p.requires_grad_(True)
             values = {

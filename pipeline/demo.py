@@ -33,6 +33,7 @@ from pipeline.harmonize import harmonize_cohort
 from pipeline.phantom import generate_phantom
 from pipeline.preprocess.batch import read_preprocessed, run_preprocess
 from pipeline.run import RunLayout, StageMarker, file_sha256
+from pipeline.run.layout import BENCHMARK_PROTOCOLS
 from pipeline.run.records import (
     BrainAgePredictions,
     ClassificationMetrics,
@@ -47,11 +48,6 @@ __all__ = ["DemoResult", "run_demo", "check_demo_config", "phantom_spec_from_con
 
 log = logging.getLogger("mriharmony.demo")
 
-BENCHMARK_PROTOCOLS = {
-    "pooled": "pooled controls, 70:30 by subject (Komandur et al. 2023, Table 2)",
-    "held_out": "controls no CycleGAN saw, 70:30 by subject (Komandur et al. 2023, Table 3)",
-    "cross_site": "trained on one site, tested on the other",
-}
 SEED_METRICS = {"brain_age": ("mae", "r"), "ad_classification": ("balanced_accuracy", "auc")}
 
 

@@ -237,7 +237,7 @@ class BenchmarkSection:
 
     seeds: int = 2
     """brain-age splits / trainings per condition"""
-    protocols: tuple[str, ...] = BENCHMARK_PROTOCOLS
+    protocols: tuple[str, ...] = tuple(BENCHMARK_PROTOCOLS)
     """pooled (their Table 2), held_out (Table 3: controls no CycleGAN saw), cross_site"""
     harmonizer_seeds: int = 1
     """CycleGANs: seed 0 is the harmonization stage's, the others are trained on the same split"""
@@ -251,7 +251,7 @@ class BenchmarkSection:
         check_keys(section, _keys(cls), "benchmark")
         bundle_keys = {"epochs", "batch_size", "lr", "spatial_size", "net_kwargs"}
         bundle = BundleSection.from_dict(section.get("bundle"), "benchmark.bundle", bundle_keys)
-        protocols = tuple(section.get("protocols", BENCHMARK_PROTOCOLS))
+        protocols = tuple(section.get("protocols", tuple(BENCHMARK_PROTOCOLS)))
         wrong = [p for p in protocols if p not in BENCHMARK_PROTOCOLS]
         if wrong:
             raise ConfigError(f"benchmark.protocols: expected some of {list(BENCHMARK_PROTOCOLS)}, got {wrong}")

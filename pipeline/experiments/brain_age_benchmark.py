@@ -64,11 +64,12 @@ from pipeline.metrics.regression import regression_metrics
 from pipeline.metrics.resampling import ClusterBootstrap
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.run import file_sha256
+from pipeline.run.layout import BENCHMARK_PROTOCOLS
 from pipeline.run.records import BenchmarkSummary
 
 __all__ = ["PROTOCOLS", "run_brain_age_benchmark", "benchmark_splits", "format_benchmark_table", "UNDERPOWERED_N"]
 
-PROTOCOLS = ("pooled", "held_out", "cross_site")
+PROTOCOLS = tuple(BENCHMARK_PROTOCOLS)  # the folder names of the run layout
 #: fewer test subjects than this, or fewer than 3 runs, and a condition's verdict says "underpowered"
 UNDERPOWERED_N = 20
 FEATURES = [f"{r}_mean" for r in REGIONS]

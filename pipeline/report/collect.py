@@ -31,6 +31,7 @@ from pipeline.run import (
     SeedsSummary,
     SiteEffectsRecord,
 )
+from pipeline.run.layout import BENCHMARK_PROTOCOLS
 from pipeline.table_paths import resolve_paths
 from pipeline.versions import package_versions
 
@@ -477,11 +478,6 @@ BENCHMARK_COLUMNS = [
     ("n_test", "n test"),
     ("underpowered", "underpowered"),
 ]
-BENCHMARK_TITLES = {
-    "pooled": "Pooled controls, 70:30 by subject per seed (Komandur et al. Table 2)",
-    "held_out": "Only controls no CycleGAN saw, 70:30 per seed (Komandur et al. Table 3)",
-    "cross_site": "Trained on one site, tested on the other",
-}
 
 
 def brain_age_section(run: Path) -> Section:
@@ -494,7 +490,7 @@ def brain_age_section(run: Path) -> Section:
         "subjects. Raw errors only (years; lower is better): no bias-corrected error is shown, because "
         "that correction uses the test subjects' true ages and makes a constant predictor look perfect.",
     )
-    for protocol, what in BENCHMARK_TITLES.items():
+    for protocol, what in BENCHMARK_PROTOCOLS.items():
         summary = BenchmarkSummary.read(layout.benchmark_summary(protocol))
         if not _look(section, layout.benchmark_summary(protocol)):
             continue

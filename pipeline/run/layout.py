@@ -14,7 +14,12 @@ from pathlib import Path
 __all__ = ["RunLayout", "DOWNSTREAM_BUNDLES", "BENCHMARK_PROTOCOLS"]
 
 DOWNSTREAM_BUNDLES = ("brain_age", "ad_classification")
-BENCHMARK_PROTOCOLS = ("pooled", "held_out", "cross_site")
+#: the brain-age benchmark's protocols (each a folder ``benchmark/PROTOCOL``) and what each one is
+BENCHMARK_PROTOCOLS = {
+    "pooled": "pooled controls, 70:30 by subject (Komandur et al. 2023, Table 2)",
+    "held_out": "controls no CycleGAN saw, 70:30 by subject (Komandur et al. 2023, Table 3)",
+    "cross_site": "trained on one site, tested on the other",
+}
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.run import RunLayout
-
 __all__ = ["main", "build_parser"]
 
 
@@ -20,6 +18,13 @@ class _ConsoleFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.WARNING or record.name.startswith("mriharmony")
+
+
+def _command_log(out: str | Path, command: str) -> Path:
+    """``out/logs/COMMAND.log``, as the run layout names it (imported here: ``mriharmony --help`` stays fast)."""
+    from pipeline.run.layout import RunLayout
+
+    return RunLayout(out).log(command)
 
 
 def _setup_logging(log_file: Path | None = None) -> None:
@@ -41,14 +46,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     config = apply_overrides(load_config(args.config or SCALES[args.scale]), args.set or [])
     out = Path(args.out)
-    _setup_logging(RunLayout(out).log("demo"))
+    _setup_logging(_command_log(out, "demo"))
     result = run_demo(out, config, workers=args.workers, progress=not args.quiet)
     print(f"\nmriharmony demo: phantom cohort {result.cohort.source}\n")
     print(result.summary_text)
     print("\nwritten:")
     for name, path in result.files.items():
         print(f"  {name:<9} {path}")
-    print(f"  {'log':<9} {RunLayout(out).log('demo')}")
+    print(f"  {'log':<9} {_command_log(out, 'demo')}")
     return 0
 
 
@@ -81,7 +86,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 
     config = load_preprocess_config(args.config, args.set or [])  # fails before any work
     out = Path(args.out)
-    _setup_logging(RunLayout(out).log("preprocess"))
+    _setup_logging(_command_log(out, "preprocess"))
     result = run_preprocess(
         args.cohort, out, config, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet
     )
@@ -153,7 +158,7 @@ def _cmd_benchmark_brain_age_cv(args: argparse.Namespace) -> int:
     from pipeline.experiments.brain_age_benchmark import format_benchmark_table
     from pipeline.experiments.brain_age_cv import run_brain_age_cv
 
-    _setup_logging(RunLayout(args.out).log("benchmark"))
+    _setup_logging(_command_log(args.out, "benchmark"))
     summary = run_brain_age_cv(
         args.raw,
         args.out,
@@ -175,7 +180,7 @@ def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
     cyclegan = _key_values(args.cyclegan_set, "--cyclegan-set", "epochs=10")
     if not args.harmonized and args.harmonizer_seeds < 1:
         raise ValueError("--harmonizer-seeds: expected at least 1 when no --harmonized folder is given")
-    _setup_logging(RunLayout(args.out).log("benchmark"))
+    _setup_logging(_command_log(args.out, "benchmark"))
     harmonizers = prepare_harmonizers(
         args.raw,
         Path(args.out) / "harmonizers",
@@ -210,7 +215,7 @@ def _cmd_benchmark_brain_age(args: argparse.Namespace) -> int:
 def _cmd_evaluate_harmonization(args: argparse.Namespace) -> int:
     from pipeline.experiments.harmonization_evaluation import evaluate_harmonization, format_evaluation
 
-    _setup_logging(RunLayout(args.out).log("evaluate"))
+    _setup_logging(_command_log(args.out, "evaluate"))
     report = evaluate_harmonization(
         args.raw,
         args.harmonized if len(args.harmonized) > 1 else args.harmonized[0],
@@ -230,7 +235,7 @@ def _cmd_evaluate_harmonization(args: argparse.Namespace) -> int:
 def _cmd_evaluate_site_effects(args: argparse.Namespace) -> int:
     from pipeline.evaluate.site_effects import format_site_effects, measure_site_effects
 
-    _setup_logging(RunLayout(args.out).log("evaluate"))
+    _setup_logging(_command_log(args.out, "evaluate"))
     report = measure_site_effects(args.raw, args.out, n_resamples=args.resamples, seed=args.seed)
     print("\n" + format_site_effects(report))
     print(f"\nwritten: {Path(args.out)}/site_effects.tsv, site_iqms.tsv, site_effects.json")
@@ -251,7 +256,7 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
     from pipeline.experiments.augmentation_grid import format_grid_table, run_augment_grid
 
     config = apply_overrides(load_config(args.config), args.set or [])
-    _setup_logging(RunLayout(args.out).log("augment_grid"))
+    _setup_logging(_command_log(args.out, "augment_grid"))
     result = run_augment_grid(config, args.out)
     print(
         f"\naugmentation grid, {result['runs']['repeat'].nunique()} repeat(s), real test subjects; median (min-max) "

@@ -13,7 +13,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, TypeVar
 
-from pipeline.atomic import _nan_for_none, write_json
+from pipeline.atomic import read_json_numbers, write_json
 
 __all__ = [
     "RecordError",
@@ -51,7 +51,7 @@ class JsonRecord:
         pipeline.run.records.RecordError: seeds.json: missing field(s) seeds, split, summary of SeedsSummary
     """
 
-    #: fields holding a nested record (or a dict of them), by field name
+    #: fields holding one nested record, by field name
     nested: ClassVar[Mapping[str, type]] = {}
     #: fields holding a dict of nested records, by field name
     nested_dicts: ClassVar[Mapping[str, type]] = {}
@@ -102,10 +102,10 @@ class JsonRecord:
         if not path.exists():
             return None
         try:
-            data = json.loads(path.read_text())
+            data = read_json_numbers(path) if nan_for_null else json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise RecordError(f"{path}: not JSON ({error})") from error
-        return cls.from_json(_nan_for_none(data) if nan_for_null else data, source=str(path))
+        return cls.from_json(data, source=str(path))
 
     def write(self, path: str | Path) -> Path:
         """Write the record atomically (NaN and infinities become ``null``)."""

@@ -1,16 +1,22 @@
 """Apply a trained harmonization generator to a cohort: every preprocessed 64^3 image of the
 chosen site(s) goes through G (site -> other site).
 
-A harmonizer is named by the cyclegan_harmonization bundle's ``models/model.pt``: the state dict of
-G_X (source site -> target site, the reference), with G_Y in ``model_to_source.pt`` and the run record
-(sites, architecture, training subjects) in ``run_info.json`` beside it. ``direction="to_target"``
-applies G_X to source-site images; ``"to_source"`` applies G_Y to target-site images. Reads the table written
-by ``mriharmony preprocess`` (``preprocessed.tsv``) and writes:
+A harmonizer is named by a bundle's ``models/model.pt``, with the run record (sites, architecture, training
+subjects) in ``run_info.json`` beside it. Two kinds exist (``run_info.json``'s ``kind``):
 
-- one harmonized image per row of the input site, in BIDS-derivatives naming
+- ``cyclegan`` (the cyclegan_harmonization bundle): ``model.pt`` is G_X (source site -> target site, the
+  reference), ``model_to_source.pt`` is G_Y. ``direction="to_target"`` applies G_X to source-site images;
+  ``"to_source"`` applies G_Y to target-site images. Other sites are refused.
+- ``many_to_one`` (the many_to_one_harmonization bundle): ``model.pt`` is the universal generator, which maps
+  every site to the reference site in one pass, the sites it never saw in training included; those are
+  flagged ``unseen_site`` in the table and ``UnseenSite`` in the sidecar.
+
+Reads the table written by ``mriharmony preprocess`` (``preprocessed.tsv``) and writes:
+
+- one harmonized image per row of the input site(s), in BIDS-derivatives naming
   (``..._res-64_desc-harmonizedto<SITE>_T1w.nii.gz``), float32, same affine as its input, brain
   mask applied (background stays 0), with a JSON sidecar (checkpoint, its SHA-256, direction,
-  sites, input image) written last;
+  sites, whether the input site is unseen, input image) written last;
 - ``harmonized.tsv``: every row of the input table (rows of other sites unchanged), with
   ``image_cube`` pointing at the harmonized image, ``status`` ok / failed, ``harmonized``, and
   ``generator_sha256``, so later stages read it exactly like the preprocessed table;
@@ -22,6 +28,7 @@ sidecar names the same checkpoint hash and direction; a bad image is recorded, n
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -36,7 +43,7 @@ import torch
 
 from pipeline import __version__
 from pipeline.atomic import save_nifti, write_json, write_table
-from pipeline.nets import HarmonizationGenerator3D
+from pipeline.nets import HarmonizationGenerator3D, ResidualUNetGenerator3D
 from pipeline.parallel import map_rows
 from pipeline.run import StageMarker, file_sha256
 from pipeline.table_paths import resolve_paths
@@ -58,17 +65,43 @@ __all__ = [
 ]
 
 DIRECTIONS = ("to_target", "to_source")
+KINDS = ("cyclegan", "many_to_one")
 FAILURE_COLUMNS = ["subject", "session", "site", "source", "step", "reason"]
+
+log = logging.getLogger("mriharmony.harmonize")
 
 
 class HarmonizerInfo(dict):
-    """The ``info`` record of a bundle checkpoint: source_site, target_site, net_kwargs, ..."""
+    """The run record of a harmonizer (its ``run_info.json``): kind, sites, net_kwargs, spatial_size, ..."""
+
+    @property
+    def kind(self) -> str:
+        """``cyclegan`` (one site pair; records written before kinds existed are this) or ``many_to_one``."""
+        return str(self.get("kind", "cyclegan"))
+
+    @property
+    def seen_sites(self) -> list[str]:
+        """The sites whose images the generator(s) trained on, the reference included."""
+        if self.kind == "many_to_one":
+            return [*self["source_sites"], self["reference_site"]]
+        return [self["source_site"], self["target_site"]]
 
     def input_site(self, direction: str) -> str:
+        if self.kind == "many_to_one":
+            raise ValueError("a many-to-one harmonizer takes every site but the reference: see input_sites")
         return self["source_site"] if direction == "to_target" else self["target_site"]
 
     def output_site(self, direction: str) -> str:
+        if self.kind == "many_to_one":
+            return self["reference_site"]
         return self["target_site"] if direction == "to_target" else self["source_site"]
+
+    def network(self) -> torch.nn.Module:
+        """An untrained generator of this harmonizer's architecture."""
+        net_kwargs = dict(self.get("net_kwargs", {}))
+        if self.kind == "many_to_one":
+            return ResidualUNetGenerator3D(**net_kwargs)
+        return HarmonizationGenerator3D(**net_kwargs)
 
 
 #: the generator file of each direction in a cyclegan_harmonization bundle's ``models/`` folder
@@ -104,22 +137,27 @@ def read_harmonizer_info(path: str | Path) -> HarmonizerInfo:
     if not path.exists():
         raise FileNotFoundError(f"generator checkpoint {path} does not exist")
     info = HarmonizerInfo(read_run_info(path))
-    for key in ("source_site", "target_site", "net_kwargs"):
+    if info.kind not in KINDS:
+        raise ValueError(f"{path.with_name('run_info.json')}: kind {info.kind!r}; expected one of {KINDS}")
+    required = ("reference_site", "source_sites") if info.kind == "many_to_one" else ("source_site", "target_site")
+    for key in (*required, "net_kwargs"):
         if key not in info:
             raise ValueError(
                 f"{path.with_name('run_info.json')}: no {key!r}; expected the run record of a "
-                f"cyclegan_harmonization bundle"
+                f"{info.kind.replace('_', '-')} harmonization bundle"
             )
     return info
 
 
-def load_generator(path: str | Path, direction: str = "to_target") -> HarmonizationGenerator3D:
+def load_generator(path: str | Path, direction: str = "to_target") -> torch.nn.Module:
     """The generator of ``direction`` of the harmonizer whose ``models/model.pt`` is ``path``, in eval mode.
 
     ``to_target`` loads ``model.pt`` itself (the bundle's ``network_def``), ``to_source`` the
-    ``model_to_source.pt`` beside it; weights only, no code runs from the files.
+    ``model_to_source.pt`` beside it (pairwise harmonizers only); weights only, no code runs from the files.
     """
     info = read_harmonizer_info(path)
+    if info.kind == "many_to_one" and direction != "to_target":
+        raise ValueError(f"{path}: a many-to-one harmonizer only maps to its reference site (direction to_target)")
     weights = generator_file(path, direction)
     if not weights.exists():
         raise FileNotFoundError(f"{weights} does not exist: the {direction} generator of {path} is missing")
@@ -127,10 +165,10 @@ def load_generator(path: str | Path, direction: str = "to_target") -> Harmonizat
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         keys = sorted(state)[:8] if isinstance(state, dict) else ""
         raise ValueError(
-            f"{weights}: expected the state dict of a HarmonizationGenerator3D (models/model.pt of a "
-            f"cyclegan_harmonization run); found {type(state).__name__} with keys {keys}"
+            f"{weights}: expected the state dict of a generator (models/model.pt of a harmonization bundle's "
+            f"run); found {type(state).__name__} with keys {keys}"
         )
-    net = HarmonizationGenerator3D(**dict(info.get("net_kwargs", {})))
+    net = info.network()
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
@@ -141,7 +179,7 @@ def load_generator(path: str | Path, direction: str = "to_target") -> Harmonizat
 
 
 @lru_cache(maxsize=2)
-def _cached_generator(path: str, sha: str, direction: str) -> HarmonizationGenerator3D:
+def _cached_generator(path: str, sha: str, direction: str) -> torch.nn.Module:
     return load_generator(path, direction)  # once per worker process and checkpoint
 
 
@@ -156,12 +194,13 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name.replace(".nii.gz", ".json"))
 
 
-def _base_record(row: dict, target_path: Path, sha: str, direction: str) -> dict[str, Any]:
+def _base_record(row: dict, target_path: Path, sha: str, direction: str, unseen: bool = False) -> dict[str, Any]:
     return {
         **row,
         "image_cube": str(target_path),
         "source_image_cube": row["image_cube"],
         "harmonized": True,
+        "unseen_site": unseen,
         "generator_sha256": sha,
         "direction": direction,
         "status": "ok",
@@ -218,9 +257,11 @@ def write_harmonized_image(
     source: str,
     seconds: float | None = None,
     precision: str = "float32",
+    unseen: bool = False,
 ) -> None:
     """Write one harmonized image (float32, the input's affine as qform and sform) and then its sidecar,
-    which marks it complete for a resumed run. ``seconds``: the generator's time, when measured per image."""
+    which marks it complete for a resumed run. ``seconds``: the generator's time, when measured per image;
+    ``unseen``: the input site was never trained on (a many-to-one harmonizer generalising)."""
     result = nib.Nifti1Image(np.asarray(image, dtype=np.float32), affine)
     result.set_qform(affine, code=4)
     result.set_sform(affine, code=4)
@@ -231,6 +272,7 @@ def write_harmonized_image(
         "Direction": direction,
         "InputSite": input_site,
         "OutputSite": output_site,
+        "UnseenSite": bool(unseen),
         "Source": source,
         "Precision": precision,
         "Version": __version__,
@@ -253,17 +295,20 @@ def harmonize_image(
     device: str = "cpu",
     threads: int | None = None,
     amp: str | None = None,
+    unseen_sites: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Harmonize one table row; never raises for a bad image (the record says what failed).
 
     ``trained_size``: the image size the generator was trained at; other sizes are refused (a
     convolutional generator runs on them, but what it learned is tied to the voxel scale).
     ``amp``: None (fp32) or the autocast dtype name (``bfloat16``; ``float16`` on CUDA).
+    ``unseen_sites``: the sites the generator never trained on (flagged in the record and the sidecar).
     """
     if threads:
         torch.set_num_threads(threads)
     target_path = _output_path(Path(out), row, output_site)
-    record = _base_record(row, target_path, sha, direction)
+    unseen = row["site"] in unseen_sites
+    record = _base_record(row, target_path, sha, direction, unseen)
     precision = amp or "float32"
     if _already_done(target_path, sha, direction, precision):
         return {**record, "resumed": True}
@@ -294,6 +339,7 @@ def harmonize_image(
             source=row["image_cube"],
             seconds=time.perf_counter() - start,
             precision=precision,
+            unseen=unseen,
         )
         return record
     except Exception as exc:  # noqa: BLE001 - a bad image is recorded, never fatal
@@ -315,12 +361,13 @@ class HarmonizationPlan:
     rows: tuple[dict, ...]
 
     @property
-    def input_site(self) -> str:
-        return self.info.input_site(self.direction)
-
-    @property
     def output_site(self) -> str:
         return self.info.output_site(self.direction)
+
+    @property
+    def unseen_sites(self) -> tuple[str, ...]:
+        """The sites harmonized here that the generator never trained on."""
+        return tuple(s for s in self.sites if s not in self.info.seen_sites)
 
     @property
     def todo(self) -> list[dict]:
@@ -337,6 +384,7 @@ class HarmonizationPlan:
             {
                 **r,
                 "harmonized": False,
+                "unseen_site": False,
                 "generator_sha256": "",
                 "direction": "",
                 "status": "ok",
@@ -364,19 +412,60 @@ class HarmonizationPlan:
         write_json(
             self.out / "dataset_description.json",
             {
-                "Name": f"mriharmony harmonized T1w ({self.input_site} -> {self.output_site})",
+                "Name": f"mriharmony harmonized T1w ({', '.join(self.sites)} -> {self.output_site})",
                 "BIDSVersion": "1.9.0",
                 "DatasetType": "derivative",
                 "GeneratedBy": [{"Name": "mriharmony-harmonize", "Version": __version__}],
                 "Checkpoint": str(self.checkpoint),
                 "GeneratorSHA256": self.sha,
+                "Kind": self.info.kind,
                 "Direction": self.direction,
-                "InputSite": self.input_site,
+                "InputSites": list(self.sites),
+                "UnseenSites": list(self.unseen_sites),
                 "OutputSite": self.output_site,
                 "NetKwargs": dict(self.info["net_kwargs"]),
             },
         )
         return result
+
+
+def _plan_sites(info: HarmonizerInfo, checkpoint: str | Path, direction: str, sites: list[str] | None, table_sites):
+    """The sites a request harmonizes, checked against what the harmonizer can do."""
+    if info.kind == "many_to_one":
+        if direction != "to_target":
+            raise ValueError(
+                f"direction {direction!r}: {checkpoint} is a many-to-one harmonizer; it maps every site to its "
+                f"reference site {info['reference_site']!r} (direction to_target) and has no reverse generator"
+            )
+        reference = info["reference_site"]
+        sites = sites or [s for s in sorted(table_sites) if s != reference]
+        if reference in sites:
+            raise ValueError(
+                f"sites {sites}: {reference!r} is the reference site of {checkpoint}; its images are the target "
+                f"and are passed through unchanged"
+            )
+        absent = [s for s in sites if s not in table_sites]
+        if absent or not sites:
+            raise ValueError(f"sites {sites or []}: no images of {absent} in the table (sites: {sorted(table_sites)})")
+        unseen = [s for s in sites if s not in info.seen_sites]
+        if unseen:
+            log.warning(
+                "sites %s were never seen in training (trained on %s): harmonized and flagged unseen_site",
+                unseen,
+                info["source_sites"],
+            )
+        return sites
+    input_site, output_site = info.input_site(direction), info.output_site(direction)
+    sites = sites or [input_site]
+    wrong = [s for s in sites if s != input_site]
+    if wrong:
+        raise ValueError(
+            f"sites {wrong}: the {direction} generator of {checkpoint} maps {input_site} -> "
+            f"{output_site}; it was not trained on other sites (a many-to-one harmonizer takes every site)"
+        )
+    if input_site not in table_sites:
+        raise ValueError(f"site {input_site!r} has no images in the table (sites: {sorted(table_sites)})")
+    return sites
 
 
 def plan_harmonization(
@@ -399,16 +488,7 @@ def plan_harmonization(
             f"{checkpoint} translates between {info['domain_key']} values ({info['source_site']} <-> "
             f"{info['target_site']}), not sites: it is a synthetic-image generator, not a harmonizer"
         )
-    input_site, output_site = info.input_site(direction), info.output_site(direction)
-    sites = sites or [input_site]
-    wrong = [s for s in sites if s != input_site]
-    if wrong:
-        raise ValueError(
-            f"sites {wrong}: the {direction} generator of {checkpoint} maps {input_site} -> "
-            f"{output_site}; it was not trained on other sites"
-        )
-    if input_site not in set(table["site"]):
-        raise ValueError(f"site {input_site!r} has no images in the table (sites: {sorted(set(table['site']))})")
+    sites = _plan_sites(info, checkpoint, direction, sites, set(table["site"].astype(str)))
     return HarmonizationPlan(
         checkpoint=Path(checkpoint).resolve(),
         out=Path(os.path.abspath(out)),
@@ -437,12 +517,13 @@ def harmonize_cohort(
 
     Args:
         table: the preprocessed table (``read_preprocessed``): site, image_cube, mask_cube, ...
-        checkpoint: a cyclegan_harmonization ``models/model.pt`` (its run_info.json and
-            model_to_source.pt beside it).
+        checkpoint: a harmonization bundle's ``models/model.pt`` (its run_info.json beside it; for a
+            pairwise CycleGAN also model_to_source.pt).
         out: output folder.
-        direction: ``to_target`` (G_X: source -> target) or ``to_source`` (G_Y: target -> source).
-        sites: sites to run through the generator. Other sites than the generator's input site are
-            refused: the generator was not trained on them.
+        direction: ``to_target`` (G_X: source -> target) or ``to_source`` (G_Y: target -> source; pairwise only).
+        sites: sites to run through the generator. Pairwise: only the generator's input site (the default).
+            Many-to-one: any sites but the reference (default: all of them); sites never trained on are
+            harmonized and flagged ``unseen_site``.
         workers, scheduler: Dask (see :func:`pipeline.parallel.map_rows`); ``workers=0`` runs here.
         amp: None or ``float32`` (the default: the same images on every CPU), ``bfloat16`` or ``float16``
             (autocast), or ``auto`` (bfloat16 on CPUs with native bfloat16, else fp32; see
@@ -465,6 +546,7 @@ def harmonize_cohort(
         plan.output_site,
         trained_size=plan.info.get("spatial_size"),
         device=device,
+        unseen_sites=plan.unseen_sites,
         workers=workers,
         scheduler=scheduler,
         progress=progress,

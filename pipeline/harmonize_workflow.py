@@ -1,9 +1,10 @@
-"""The cyclegan_harmonization bundle's inference workflow: what its dataset, postprocessing and handlers
-call, so that ``python -m monai.bundle run --config_file .../inference.yaml`` writes exactly what
-``mriharmony harmonize`` (:func:`pipeline.harmonize.harmonize_cohort`, the Dask path) writes.
+"""The inference workflow of the harmonization bundles (cyclegan_harmonization, many_to_one_harmonization): what
+their dataset, postprocessing and handlers call, so that ``python -m monai.bundle run --config_file
+.../inference.yaml`` writes exactly what ``mriharmony harmonize`` (:func:`pipeline.harmonize.harmonize_cohort`, the
+Dask path) writes.
 
 :class:`HarmonizationJob` checks the request (:func:`pipeline.harmonize.plan_harmonization`) and gives the
-dataset its items: the input site's images that a previous run did not already write with the same
+dataset its items: the input sites' images that a previous run did not already write with the same
 generator, with images of the wrong size or unreadable headers recorded as failed instead (a bad image
 never stops the cohort). :class:`SaveHarmonizedd`, the last postprocessing transform, writes each
 harmonized image atomically with its sidecar; :class:`HarmonizedTableWriter` writes the cohort's tables
@@ -40,8 +41,9 @@ class HarmonizationJob:
         dataset_dir: a folder written by ``mriharmony preprocess`` (``preprocessed.tsv``).
         checkpoint: the harmonizer's ``models/model.pt``.
         output_dir: where harmonized images and tables go.
-        direction: ``to_target`` or ``to_source``.
-        sites: the sites to harmonize (default: the generator's input site; others are refused).
+        direction: ``to_target`` or ``to_source`` (pairwise harmonizers).
+        sites: the sites to harmonize (default: a pairwise generator's input site, others refused; every site
+            but the reference for a many-to-one harmonizer, unseen ones flagged).
         precision: what the inferer runs in (``float32``, ``bfloat16``, ``float16``): recorded in the
             sidecars; images written in another precision are rewritten.
     """
@@ -76,7 +78,7 @@ class HarmonizationJob:
         plan, self._items = self.plan, []
         for index, row in enumerate(self.todo):
             target = plan.target_path(row)
-            record = _base_record(row, target, plan.sha, plan.direction)
+            record = _base_record(row, target, plan.sha, plan.direction, row["site"] in plan.unseen_sites)
             if _already_done(target, plan.sha, plan.direction, self.precision):
                 self.records.append({**record, "resumed": True})
                 continue
@@ -98,7 +100,8 @@ class HarmonizationJob:
         plan = self.plan
         row = self.todo[index]
         target = plan.target_path(row)
-        record = _base_record(row, target, plan.sha, plan.direction)
+        unseen = row["site"] in plan.unseen_sites
+        record = _base_record(row, target, plan.sha, plan.direction, unseen)
         try:
             write_harmonized_image(
                 target,
@@ -111,6 +114,7 @@ class HarmonizationJob:
                 output_site=plan.output_site,
                 source=row["image_cube"],
                 precision=self.precision,
+                unseen=unseen,
             )
             self.records.append(record)
         except Exception as exc:  # noqa: BLE001 - a bad image is recorded, never fatal

@@ -10,7 +10,8 @@ otherwise shrink MAE and inflate SSIM):
   brains: ``travel_mae``, ``travel_ssim``, ``travel_psnr`` of G_X(x) against y, and beside them the
   identity baseline ``identity_mae``, ``identity_ssim``, ``identity_psnr`` of x itself against y; the
   whole-cube ``travel_mae_cube`` and ``identity_mae_cube`` for comparison with older logs;
-- always: ``cycle_mae``, ``cycle_ssim`` of the reconstruction against x, inside x's brain.
+- with a reverse generator: ``cycle_mae``, ``cycle_ssim`` of the reconstruction against x, inside x's brain (a
+  one-way harmonizer, the many-to-one universal generator, has none: it is validated on traveling pairs alone).
 
 The key metric (checkpoint selection) is ``travel_mae`` when pairs exist, else ``cycle_mae``;
 lower is better, so the evaluator compares with ``<`` and CheckpointSaver needs
@@ -45,18 +46,21 @@ def _pick_masked(a: str, b: str, mask: str) -> Callable[[dict], tuple]:
     return lambda output: (output[a], torch.cat([output[b], output[mask].float()], dim=1))
 
 
-def cyclegan_metrics(paired: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(key metric, additional metrics) as Ignite metrics, for a paired or unpaired validation set."""
+def cyclegan_metrics(paired: bool, cycle: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(key metric, additional metrics) as Ignite metrics, for a paired or unpaired validation set, with or
+    without the cycle through a reverse generator."""
 
     def masked(metric: str, pred: str, ref: str, mask: str) -> IgniteMetricHandler:
         return IgniteMetricHandler(
             metric_fn=MaskedFidelityMetric(metric), output_transform=_pick_masked(pred, ref, mask)
         )
 
-    metrics: dict[str, Any] = {
-        "cycle_mae": masked("mae", "cycle", "x", "mask_x"),
-        "cycle_ssim": masked("ssim", "cycle", "x", "mask_x"),
-    }
+    if not (paired or cycle):
+        raise ValueError("a one-way harmonizer (no reverse generator) is validated on traveling pairs: none given")
+    metrics: dict[str, Any] = {}
+    if cycle:
+        metrics["cycle_mae"] = masked("mae", "cycle", "x", "mask_x")
+        metrics["cycle_ssim"] = masked("ssim", "cycle", "x", "mask_x")
     if paired:
         for name, pred in (("travel", "fake"), ("identity", "x")):
             for metric in ("mae", "ssim", "psnr"):
@@ -76,7 +80,7 @@ class CycleGANEvaluator(Evaluator):
     Args:
         device: torch device.
         val_data_loader: yields dicts with ``x`` and, for traveling pairs, ``y``.
-        g_xy, g_yx: the generators being trained.
+        g_xy, g_yx: the generators being trained; ``g_yx=None`` for a one-way harmonizer (no cycle metrics).
         paired: whether the batches carry ``y`` (sets the metrics).
         val_handlers: handlers (e.g. StatsHandler, CheckpointSaver on the key metric).
         amp: autocast the forward passes.
@@ -89,14 +93,14 @@ class CycleGANEvaluator(Evaluator):
         device: str | torch.device,
         val_data_loader: Any,
         g_xy: nn.Module,
-        g_yx: nn.Module,
+        g_yx: nn.Module | None,
         *,
         paired: bool,
         val_handlers: Sequence | None = None,
         amp: bool = False,
         inferer: Inferer | None = None,
     ):
-        key, additional = cyclegan_metrics(paired)
+        key, additional = cyclegan_metrics(paired, cycle=g_yx is not None)
         super().__init__(
             device=device,
             val_data_loader=val_data_loader,
@@ -114,11 +118,14 @@ class CycleGANEvaluator(Evaluator):
         device = engine.state.device
         x = batchdata["x"].to(device).float()
         self.g_xy.eval()
-        self.g_yx.eval()
+        if self.g_yx is not None:
+            self.g_yx.eval()
         with torch.no_grad(), torch.autocast(torch.device(device).type, enabled=self.amp):
             fake = self.inferer(x, self.g_xy)
-            cycle = self.inferer(fake, self.g_yx)
-        output = {"x": x, "fake": fake.float(), "cycle": cycle.float(), "mask_x": brain_mask(x)}
+            cycle = self.inferer(fake, self.g_yx) if self.g_yx is not None else None
+        output = {"x": x, "fake": fake.float(), "mask_x": brain_mask(x)}
+        if cycle is not None:
+            output["cycle"] = cycle.float()
         if self.paired:
             output["y"] = batchdata["y"].to(device).float()
             output["mask_xy"] = brain_mask(x, output["y"])

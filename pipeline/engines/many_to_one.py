@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from monai.engines import Trainer
+from monai.inferers import Inferer, SimpleInferer
 from monai.losses import PatchAdversarialLoss
 from torch import nn
 from torch.optim import Optimizer
@@ -60,6 +61,27 @@ class ManyToOneDataset(Dataset):
         if not pairs:
             raise ValueError("ManyToOneDataset needs at least one source site")
         self.pairs = dict(pairs)
+
+    @classmethod
+    def from_data(
+        cls,
+        data: Any,
+        *,
+        transform: Callable | None = None,
+        seed: int = 0,
+        age_matched: bool = True,
+        cache: bool = False,
+    ) -> "ManyToOneDataset":
+        """One :class:`UnpairedDataset` per source site of a :class:`pipeline.data.ManyToOneData` (its
+        ``train_x`` against the reference site's ``train_y``); site ``k`` draws with seed ``seed + k``."""
+        return cls(
+            {
+                site: UnpairedDataset(
+                    pair.train_x, pair.train_y, transform=transform, seed=seed + k, age_matched=age_matched, cache=cache
+                )
+                for k, (site, pair) in enumerate(data.pairs.items())
+            }
+        )
 
     @property
     def sites(self) -> list[str]:
@@ -100,6 +122,7 @@ class ManyToOneTrainer(Trainer):
         seed: seed of the order in which the sites are visited.
         amp: autocast the forward passes (``amp_dtype`` float16 with gradient scalers on CUDA, or bfloat16).
         channels_last: move batches to the channels_last_3d memory format.
+        inferer: how a generator runs on a batch (default ``SimpleInferer``: one forward pass).
 
     The output per iteration is a dict of floats: ``loss`` (= ``g_loss``), ``g_loss``, ``d_loss``, ``adversarial``,
     ``cycle``, ``identity_reference``, ``identity_source``, each the mean over the sites, and ``g_loss_<site>``.
@@ -121,6 +144,7 @@ class ManyToOneTrainer(Trainer):
         amp: bool = False,
         amp_dtype: str = "float16",
         channels_last: bool = False,
+        inferer: Inferer | None = None,
     ):
         super().__init__(
             device=device,
@@ -136,6 +160,7 @@ class ManyToOneTrainer(Trainer):
         self.adversarial = PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True)
         self.l1 = nn.L1Loss()
         self.precision, self.channels_last = GANPrecision(device, amp=amp, amp_dtype=amp_dtype), channels_last
+        self.inferer = inferer or SimpleInferer()
 
     def site_order(self, iteration: int, sites: Sequence[str]) -> list[str]:
         """The seeded order of the sites at one iteration (the same on a resumed run)."""
@@ -147,7 +172,10 @@ class ManyToOneTrainer(Trainer):
         batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
         nets, adv, w = self.networks, self.adversarial, self.losses
         nets.train()
-        universal = nets.universal
+
+        def universal(t: torch.Tensor) -> torch.Tensor:
+            return self.inferer(t, nets.universal)
+
         totals = {"g_loss": 0.0, "d_loss": 0.0, "adversarial": 0.0, "cycle": 0.0}
         totals.update(identity_reference=0.0, identity_source=0.0)
         out: dict[str, float] = {}
@@ -155,11 +183,15 @@ class ManyToOneTrainer(Trainer):
             x, y = batch[site]
             if self.channels_last:
                 x, y = x.to(memory_format=torch.channels_last_3d), y.to(memory_format=torch.channels_last_3d)
-            backward, d_ref, d_src = (
+            backward_net, d_ref, d_src = (
                 nets.backward[site],
                 nets.reference_discriminators[site],
                 nets.source_discriminators[site],
             )
+
+            def backward(t: torch.Tensor, net: nn.Module = backward_net) -> torch.Tensor:
+                return self.inferer(t, net)
+
             # discriminators, on the generators' current (detached) outputs
             with self.precision.autocast():
                 with torch.no_grad():

@@ -85,16 +85,18 @@ class ResidualUNetGenerator3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         factor = 2**self.levels
-        if any(s % factor for s in x.shape[2:]):
-            raise ValueError(f"input size {tuple(x.shape[2:])} must be divisible by {factor} ({self.levels} halvings)")
-        skips, h = [], x
+        for size in x.shape[2:]:
+            if size % factor != 0:
+                raise ValueError(f"input size {x.shape[2:]} must be divisible by {factor} ({self.levels} halvings)")
+        skips: list[torch.Tensor] = []
+        h = x
         for encode, down in zip(self.encoders, self.downs):
             h = encode(h)
-            skips.append(h)
+            skips.insert(0, h)  # the deepest first, as the up path meets them
             h = down(h)
         h = self.bottom(h)
-        for up, decode, skip in zip(self.ups, self.decoders, reversed(skips)):
-            h = decode(torch.cat([up(h), skip], dim=1))
+        for i, (up, decode) in enumerate(zip(self.ups, self.decoders)):
+            h = decode(torch.cat([up(h), skips[i]], dim=1))
         out = x + torch.tanh(self.head(torch.cat([h, x], dim=1)))
         return torch.where(x > 0, out, torch.zeros_like(out)) if self.mask_background else out
 
@@ -169,3 +171,18 @@ class ManyToOneNetworks(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Harmonize to the reference site (the universal generator)."""
         return self.universal(x)
+
+    @property
+    def universal_generator(self) -> nn.Module:
+        """The universal generator without a DistributedDataParallel wrapper (what is exported and validated)."""
+        return getattr(self.universal, "module", self.universal)
+
+    def distributed(self, **ddp_kwargs) -> "ManyToOneNetworks":
+        """Wrap every generator and discriminator in DistributedDataParallel, in place (multi-GPU training: each
+        is called on its own by the trainer, so each all-reduces its own gradients); returns ``self``."""
+        ddp = torch.nn.parallel.DistributedDataParallel
+        self.universal = ddp(self.universal, **ddp_kwargs)
+        for group in (self.backward, self.reference_discriminators, self.source_discriminators):
+            for site in list(group):
+                group[site] = ddp(group[site], **ddp_kwargs)
+        return self

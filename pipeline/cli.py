@@ -126,6 +126,9 @@ def _cmd_harmonize(args: argparse.Namespace) -> int:
     n_ok = int((result["harmonized"] & (result["status"] == "ok")).sum())
     n_failed = int((result["status"] == "failed").sum())
     print(f"harmonized {n_ok} images ({n_failed} failed) -> {Path(args.out) / 'harmonized.tsv'}")
+    unseen = sorted(set(result.loc[result["unseen_site"].astype(bool), "site"]))
+    if unseen:
+        print(f"sites never seen in training, harmonized and flagged unseen_site: {', '.join(unseen)}")
     return 1 if n_failed else 0
 
 
@@ -226,6 +229,7 @@ def _cmd_evaluate_harmonization(args: argparse.Namespace) -> int:
         probes=[p for p in args.probes.split(",") if p],
         n_resamples=args.resamples,
         seed=args.seed,
+        site=args.site,
     )
     print("\n" + format_evaluation(report))
     print(f"\nwritten: {Path(args.out)}/site_probe.tsv, tsne.png, traveling.tsv, biological.tsv, evaluation.json")
@@ -439,10 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "harmonize",
-        help="apply a trained CycleGAN generator to a preprocessed cohort",
+        help="apply a trained harmonizer (pairwise CycleGAN or many-to-one) to a preprocessed cohort",
         description="Run every 64^3 image of a site through a generator trained by the "
-        "cyclegan_harmonization bundle, writing harmonized images, harmonized.tsv "
-        "(read like preprocessed.tsv by later stages) and failures.tsv. Resumable. "
+        "cyclegan_harmonization bundle, or every site but the reference through the universal generator of "
+        "the many_to_one_harmonization bundle (sites it never saw are flagged unseen_site), writing harmonized "
+        "images, harmonized.tsv (read like preprocessed.tsv by later stages) and failures.tsv. Resumable. "
         "Exit status 1 when images failed.",
     )
     p.add_argument("preprocessed", help="preprocessing derivatives folder (or its preprocessed.tsv)")
@@ -452,12 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--direction",
         choices=["to_target", "to_source"],
         default="to_target",
-        help="to_target: source site -> target site (G_X); to_source: target -> source (G_Y)",
+        help="to_target: source site -> target site (G_X; a many-to-one harmonizer: every site -> the "
+        "reference); to_source: target -> source (G_Y, pairwise only)",
     )
     p.add_argument(
         "--site",
         default=None,
-        help="site to harmonize (default, and the only one allowed: the generator's input site for --direction)",
+        help="comma-separated sites to harmonize (pairwise: only the generator's input site for --direction, "
+        "the default; many-to-one: any but the reference, default all of them)",
     )
     p.add_argument("--out", required=True, help="folder to write")
     _add_dask_options(p)
@@ -582,15 +589,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the harmonized site against the reference site, with baselines",
         description="Site probe (linear 8^3, CNN 16^3, regional features), t-SNE, traveling-"
         "subject fidelity and age / AD / site effects on regional T1 measures, for "
-        "the CycleGAN and the baselines, on the subjects of one split.",
+        "the harmonizers and the baselines, on the subjects of one split.",
     )
     e.add_argument("--raw", required=True, help="preprocessing folder (with splits.tsv in or beside it)")
     e.add_argument(
         "--harmonized",
         required=True,
         nargs="+",
-        help="output folder of `mriharmony harmonize`; several (one per harmonizer seed, CycleGANs trained "
-        "on the same subjects) are scored as cyclegan_seed0, cyclegan_seed1, ...",
+        help="output folder of `mriharmony harmonize`; several (one per harmonizer seed, trained on the same "
+        "subjects; pairwise CycleGANs and many-to-one harmonizers may be mixed) are scored as cyclegan_seed0, "
+        "cyclegan_seed1, ..., many_to_one_seed0, ...",
     )
     e.add_argument("--out", required=True, help="folder to write")
     e.add_argument(
@@ -602,6 +610,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", default="test", help="subjects to evaluate: test, val, train or all (default: %(default)s)"
     )
     e.add_argument("--splits-file", default=None, help="split table (default: splits.tsv in or beside --raw)")
+    e.add_argument(
+        "--site",
+        default=None,
+        help="the site to evaluate against the reference (default: the harmonized folder's one input site; "
+        "needed for a many-to-one folder, which holds every site)",
+    )
     e.add_argument("--probes", default="linear,cnn", help="image-level site probes (default: %(default)s)")
     e.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
     e.add_argument("--seed", type=int, default=0, help="folds, CNN and t-SNE seed (default: %(default)s)")

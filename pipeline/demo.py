@@ -6,7 +6,8 @@ cyclegan_harmonization bundle) -> harmonize the target site to the source (refer
 traveling-subject fidelity -> further CycleGANs on the same split (``benchmark.harmonizer_seeds``) -> the
 harmonization evaluation (every harmonizer seed beside the identity, histogram, z-score and ComBat baselines) ->
 the brain-age benchmark (pooled, held-out, cross-site; cross-validated) -> the brain_age and ad_classification
-bundles beside their baselines -> the augmentation grid -> the report.
+bundles beside their baselines -> the augmentation grid -> one many-to-one harmonizer for every site but the
+held-out ones, evaluated on the held-out and the seen sites -> the report.
 
 Every path comes from :class:`pipeline.run.RunLayout`, every setting from :class:`pipeline.demo_config.DemoConfig`,
 and every stage that is not a bundle training resumes through a :class:`pipeline.run.StageMarker` (bundles through
@@ -284,6 +285,59 @@ def _benchmark_stage(run: RunLayout, config: DemoConfig, harmonizers: list, seco
     return text
 
 
+def _many_to_one_stage(run: RunLayout, config: DemoConfig, harmonizers: list, seconds: dict[str, float]) -> str:
+    """One many-to-one harmonizer for every site but the held-out ones, evaluated on every site beside the
+    baselines and, on its site, the run's pairwise CycleGAN seeds (:mod:`pipeline.experiments.many_to_one_study`)."""
+    from pipeline.experiments.many_to_one_study import format_many_to_one, run_many_to_one_study
+    from pipeline.run.records import ManyToOneSummary
+
+    cfg, evaluation = config.many_to_one, config.evaluation
+    settings = {
+        "split": evaluation.split,
+        "baselines": list(evaluation.baselines),
+        "probes": list(evaluation.probes),
+        "n_resamples": evaluation.resamples,
+        "seed": evaluation.seed,
+    }
+    brain_age = cfg.brain_age.train_overrides()
+    pairwise = [h.to_source for h in harmonizers]
+    marker = StageMarker(
+        run.many_to_one / "settings.json",
+        {
+            "section": {
+                **cfg.bundle_overrides(),
+                "reference_site": cfg.reference_site,
+                "seeds": cfg.seeds,
+                "held_out_sites": list(cfg.held_out_sites),
+                "brain_age_seeds": cfg.brain_age_seeds,
+            },
+            "evaluation": settings,
+            "brain_age": brain_age,
+        },
+        inputs={"splits": run.splits},
+        digests={"pairwise": [file_sha256(h.checkpoint) for h in harmonizers]},
+    )
+    return _marked_stage(
+        "many-to-one harmonization",
+        "many_to_one",
+        marker,
+        (ManyToOneSummary, run.many_to_one_summary),
+        lambda: run_many_to_one_study(
+            run,
+            reference_site=cfg.reference_site,
+            held_out_sites=cfg.held_out_sites,
+            seeds=cfg.seeds,
+            bundle_overrides=cfg.bundle_overrides(),
+            pairwise=pairwise,
+            evaluation=settings,
+            brain_age_seeds=cfg.brain_age_seeds,
+            brain_age_overrides=brain_age,
+        ).to_json(),
+        lambda report: format_many_to_one(ManyToOneSummary.from_json(report)),
+        seconds,
+    )
+
+
 def _cross_validated_stage(run: RunLayout, folds: int, overrides: dict[str, Any], seconds: dict[str, float]) -> str:
     """`mriharmony benchmark brain-age-cv`: every control of every site predicted once by k-fold cross-validation,
     so that the brain-age models meet the mean predictor on more test subjects than the split holds."""
@@ -453,6 +507,8 @@ def _written(run: RunLayout, config: DemoConfig) -> dict[str, Path]:
         files[name] = run.downstream_metrics(name)
     if config.augmentation:
         files["augment"] = run.augment_grid / "summary.tsv"
+    if config.many_to_one:
+        files["many_to_one"] = run.many_to_one_summary
     files["report"] = run.report_html
     return files
 
@@ -505,6 +561,8 @@ def run_demo(
         text += _downstream_stage(run, checked, seconds)
     if checked.augmentation:
         text += _augmentation_stage(run, checked, seconds)
+    if checked.many_to_one:
+        text += _many_to_one_stage(run, checked, harmonizers if checked.harmonization else [], seconds)
     summary = summarize(cohort.table)
     split_counts = splits["split"].value_counts().to_dict()
     spec = checked.phantom

@@ -31,6 +31,7 @@ __all__ = [
     "EvaluationSection",
     "BenchmarkSection",
     "BundleSection",
+    "ManyToOneSection",
     "phantom_spec_from_config",
 ]
 
@@ -268,6 +269,67 @@ class BenchmarkSection:
 
 
 @dataclass(frozen=True)
+class ManyToOneSection:
+    """``many_to_one``: one many-to-one harmonizer (IGUANe's design) for every site but the held-out ones, every
+    site harmonized to the reference, evaluated on the held-out and the seen sites (needs ``evaluation``, whose
+    settings it uses)."""
+
+    reference_site: str
+    """the site every image is harmonized to"""
+    held_out_sites: tuple[str, ...]
+    """sites never trained on: what generalisation is measured on"""
+    seeds: int = 2
+    """harmonizer seeds, each trained on the same subjects"""
+    brain_age_seeds: int = 0
+    """seeds of the cross-site brain-age benchmark between the reference and each held-out site (0: not run)"""
+    brain_age: BundleSection = BundleSection()
+    """the brain_age bundle's settings for it"""
+    epochs: int | None = None
+    """bundle setting (None: the bundle's default, as for every setting below)"""
+    batch_size: int | None = None
+    """bundle setting"""
+    lr: float | None = None
+    """bundle setting"""
+    spatial_size: list[int] | None = None
+    """bundle setting: the training size (the images' 64^3 to harmonize them)"""
+    net_kwargs: dict[str, Any] | None = None
+    """universal and backward generators, e.g. ``{channels: [8, 16, 32, 64]}``"""
+    disc_kwargs: dict[str, Any] | None = None
+    """discriminators, e.g. ``{channels: [16, 32, 64]}``"""
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any], sites: tuple[str, ...]) -> ManyToOneSection:
+        check_keys(section, _keys(cls), "many_to_one")
+        reference = section.get("reference_site")
+        held_out = tuple(section.get("held_out_sites") or ())
+        if reference not in sites:
+            raise ConfigError(f"many_to_one.reference_site: {reference!r} is not a phantom site (sites: {list(sites)})")
+        wrong = [s for s in held_out if s not in sites or s == reference]
+        if not held_out or wrong:
+            raise ConfigError(
+                f"many_to_one.held_out_sites: expected one or more phantom sites other than the reference "
+                f"{reference!r}, got {list(held_out)} (sites: {list(sites)})"
+            )
+        if len(sites) - len(held_out) < 2:
+            raise ConfigError(f"many_to_one: holding out {list(held_out)} of {list(sites)} leaves no site to train on")
+        bundle_keys = {"epochs", "batch_size", "lr", "spatial_size", "net_kwargs"}
+        brain_age = BundleSection.from_dict(section.get("brain_age"), "many_to_one.brain_age", bundle_keys)
+        return cls(**{**section, "held_out_sites": held_out, "brain_age": brain_age})
+
+    def bundle_overrides(self) -> dict[str, Any]:
+        """The many_to_one_harmonization bundle's training overrides of this section."""
+        values = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "spatial_size": self.spatial_size,
+            "net_kwargs": self.net_kwargs,
+            "disc_kwargs": self.disc_kwargs,
+        }
+        return _bundle_overrides(values, ("net_kwargs", "disc_kwargs"))
+
+
+@dataclass(frozen=True)
 class DemoConfig:
     """A whole demo configuration, checked. Sections set to None are not run."""
 
@@ -287,6 +349,8 @@ class DemoConfig:
     """``downstream``: brain_age and / or ad_classification"""
     augmentation: Any = None
     """``augmentation``: the augmentation grid (configs/augment_grid.yaml keys) on the run's split"""
+    many_to_one: ManyToOneSection | None = None
+    """``many_to_one`` (needs ``evaluation``)"""
 
     SECTIONS = (
         "phantom",
@@ -297,6 +361,7 @@ class DemoConfig:
         "benchmark",
         "downstream",
         "augmentation",
+        "many_to_one",
     )
 
     @classmethod
@@ -313,6 +378,9 @@ class DemoConfig:
         downstream = _section(config, "downstream")
         if downstream is not None:
             check_keys(downstream, set(DOWNSTREAM_BUNDLES), "downstream")
+        many_to_one = _section(config, "many_to_one")
+        if many_to_one and not evaluation:
+            raise ConfigError("many_to_one: needs the evaluation section (its settings score every site)")
         return cls(
             phantom=spec,
             splits=splits,
@@ -324,6 +392,7 @@ class DemoConfig:
             if downstream is None
             else {name: BundleSection.from_dict(section, f"downstream.{name}") for name, section in downstream.items()},
             augmentation=_augmentation(_section(config, "augmentation"), splits, Path(out)),
+            many_to_one=None if many_to_one is None else ManyToOneSection.from_dict(many_to_one, spec.sites),
         )
 
     @classmethod

@@ -73,6 +73,30 @@ def contrast_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
+MANY_SITES = Path(__file__).parent / "data" / "many_sites.yaml"
+
+
+@pytest.fixture(scope="session")
+def many_sites(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A preprocessed four-site phantom for many-to-one harmonization (about 2 min): the reference ``plain``, the
+    source sites ``dark`` and ``deep`` and ``dusk``, unseen in training, whose contrast lies between theirs
+    (tests/data/many_sites.yaml: contrast only); 10 subjects each plus 6 traveling subjects scanned at every site,
+    4 mm, true brain masks; returns the run folder holding ``preprocessed/`` and ``splits.tsv``."""
+    from pipeline.experiments.downstream_learning import prepare_phantom
+
+    run = tmp_path_factory.mktemp("many_sites")
+    spec = PhantomSpec(
+        sites=("plain", "dark", "deep", "dusk"),
+        subjects_per_site=10,
+        traveling=6,
+        resolution=4.0,
+        seed=2,
+        profiles=str(MANY_SITES),
+    )
+    prepare_phantom(run, spec, fractions=(0.7, 0.15, 0.15), workers=2)
+    return run
+
+
 AD_SITES = Path(__file__).parent / "data" / "ad_sites.yaml"
 
 

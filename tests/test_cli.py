@@ -142,7 +142,9 @@ def test_demo_smoke(tiny_demo):
     assert f"report: {out / 'report' / 'report.html'}" in stdout and "brain-age raw MAE, pooled" in stdout
     assert "corrected" not in stdout[stdout.index("report: ") :]  # the summary: raw errors only
     page = json.loads((out / "report" / "report.json").read_text())
-    assert all(section["present"] for section in page["sections"].values())
+    # every section but the many-to-one one, which this configuration has no section for (it says what it missed)
+    assert all(section["present"] for name, section in page["sections"].items() if name != "many-to-one")
+    assert not page["sections"]["many-to-one"]["present"] and page["sections"]["many-to-one"]["missing"]
     seed_table = page["sections"]["brain-age"]["tables"]["brain_age bundle over 2 training seeds (test split)"]
     assert [row["metric"] for row in seed_table] == ["mae", "r"] and seed_table[0]["mean"] == pytest.approx(mae["mean"])
     stages = [row["stage"] for row in page["sections"]["provenance"]["tables"]["Wall time per stage"]]
@@ -197,6 +199,8 @@ PROTOCOL_KEYS = [
     "benchmark.protocols",
     "benchmark.cross_validated_folds",
     "augmentation.arms",
+    "many_to_one.reference_site",
+    "many_to_one.held_out_sites",
 ]
 
 
@@ -215,7 +219,8 @@ def _protocol(config: dict) -> dict:
 
 def test_study_config_has_the_full_protocol_at_a_cpu_size():
     """The study (configs/demo_study.yaml) is the evidence run: the full configuration's protocol, smaller; at least
-    3 sites x 60 subjects + 8 traveling, test splits of 20 or more per site, 3 downstream and 2 harmonizer seeds."""
+    5 sites x 60 subjects + 8 traveling, test splits of 20 or more per site, 3 downstream and 2 harmonizer seeds,
+    and a many-to-one harmonizer that never sees one of the sites."""
     from pipeline.config import load_config
     from pipeline.demo import SCALES, check_demo_config
 
@@ -223,7 +228,8 @@ def test_study_config_has_the_full_protocol_at_a_cpu_size():
     assert _protocol(study) == _protocol(full)
     parts = check_demo_config(study)
     spec = parts.phantom
-    assert len(spec.sites) >= 3 and spec.subjects_per_site >= 60 and spec.traveling >= 8
+    assert len(spec.sites) >= 5 and spec.subjects_per_site >= 60 and spec.traveling >= 8
+    assert parts.many_to_one.held_out_sites and parts.many_to_one.seeds >= 2
     assert spec.subjects_per_site * study["splits"]["fractions"][2] >= 20
     assert study["benchmark"]["seeds"] >= 3 and study["benchmark"]["harmonizer_seeds"] >= 2
     assert set(study["evaluation"]["baselines"]) == {"identity", "histogram", "zscore", "combat"}

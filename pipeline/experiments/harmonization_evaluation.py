@@ -1,14 +1,17 @@
-"""Harmonization evaluation: ``mriharmony evaluate harmonization --raw DERIV --harmonized HARM --out EVAL``.
+"""Harmonization evaluation: ``mriharmony evaluate harmonization --raw DERIV --harmonized HARM [--site S] --out EVAL``.
 
 For the harmonized (target) site against the reference site (the harmonizer's output site), on the
 subjects of one split (``test`` by default; ``all`` includes subjects the harmonizer was trained on, which
 flatters it), every condition is scored the same way:
 
-- ``identity``: the preprocessed images unchanged; ``cyclegan``: the harmonized images of HARM;
-  ``histogram`` and ``zscore``: the baselines of :mod:`pipeline.evaluate.intensity_baselines`, fitted on
-  the reference site's training images; ``combat``: ComBat on the regional features
+- ``identity``: the preprocessed images unchanged; ``cyclegan`` (a pairwise CycleGAN) or ``many_to_one`` (a
+  many-to-one harmonizer, whose folder holds every site: ``site`` names the one evaluated): the harmonized
+  images of HARM; ``histogram`` and ``zscore``: the baselines of :mod:`pipeline.evaluate.intensity_baselines`,
+  fitted on the reference site's training images; ``combat``: ComBat on the regional features
   (:mod:`pipeline.evaluate.combat`), fitted on the training rows of both sites (features only, so it
-  enters the feature-level probe and the biological-signal check, not the image-level ones).
+  enters the feature-level probe and the biological-signal check, not the image-level ones). On a site the
+  many-to-one harmonizer never saw, ComBat is left out and the report says why (``not_applicable``): it
+  cannot harmonize a site without being refitted on that site's images, which is what the comparison is about.
 - Site probe (:mod:`pipeline.evaluate.site_probe`): linear on 8^3 volumes, MONAI CNN on 16^3 volumes,
   and linear on the regional features; subject-level cross-validation, bootstrap intervals. Beside the raw
   probe (``adjustment`` ``none``), two deconfounded ones for the linear and feature probes:
@@ -34,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -75,24 +79,65 @@ def _pool(arrays: list[np.ndarray], size: int) -> np.ndarray:
     )
 
 
-def _sites(harmonized_dir: Path) -> tuple[str, str]:
+@dataclass(frozen=True)
+class _Harmonized:
+    """What a `mriharmony harmonize` folder's dataset_description.json says it holds."""
+
+    folder: Path
+    kind: str
+    input_sites: tuple[str, ...]
+    output_site: str
+    unseen_sites: tuple[str, ...]
+
+
+def _describe(harmonized_dir: Path) -> _Harmonized:
     description = harmonized_dir / "dataset_description.json"
     if not description.exists():
         raise FileNotFoundError(f"{description} does not exist (expected the output folder of `mriharmony harmonize`)")
     info = json.loads(description.read_text())
-    return info["InputSite"], info["OutputSite"]
+    inputs = info["InputSites"] if "InputSites" in info else [info["InputSite"]]  # InputSite: older folders
+    return _Harmonized(
+        harmonized_dir,
+        info.get("Kind", "cyclegan"),
+        tuple(inputs),
+        info["OutputSite"],
+        tuple(info.get("UnseenSites", ())),
+    )
 
 
-def _tables(raw_dir: Path, harmonized_dirs: Sequence[Path], splits_file) -> tuple[pd.DataFrame, str, str, list[str]]:
-    """The raw table of the two sites with one ``harmonized_<k>`` image column per harmonized folder."""
+def _condition_names(described: Sequence[_Harmonized]) -> list[str]:
+    """``cyclegan`` / ``many_to_one`` for one folder of a kind, ``<kind>_seed<k>`` for several."""
+    counts = {kind: sum(d.kind == kind for d in described) for kind in {d.kind for d in described}}
+    seen: dict[str, int] = {}
+    names = []
+    for d in described:
+        k = seen[d.kind] = seen.get(d.kind, -1) + 1
+        names.append(d.kind if counts[d.kind] == 1 else f"{d.kind}_seed{k}")
+    return names
+
+
+def _tables(
+    raw_dir: Path, harmonized_dirs: Sequence[Path], splits_file, site: str | None
+) -> tuple[pd.DataFrame, str, str, list[str], list[_Harmonized]]:
+    """The raw table of the evaluated site and the reference site with one ``harmonized_<k>`` image column per
+    harmonized folder."""
     from pipeline.harmonize import read_harmonized
 
-    target, reference = _sites(harmonized_dirs[0])
-    for folder in harmonized_dirs[1:]:
-        if _sites(folder) != (target, reference):
+    described = [_describe(folder) for folder in harmonized_dirs]
+    first = described[0]
+    if site is None:
+        if len(first.input_sites) != 1:
             raise ValueError(
-                f"{folder} harmonizes {' -> '.join(_sites(folder))}, not {target} -> {reference} like "
-                f"{harmonized_dirs[0]}; pass harmonizers of one site pair"
+                f"{first.folder} harmonizes {list(first.input_sites)} -> {first.output_site}: name the site to "
+                f"evaluate (--site)"
+            )
+        site = first.input_sites[0]
+    target, reference = site, first.output_site
+    for d in described:
+        if target not in d.input_sites or d.output_site != reference:
+            raise ValueError(
+                f"{d.folder} harmonizes {list(d.input_sites)} -> {d.output_site}, not {target} -> {reference} like "
+                f"{first.folder}; pass harmonizers of one site pair"
             )
     raw = attach_splits(read_preprocessed(raw_dir), read_splits(find_splits_file(raw_dir, splits_file)))
     raw = raw[raw["site"].isin([target, reference])].copy()
@@ -106,7 +151,14 @@ def _tables(raw_dir: Path, harmonized_dirs: Sequence[Path], splits_file) -> tupl
             on=["subject", "session", "site"],
             how="left",
         )[columns[-1]].to_numpy()
-    return raw.reset_index(drop=True), target, reference, columns
+    return raw.reset_index(drop=True), target, reference, columns, described
+
+
+#: why ComBat is not a comparison on a site the many-to-one harmonizer never saw
+COMBAT_UNSEEN = (
+    "not applicable: the site was never seen by the many-to-one harmonizer, and ComBat cannot harmonize a site "
+    "without being refitted on that site's own images"
+)
 
 
 def evaluate_harmonization(
@@ -120,12 +172,16 @@ def evaluate_harmonization(
     probes: Sequence[str] = ("linear", "cnn"),
     n_resamples: int = 1000,
     seed: int = 0,
+    site: str | None = None,
 ) -> dict:
     """Evaluate harmonization (see the module docstring); returns what evaluation.json holds.
 
-    ``harmonized_dir``: one ``mriharmony harmonize`` folder (condition ``cyclegan``), or several - one per
-    harmonizer seed, each a CycleGAN trained on the same subjects - scored as ``cyclegan_seed<k>`` so the
-    spread over harmonizer seeds shows.
+    ``harmonized_dir``: one ``mriharmony harmonize`` folder (condition ``cyclegan``, or ``many_to_one`` for a
+    many-to-one harmonizer), or several - one per harmonizer seed, each trained on the same subjects, pairwise
+    and many-to-one side by side - scored as ``<kind>_seed<k>`` so the spread over harmonizer seeds shows.
+    ``site``: the site to evaluate against the harmonizers' reference site (needed when a folder holds several;
+    default: the one input site). When a many-to-one harmonizer never saw it, ComBat is left out (it would have
+    to be refitted on that site: the report says so under ``not_applicable``).
     """
     unknown = sorted(set(baselines) - set(BASELINE_NAMES))
     if unknown:
@@ -133,7 +189,9 @@ def evaluate_harmonization(
     started = time.perf_counter()
     out = Path(out)
     folders = [Path(harmonized_dir)] if isinstance(harmonized_dir, (str, Path)) else [Path(h) for h in harmonized_dir]
-    table, target, reference, harmonized_columns = _tables(Path(raw_dir), folders, splits_file)
+    table, target, reference, harmonized_columns, described = _tables(Path(raw_dir), folders, splits_file, site)
+    unseen = any(target in d.unseen_sites for d in described)
+    not_applicable = {"combat": COMBAT_UNSEEN} if unseen and "combat" in baselines else {}
     rows = (table if split == "all" else table[table["split"] == split]).reset_index(drop=True)
     for folder, column in zip(folders, harmonized_columns):
         missing = rows.loc[(rows["site"] == target) & rows[column].isna(), "subject"]
@@ -149,8 +207,8 @@ def evaluate_harmonization(
     raw_images = [_load(p) for p in rows["image_cube"]]
     masks = [np.asarray(nib.load(p).dataobj) > 0 for p in rows["mask_cube"]]
     conditions: dict[str, list[np.ndarray]] = {"identity": [a for a, _ in raw_images]}
-    for k, column in enumerate(harmonized_columns):
-        name = "cyclegan" if len(folders) == 1 else f"cyclegan_seed{k}"
+    names = _condition_names(described)
+    for name, column in zip(names, harmonized_columns):
         conditions[name] = [(_load(h)[0] if t else a) for (a, _), h, t in zip(raw_images, rows[column], is_target)]
     reference_train = table[(table["site"] == reference) & (table["split"] == "train")]
     for name in ("histogram", "zscore"):
@@ -168,7 +226,7 @@ def evaluate_harmonization(
         name: pd.DataFrame([regional_means(a, aff) for a, aff in zip(arrays, affines)])
         for name, arrays in conditions.items()
     }
-    if "combat" in baselines:
+    if "combat" in baselines and not unseen:
         features["combat"] = _combat(table, rows, features["identity"])
     demographics = rows[[c for c in ("subject", "session", "site", "age", "sex", "diagnosis") if c in rows.columns]]
 
@@ -238,6 +296,9 @@ def evaluate_harmonization(
         "biology_leak": leak_table.to_dict(orient="records"),
         "n_traveling": int(rows.loc[traveling, "subject"].nunique()),
         "seconds": time.perf_counter() - started,
+        "harmonizer_kinds": {name: d.kind for name, d in zip(names, described)},
+        "unseen_site": unseen,
+        "not_applicable": not_applicable,
     }
     EvaluationRecord.from_json(report).write(out / "evaluation.json")
     return report
@@ -245,8 +306,9 @@ def evaluate_harmonization(
 
 def format_evaluation(report: dict) -> str:
     """evaluation.json as text: the site-probe table and the traveling-subject means."""
+    unseen = " (a site the many-to-one harmonizer never saw)" if report.get("unseen_site") else ""
     lines = [
-        f"harmonization {report['target_site']} -> {report['reference_site']}, split {report['split']}: "
+        f"harmonization {report['target_site']} -> {report['reference_site']}{unseen}, split {report['split']}: "
         f"{report['n_images']} images of {report['n_subjects']} subjects",
         "site probe, balanced accuracy [95% interval] (chance 0.5 for two sites):",
     ]
@@ -264,6 +326,7 @@ def format_evaluation(report: dict) -> str:
             f"({row['difference_to_identity']:+.3f} [{row['difference_low']:+.3f}, {row['difference_high']:+.3f}])"
             for row in report["biology_leak"]
         ]
+    lines += [f"{name}: {why}" for name, why in report.get("not_applicable", {}).items()]
     if report["traveling"]:
         lines.append("traveling subjects against their real reference-site image (mean):")
         lines += [

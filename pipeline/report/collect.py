@@ -26,6 +26,7 @@ from pipeline.run import (
     ClassificationMetrics,
     CrossValidatedSummary,
     EvaluationRecord,
+    ManyToOneSummary,
     RunLayout,
     RunSummary,
     SeedsSummary,
@@ -736,6 +737,128 @@ def augmentation_section(run: Path) -> Section:
     return section
 
 
+#: below this many traveling subjects a fidelity difference is reported as underpowered
+UNDERPOWERED_TRAVELING = 10
+#: the regional measures whose age slope and AD effect the many-to-one section shows
+BIOLOGY_MEASURES = ("hippocampus_mean", "ventricles_mean")
+
+
+def many_to_one_section(run: Path) -> Section:
+    """One many-to-one harmonizer for every site (``many_to_one/summary.json``): per site, seen or held out, the
+    traveling-subject fidelity, the retrained site probe, the age and AD effects, and the cross-site brain age."""
+    section = Section(
+        "many-to-one",
+        "Many-to-one harmonization and sites never seen in training",
+        "One universal generator (IGUANe's design: Roca et al. 2025) harmonizes every site to the reference site. "
+        "It is trained on some sites and never sees the held-out ones, on which its generalisation is measured; "
+        "every site is scored beside identity, histogram matching, z-score, ComBat (seen sites only) and, on its "
+        "site, the run's pairwise CycleGAN, on the same test subjects.",
+    )
+    path = RunLayout(run).many_to_one_summary
+    if not _look(section, path):
+        return section
+    record = ManyToOneSummary.read(path, nan_for_null=True)
+    section.notes.append(
+        f"Reference {record.reference_site}; trained on {', '.join(record.source_sites)}; never trained on "
+        f"{', '.join(record.held_out_sites)}; {record.harmonizer_seeds} harmonizer seed(s)."
+    )
+    travel, probe, biology, brain_age = [], [], [], []
+    for site, part in record.sites.items():
+        status = "held out" if part["held_out"] else "seen"
+        base = {"site": site, "status": status}
+        for row in part["traveling_mae"]:
+            travel.append({**base, **row})
+        for row in part["site_probe_linear"]:
+            probe.append({**base, **row})
+        for row in part["biology"]:
+            if row.get("measure") in BIOLOGY_MEASURES:
+                biology.append({**base, **row})
+        for row in part["brain_age_cross_site"]:
+            brain_age.append({**base, **row})
+        section.notes += [f"{site}: {name} {why}" for name, why in part["not_applicable"].items()]
+        if part["n_traveling"] < UNDERPOWERED_TRAVELING:
+            section.notes.append(
+                f"{site}: underpowered for fidelity: {part['n_traveling']} traveling subjects "
+                f"(< {UNDERPOWERED_TRAVELING}); read the intervals, not the means"
+            )
+    interval = [("low", "95% low"), ("high", "95% high")]
+    difference = [
+        ("difference_to_identity", "minus identity"),
+        ("difference_low", "95% low"),
+        ("difference_high", "95% high"),
+    ]
+    section.tables.append(
+        Table(
+            "Traveling subjects against their own reference-site image (in-brain MAE, test split)",
+            [
+                ("site", "site"),
+                ("status", "site is"),
+                ("condition", "condition"),
+                ("mean", "MAE"),
+                *interval,
+                *difference,
+                ("n_subjects", "n"),
+            ],
+            travel,
+            "Lower is better; the interval of the difference is paired (the same subjects and resamples).",
+        )
+    )
+    section.tables.append(
+        Table(
+            "Retrained site probe, linear on 8^3 volumes (balanced accuracy; 0.5 = the sites are indistinguishable)",
+            [
+                ("site", "site"),
+                ("status", "site is"),
+                ("condition", "condition"),
+                ("balanced_accuracy", "balanced accuracy"),
+                *interval,
+                *difference,
+                ("n_subjects", "n"),
+            ],
+            probe,
+        )
+    )
+    section.tables.append(
+        Table(
+            "Biology kept: age slope (per decade) and AD effect (residual SD) of regional mean T1",
+            [
+                ("site", "site"),
+                ("status", "site is"),
+                ("condition", "condition"),
+                ("measure", "measure"),
+                ("effect", "effect"),
+                ("estimate", "estimate"),
+                *interval,
+            ],
+            biology,
+            "A harmonizer should leave these where identity has them.",
+        )
+    )
+    if brain_age:
+        section.tables.append(
+            Table(
+                "Cross-site brain age: trained on one site's raw controls, tested on the other's",
+                [
+                    ("site", "held-out site"),
+                    ("condition", "condition"),
+                    ("train_site", "trained on"),
+                    ("test_site", "tested on"),
+                    ("mae_mean", "MAE (y)"),
+                    ("mae_low", "95% low"),
+                    ("mae_high", "95% high"),
+                    ("penalty", "penalty (y)"),
+                    ("penalty_low", "95% low"),
+                    ("penalty_high", "95% high"),
+                    ("n_test", "n"),
+                    ("underpowered", "underpowered"),
+                ],
+                brain_age,
+                "penalty: the MAE above the same model's own-site MAE (Bashyam et al. 2022).",
+            )
+        )
+    return section
+
+
 def software_versions() -> dict[str, str]:
     """The platform, Python and the versions of the packages the pipeline runs on."""
     return {"platform": platform.platform(), **package_versions(PACKAGES)}
@@ -805,6 +928,7 @@ COLLECTORS = (
     brain_age_section,
     ad_classification_section,
     augmentation_section,
+    many_to_one_section,
     provenance_section,
 )
 

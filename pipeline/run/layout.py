@@ -213,6 +213,33 @@ class RunLayout:
         """one further training seed's bundle"""
         return self.downstream(bundle) / "seeds" / f"seed{seed}"
 
+    # many-to-one harmonization
+    @property
+    def many_to_one(self) -> Path:
+        """the many-to-one study: harmonizers, harmonized cohorts, evaluations"""
+        return self.root / "many_to_one"
+
+    def many_to_one_harmonizer(self, seed: int) -> Path:
+        """one harmonizer seed's many_to_one_harmonization bundle run"""
+        return self.many_to_one / "harmonizers" / f"seed{seed}"
+
+    def many_to_one_harmonized(self, seed: int) -> Path:
+        """every site harmonized to the reference by that seed"""
+        return self.many_to_one / "harmonized" / f"seed{seed}"
+
+    def many_to_one_evaluation(self, site: str) -> Path:
+        """`evaluate harmonization` of one site (seen or held out)"""
+        return self.many_to_one / "evaluation" / site
+
+    def many_to_one_benchmark(self, site: str) -> Path:
+        """the cross-site brain-age benchmark between the reference and a held-out site"""
+        return self.many_to_one / "brain_age" / site
+
+    @property
+    def many_to_one_summary(self) -> Path:
+        """per site: seen or held out, fidelity, site probe, biology, brain-age penalty"""
+        return self.many_to_one / "summary.json"
+
     # the augmentation grid
     @property
     def augment_grid(self) -> Path:
@@ -261,6 +288,7 @@ class RunLayout:
             "protocol": "PROTOCOL",
             "bundle": "BUNDLE",
             "seed": "K",
+            "site": "SITE",
             "command": "COMMAND",
         }
         lines = []

@@ -28,6 +28,7 @@ __all__ = [
     "ClassificationMetrics",
     "SeedsSummary",
     "AugmentationGridRecord",
+    "ManyToOneSummary",
 ]
 
 R = TypeVar("R", bound="JsonRecord")
@@ -164,6 +165,12 @@ class EvaluationRecord(JsonRecord):
     biology_leak: list[dict[str, Any]]
     n_traveling: int
     seconds: float
+    #: the harmonizers' kind per condition (``cyclegan``, ``many_to_one``)
+    harmonizer_kinds: dict[str, str] = field(default_factory=dict)
+    #: whether the evaluated site was never trained on by the (many-to-one) harmonizers
+    unseen_site: bool = False
+    #: baselines left out, each with why (ComBat on a site the harmonizers never saw)
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -252,6 +259,20 @@ class SeedsSummary(JsonRecord):
     split: str
     summary: list[dict[str, Any]]  #: per metric: mean, SD, min, max and the value per seed
     note: str = "the same split and test subjects; only the training seed differs"
+
+
+@dataclass(frozen=True)
+class ManyToOneSummary(JsonRecord):
+    """``many_to_one/summary.json``: the many-to-one study, per evaluated site (seen or held out)."""
+
+    reference_site: str
+    source_sites: list[str]
+    held_out_sites: list[str]  #: never trained on
+    harmonizer_seeds: int
+    bundle_overrides: dict[str, Any]
+    #: per site: held_out, unseen, n_subjects, n_traveling, conditions, traveling_mae, site_probe_linear, biology,
+    #: brain_age_cross_site, not_applicable (see :func:`pipeline.experiments.many_to_one_study.summarize_site`)
+    sites: dict[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,13 @@ import pytest
 
 from tests.bundles.model_zoo import BUNDLES, check_files, check_formatting, check_version
 
-NAMES = ("ad_classification", "brain_age", "cyclegan_harmonization", "synthetic_augmentation")
+NAMES = (
+    "ad_classification",
+    "brain_age",
+    "cyclegan_harmonization",
+    "many_to_one_harmonization",
+    "synthetic_augmentation",
+)
 
 
 @pytest.mark.parametrize("name", NAMES)

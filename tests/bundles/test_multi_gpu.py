@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 RANK_WEIGHTS = REPO / "tests" / "data" / "rank_weights.yaml"
 RANK_WEIGHTS_CYCLEGAN = REPO / "tests" / "data" / "rank_weights_cyclegan.yaml"
 RANK_WEIGHTS_CONDITIONAL = REPO / "tests" / "data" / "rank_weights_conditional.yaml"
+RANK_WEIGHTS_MANY_TO_ONE = REPO / "tests" / "data" / "rank_weights_many_to_one.yaml"
 CONFIGS = {
     "cyclegan_harmonization": ("train", "multi_gpu_train", RANK_WEIGHTS_CYCLEGAN),
+    "many_to_one_harmonization": ("train", "multi_gpu_train", RANK_WEIGHTS_MANY_TO_ONE),
     "synthetic_augmentation": ("train", "multi_gpu_train", RANK_WEIGHTS_CONDITIONAL),
 }
 
@@ -133,6 +135,46 @@ def test_cyclegan_two_ranks_keep_four_networks_identical_and_only_rank_0_writes(
     }
     assert len(list((root / "logs").glob("events.out.tfevents.*"))) == 1
     # each rank ran both epochs on its half of the draws
+    assert (result.stdout + result.stderr).count("Trainer - INFO - Epoch[2] Complete") == 2
+
+
+def test_many_to_one_two_ranks_keep_every_network_identical_and_only_rank_0_writes(contrast_pair, tmp_path):
+    """Every generator and discriminator is its own DDP module (the trainer calls each on its own): after two
+    epochs both ranks hold the same weights, and models/model.pt is the universal generator's, unwrapped."""
+    root = tmp_path / "run"
+    result = _torchrun(
+        "many_to_one_harmonization",
+        [
+            "--bundle_root",
+            str(root),
+            "--dataset_dir",
+            str(contrast_pair / "preprocessed"),
+            "--reference_site",
+            "bright",
+            "--epochs",
+            "2",
+            "--batch_size",
+            "1",
+            "--spatial_size",
+            "[32,32,32]",
+            "--net_kwargs#channels",
+            "[4,8]",
+            "--disc_kwargs#channels",
+            "[4,8]",
+            "--model_selection",
+            "final",
+        ],
+        tmp_path,
+    )  # final: models/model.pt holds the last weights
+    assert result.returncode == 0, result.stderr[-4000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    groups = {".".join(k.split(".")[:2]) if not k.startswith("universal") else "universal" for k in rank0}
+    assert groups == {"universal", "backward.dark", "reference_discriminators.dark", "source_discriminators.dark"}
+    assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    model = torch.load(root / "models" / "model.pt", weights_only=True)  # without DDP's "module." prefix
+    universal = {k.split(".", 1)[1]: v for k, v in rank0.items() if k.startswith("universal.")}
+    assert universal and all(torch.equal(model[k], v) for k, v in universal.items())
+    assert len(list((root / "logs").glob("events.out.tfevents.*"))) == 1
     assert (result.stdout + result.stderr).count("Trainer - INFO - Epoch[2] Complete") == 2
 
 

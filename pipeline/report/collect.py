@@ -38,7 +38,15 @@ from pipeline.versions import package_versions
 
 __all__ = ["Table", "Figure", "Section", "collect_sections", "software_versions", "SECTION_IDS"]
 
-SECTION_IDS = ("preprocessing", "harmonization", "brain-age", "ad-classification", "augmentation", "provenance")
+SECTION_IDS = (
+    "preprocessing",
+    "harmonization",
+    "brain-age",
+    "ad-classification",
+    "augmentation",
+    "many-to-one",
+    "provenance",
+)
 PACKAGES = (
     "mriharmony",
     "torch",

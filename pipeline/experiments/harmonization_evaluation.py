@@ -60,7 +60,7 @@ from pipeline.evaluate.tsne import tsne_figure, tsne_table
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.run.records import EvaluationRecord
 
-__all__ = ["evaluate_harmonization", "format_evaluation", "BASELINE_NAMES"]
+__all__ = ["evaluate_harmonization", "format_evaluation", "describe_harmonized", "HarmonizedFolder", "BASELINE_NAMES"]
 
 BASELINE_NAMES = ("identity", "histogram", "zscore", "combat")
 FEATURES = [f"{r}_mean" for r in REGIONS]
@@ -80,7 +80,7 @@ def _pool(arrays: list[np.ndarray], size: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Harmonized:
+class HarmonizedFolder:
     """What a `mriharmony harmonize` folder's dataset_description.json says it holds."""
 
     folder: Path
@@ -90,13 +90,14 @@ class _Harmonized:
     unseen_sites: tuple[str, ...]
 
 
-def _describe(harmonized_dir: Path) -> _Harmonized:
+def describe_harmonized(harmonized_dir: Path) -> HarmonizedFolder:
+    """Kind, input, output and unseen sites of a `mriharmony harmonize` folder (its dataset_description.json)."""
     description = harmonized_dir / "dataset_description.json"
     if not description.exists():
         raise FileNotFoundError(f"{description} does not exist (expected the output folder of `mriharmony harmonize`)")
     info = json.loads(description.read_text())
     inputs = info["InputSites"] if "InputSites" in info else [info["InputSite"]]  # InputSite: older folders
-    return _Harmonized(
+    return HarmonizedFolder(
         harmonized_dir,
         info.get("Kind", "cyclegan"),
         tuple(inputs),
@@ -105,7 +106,7 @@ def _describe(harmonized_dir: Path) -> _Harmonized:
     )
 
 
-def _condition_names(described: Sequence[_Harmonized]) -> list[str]:
+def _condition_names(described: Sequence[HarmonizedFolder]) -> list[str]:
     """``cyclegan`` / ``many_to_one`` for one folder of a kind, ``<kind>_seed<k>`` for several."""
     counts = {kind: sum(d.kind == kind for d in described) for kind in {d.kind for d in described}}
     seen: dict[str, int] = {}
@@ -118,12 +119,12 @@ def _condition_names(described: Sequence[_Harmonized]) -> list[str]:
 
 def _tables(
     raw_dir: Path, harmonized_dirs: Sequence[Path], splits_file, site: str | None
-) -> tuple[pd.DataFrame, str, str, list[str], list[_Harmonized]]:
+) -> tuple[pd.DataFrame, str, str, list[str], list[HarmonizedFolder]]:
     """The raw table of the evaluated site and the reference site with one ``harmonized_<k>`` image column per
     harmonized folder."""
     from pipeline.harmonize import read_harmonized
 
-    described = [_describe(folder) for folder in harmonized_dirs]
+    described = [describe_harmonized(folder) for folder in harmonized_dirs]
     first = described[0]
     if site is None:
         if len(first.input_sites) != 1:

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from pipeline.bundles import train_bundle_once
-from pipeline.experiments.harmonization_evaluation import COMBAT_UNSEEN, evaluate_harmonization
+from pipeline.experiments.harmonization_evaluation import COMBAT_UNSEEN, describe_harmonized, evaluate_harmonization
 from pipeline.experiments.harmonizer_seeds import Harmonizer
 from pipeline.harmonize import harmonize_cohort
 from pipeline.preprocess.batch import read_preprocessed
@@ -146,60 +146,34 @@ def run_many_to_one_study(
 
 def _pairwise_sites(folders: Sequence[Path], reference_site: str) -> dict[str, list[Path]]:
     """The pairwise harmonized folders by the site they harmonize (only those harmonizing to the reference)."""
-    import json
-
     out: dict[str, list[Path]] = {}
     for folder in folders:
-        info = json.loads((Path(folder) / "dataset_description.json").read_text())
-        inputs = info["InputSites"] if "InputSites" in info else [info["InputSite"]]
-        if info["OutputSite"] == reference_site and len(inputs) == 1:
-            out.setdefault(inputs[0], []).append(Path(folder))
+        described = describe_harmonized(Path(folder))
+        if described.output_site == reference_site and len(described.input_sites) == 1:
+            out.setdefault(described.input_sites[0], []).append(Path(folder))
     return out
+
+
+def _columns(rows: list[dict], keys: Sequence[str]) -> list[dict]:
+    return [{k: r[k] for k in keys if k in r} for r in rows]
 
 
 def summarize_site(report: dict, benchmark: pd.DataFrame | None, *, held_out: bool) -> dict[str, Any]:
     """What the report shows for one evaluated site: traveling-subject MAE and the linear site probe per condition
     (each with its interval and its paired difference to identity), the age slope and AD effect of the regional
     means per condition, and for a held-out site the cross-site brain-age rows."""
-    travel = [
-        {
-            k: r[k]
-            for k in (
-                "condition",
-                "mean",
-                "low",
-                "high",
-                "difference_to_identity",
-                "difference_low",
-                "difference_high",
-                "n_subjects",
-            )
-        }
-        for r in report["traveling_intervals"]
-        if r["metric"] == "mae"
-    ]
-    probe = [
-        {
-            k: r[k]
-            for k in (
-                "condition",
-                "balanced_accuracy",
-                "low",
-                "high",
-                "difference_to_identity",
-                "difference_low",
-                "difference_high",
-                "n_subjects",
-            )
-        }
-        for r in report["site_probe"]
-        if r["probe"] == "linear" and r.get("adjustment", "none") == "none"
-    ]
-    biology = [
-        {k: r[k] for k in ("condition", "measure", "effect", "estimate", "low", "high") if k in r}
-        for r in report["biological"]
-        if r.get("effect") in ("age", "AD")
-    ]
+    interval = ("low", "high", "difference_to_identity", "difference_low", "difference_high", "n_subjects")
+    travel = _columns(
+        [r for r in report["traveling_intervals"] if r["metric"] == "mae"], ("condition", "mean", *interval)
+    )
+    probe = _columns(
+        [r for r in report["site_probe"] if r["probe"] == "linear" and r.get("adjustment", "none") == "none"],
+        ("condition", "balanced_accuracy", *interval),
+    )
+    biology = _columns(
+        [r for r in report["biological"] if r.get("effect") in ("age", "AD")],
+        ("condition", "measure", "effect", "estimate", "low", "high"),
+    )
     brain_age = []
     if benchmark is not None:
         keep = benchmark[~benchmark["condition"].str.contains("combat")].copy()

@@ -279,11 +279,11 @@ def test_learning_is_real_on_seen_and_unseen_sites(many_sites, tmp_path):
 def test_condition_names_and_kinds_of_older_records(tmp_path):
     """Pairwise and many-to-one folders side by side are named by kind, with seeds where a kind repeats; a run
     record written before kinds existed reads as a pairwise CycleGAN."""
-    from pipeline.experiments.harmonization_evaluation import _condition_names, _Harmonized
+    from pipeline.experiments.harmonization_evaluation import HarmonizedFolder, _condition_names
     from pipeline.harmonize import HarmonizerInfo
 
-    def folder(kind: str) -> _Harmonized:
-        return _Harmonized(tmp_path, kind, ("oasis",), "ukb", ())
+    def folder(kind: str) -> HarmonizedFolder:
+        return HarmonizedFolder(tmp_path, kind, ("oasis",), "ukb", ())
 
     kinds = [folder("many_to_one"), folder("many_to_one"), folder("cyclegan")]
     assert _condition_names(kinds) == ["many_to_one_seed0", "many_to_one_seed1", "cyclegan"]

@@ -292,6 +292,14 @@ class ManyToOneSection:
     """bundle setting"""
     spatial_size: list[int] | None = None
     """bundle setting: the training size (the images' 64^3 to harmonize them)"""
+    patch_size: list[int] | None = None
+    """bundle setting: random training crops of this size (whole images are still harmonized)"""
+    epoch_length: int | None = None
+    """bundle setting: iterations per epoch"""
+    lambda_identity_reference: float | None = None
+    """bundle setting: identity weight on reference images"""
+    lambda_identity_source: float | None = None
+    """bundle setting: identity weight of the backward generators"""
     net_kwargs: dict[str, Any] | None = None
     """universal and backward generators, e.g. ``{channels: [8, 16, 32, 64]}``"""
     disc_kwargs: dict[str, Any] | None = None
@@ -323,6 +331,10 @@ class ManyToOneSection:
             "batch_size": self.batch_size,
             "lr": self.lr,
             "spatial_size": self.spatial_size,
+            "patch_size": self.patch_size,
+            "epoch_length": self.epoch_length,
+            "lambda_identity_reference": self.lambda_identity_reference,
+            "lambda_identity_source": self.lambda_identity_source,
             "net_kwargs": self.net_kwargs,
             "disc_kwargs": self.disc_kwargs,
         }

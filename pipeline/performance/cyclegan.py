@@ -137,8 +137,9 @@ def fp32_variants(size: int = 64, repeats: int = 5) -> dict[str, float]:
 
 def bf16_error(checkpoint: str | Path, dataset_dir: str | Path, *, limit: int = 20) -> dict:
     """fp32 against bfloat16 autocast on real harmonization outputs: the trained generator of ``checkpoint``
-    (direction to_target) on up to ``limit`` preprocessed images of its input site; in-mask MAE between the
-    two outputs (images in [0, 1]) and seconds per volume of each."""
+    (direction to_target) on up to ``limit`` preprocessed images of its input site (a many-to-one harmonizer's:
+    of every site but its reference); in-mask MAE between the two outputs (images in [0, 1]) and seconds per
+    volume of each."""
     import nibabel as nib
     import numpy as np
 
@@ -147,7 +148,10 @@ def bf16_error(checkpoint: str | Path, dataset_dir: str | Path, *, limit: int = 
 
     net, info = load_generator(checkpoint, "to_target"), read_harmonizer_info(checkpoint)
     table = read_preprocessed(dataset_dir)
-    rows = table[table["site"] == info["source_site"]].head(limit)
+    if info.kind == "many_to_one":
+        rows = table[table["site"] != info["reference_site"]].head(limit)
+    else:
+        rows = table[table["site"] == info["source_site"]].head(limit)
     errors, max_errors, fp32_s, bf16_s = [], [], [], []
     for _, row in rows.iterrows():
         x = torch.from_numpy(np.asarray(nib.load(row["image_cube"]).dataobj, dtype=np.float32))[None, None]

@@ -100,6 +100,45 @@ def test_train_writes_the_universal_generator_and_run_info_and_resume_continues(
     assert state["trainer"]["iteration"] == 6 and state["g_scheduler"]["last_epoch"] == 3
 
 
+def test_patch_training_crops_inside_the_images_and_harmonizes_whole_ones(three_sites, tmp_path):
+    """--patch_size: the training items are random 32^3 crops of the 64^3 images (a crop of the image, new each
+    epoch, the same for the same seed and epoch), while validation and the exported model work on whole images."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(TRAIN)
+    parser.update(
+        {
+            "bundle_root": str(tmp_path),
+            "dataset_dir": str(three_sites),
+            "reference_site": "bright",
+            "source_sites": ["dark"],
+            "patch_size": [32, 32, 32],
+        }
+    )
+    dataset = parser.get_parsed_content("train#dataset")
+    items = dataset.pairs["dark"]
+    first = items[0]
+    assert first["x"].shape == first["y"].shape == (1, 32, 32, 32)
+    path = parser.get_parsed_content("site_data").pairs["dark"].train_x[0]["image"]
+    whole = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+    patch = first["x"][0].numpy()
+    assert whole.shape == (64, 64, 64) and patch.max() > 0
+    # where the patch lies: line its brightest voxel up with every voxel of the image holding that value
+    brightest = np.array(np.unravel_index(patch.argmax(), patch.shape))
+    offsets = [
+        o
+        for o in np.argwhere(np.isclose(whole, patch.max(), atol=1e-6)) - brightest
+        if (o >= 0).all() and (o <= 32).all()
+    ]
+    assert any(np.allclose(whole[a : a + 32, b : b + 32, c : c + 32], patch, atol=1e-6) for a, b, c in offsets)
+    assert torch.equal(items[0]["x"], first["x"])  # same epoch: same crop
+    items.set_epoch(1)
+    assert not torch.equal(items[0]["x"], first["x"])  # next epoch: another crop
+    validation = parser.get_parsed_content("validate#preprocessing")
+    assert validation.transforms[-1].__class__.__name__ == "EnsureTyped"  # no crop when validating
+
+
 def test_inference_harmonizes_every_site_in_one_pass_and_flags_the_unseen_one(trained, three_sites, tmp_path):
     out = tmp_path / "harm"
     infer = ["run", "--config_file", INFER, "--bundle_root", str(trained), "--dataset_dir", str(three_sites)]

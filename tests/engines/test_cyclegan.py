@@ -7,10 +7,12 @@ import pytest
 import torch
 from ignite.engine import Events
 from monai.handlers import CheckpointLoader, CheckpointSaver
+from monai.transforms import Compose, Lambdad, RandSpatialCropd, ScaleIntensityd
 from scipy import ndimage as ndi
 from torch.utils.data import DataLoader
 
 from pipeline.engines import CycleGANTrainer, SetEpochHandler, UnpairedDataset
+from pipeline.engines.unpaired import split_at_first_random
 from pipeline.nets import HarmonizationGenerator3D, PatchDiscriminator3D
 
 SIZE = 16
@@ -109,3 +111,38 @@ def test_unpaired_sampling_deterministic_and_age_matched():
         assert all(matched.y_index(i) in nearest for _ in range(3))
     with pytest.raises(ValueError, match="needs images of both sites"):
         UnpairedDataset(x, [])
+
+
+def test_split_at_first_random_like_cache_dataset():
+    scale, crop = ScaleIntensityd(keys="image"), RandSpatialCropd(keys="image", roi_size=8, random_size=False)
+    cached, rest = split_at_first_random(Compose([scale, crop, scale]))
+    assert cached.transforms == (scale,) and rest.transforms == (crop, scale)
+    cached, rest = split_at_first_random(Compose([scale, scale]))
+    assert rest is None and cached.transforms == (scale, scale)
+    # a plain function may do anything, so like CacheDataset it is not cached
+    plain = Lambdad(keys="image", func=lambda t: t)
+    assert split_at_first_random(Compose([scale, lambda d: d, plain]))[0].transforms == (scale,)
+    assert split_at_first_random(crop)[1] is crop and split_at_first_random(scale) == (scale, None)
+
+
+def test_cached_dataset_with_random_crops_is_reproducible_per_epoch():
+    """Cached images, crops drawn per (seed, epoch, index): the same on a re-run, new every epoch."""
+    x, y = _blobs(3, 0), _blobs(4, 1)
+    crop = Compose([ScaleIntensityd(keys="image"), RandSpatialCropd(keys="image", roi_size=8, random_size=False)])
+    data = UnpairedDataset(x, y, seed=3, transform=crop, cache=True)
+    again = UnpairedDataset(x, y, seed=3, transform=crop, cache=True)
+    first = [data[i] for i in range(3)]
+    assert all(item[k].shape == (1, 8, 8, 8) for item in first for k in ("x", "y"))
+    for a, b in zip(first, (again[i] for i in range(3))):
+        torch.testing.assert_close(a["x"], b["x"])
+        torch.testing.assert_close(a["y"], b["y"])
+    # every crop is a window of the scaled source image (the cached part ran once, the crop on the draw)
+    full = x[0]["image"] / x[0]["image"].max()
+    windows = full.unfold(1, 8, 1).unfold(2, 8, 1).unfold(3, 8, 1).reshape(-1, 8, 8, 8)
+    assert torch.isclose(windows, first[0]["x"][0]).flatten(1).all(1).any()
+    data.set_epoch(1)
+    assert any(not torch.equal(a["x"], data[i]["x"]) for i, a in enumerate(first))
+    # the Y draw does not depend on whether there are random transforms
+    plain = UnpairedDataset(x, y, seed=3)
+    plain.set_epoch(1)
+    assert [data.y_index(i) for i in range(3)] == [plain.y_index(i) for i in range(3)]

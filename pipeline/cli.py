@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(SCALES),
         default="demo",
         help="demo: about 15 min on 2 CPU cores (configs/demo.yaml); study: the evidence run, the full "
-        "protocol at a CPU size, at most 90 min on 2 cores (configs/demo_study.yaml); full: the "
+        "protocol at a CPU size, about 100 min on 2 cores (configs/demo_study.yaml); full: the "
         "paper-sized configuration for GPUs (configs/demo_full.yaml)",
     )
     p.add_argument("--config", default=None, help="demo YAML (default: the --scale configuration)")

@@ -8,8 +8,9 @@ flatters it), every condition is scored the same way:
   many-to-one harmonizer, whose folder holds every site: ``site`` names the one evaluated): the harmonized
   images of HARM; ``histogram`` and ``zscore``: the baselines of :mod:`pipeline.evaluate.intensity_baselines`,
   fitted on the reference site's training images; ``combat``: ComBat on the regional features
-  (:mod:`pipeline.evaluate.combat`), fitted on the training rows of both sites (features only, so it
-  enters the feature-level probe and the biological-signal check, not the image-level ones). On a site the
+  (:mod:`pipeline.evaluate.combat`), fitted on the training rows of both sites and applied without the
+  evaluated rows' age and diagnosis, which the biology checks predict (features only, so it enters the
+  feature-level probe and the biological-signal check, not the image-level ones). On a site the
   many-to-one harmonizer never saw, ComBat is left out and the report says why (``not_applicable``): it
   cannot harmonize a site without being refitted on that site's images, which is what the comparison is about.
 - Site probe (:mod:`pipeline.evaluate.site_probe`): linear on 8^3 volumes, MONAI CNN on 16^3 volumes,
@@ -26,10 +27,17 @@ flatters it), every condition is scored the same way:
   images' brain masks (:mod:`pipeline.evaluate.fidelity`), whole-cube values beside; ``oracle`` is each
   target image histogram-matched to its own reference image (uses the answer: a bound, not a method).
 - Biological signal (:mod:`pipeline.evaluate.biological_signal`): age slope, AD effect and site effect
-  of the regional T1 measures per condition.
+  of the regional T1 measures per condition, pooled over both sites (site as a fixed effect).
+- Biology within site (:mod:`pipeline.evaluate.within_site_biology`): inside each site, on its own
+  (non-traveling) subjects, the hippocampal and ventricular AD effects, the age slopes and a CN-vs-AD probe,
+  per condition with intervals, paired to the identity; "kept" when the intervals overlap, "floor" where the
+  raw effect's interval already includes zero (chance), so that "kept" cannot fail there.
+- Traveling paired test (:mod:`pipeline.evaluate.traveling_paired`): the within-subject difference of each
+  regional measure between the two sites, per condition, with its interval and p-value.
 
 Writes ``site_probe.tsv``, ``tsne.tsv`` and ``tsne.png``, ``traveling.tsv``, ``features.tsv``,
-``biological.tsv``, ``biology_leak.tsv`` and ``evaluation.json`` (everything, with the settings) into EVAL.
+``biological.tsv``, ``biology_leak.tsv``, ``within_site.tsv``, ``traveling_paired.tsv`` and ``evaluation.json``
+(everything, with the settings) into EVAL.
 """
 
 from __future__ import annotations
@@ -56,7 +64,9 @@ from pipeline.evaluate.fidelity import image_fidelity
 from pipeline.evaluate.intensity_baselines import fit_intensity_baseline
 from pipeline.evaluate.regional_features import REGIONS, regional_means
 from pipeline.evaluate.site_probe import confound_design, probe_row, site_probe, traveling_rows
+from pipeline.evaluate.traveling_paired import traveling_paired_test
 from pipeline.evaluate.tsne import tsne_figure, tsne_table
+from pipeline.evaluate.within_site_biology import within_site_biology
 from pipeline.preprocess.batch import read_preprocessed
 from pipeline.run.records import EvaluationRecord
 
@@ -228,7 +238,7 @@ def evaluate_harmonization(
         for name, arrays in conditions.items()
     }
     if "combat" in baselines and not unseen:
-        features["combat"] = _combat(table, rows, features["identity"])
+        features["combat"] = _combat(table, features["identity"], rows["site"])
     demographics = rows[[c for c in ("subject", "session", "site", "age", "sex", "diagnosis") if c in rows.columns]]
 
     probe_rows, tsne_tables, travel_rows, effect_rows, leak_rows = [], {}, [], [], []
@@ -258,6 +268,8 @@ def evaluate_harmonization(
             biological_effects(pd.concat([demographics, table_features[FEATURES]], axis=1), FEATURES, condition=name)
         )
     probe_table = _paired_to_identity(pd.DataFrame(probe_rows))
+    within_site = within_site_biology(features, rows, FEATURES, exclude=traveling, n_resamples=n_resamples, seed=seed)
+    traveling_paired = traveling_paired_test(features, rows, FEATURES, target=target, reference=reference)
     leak_table = pd.DataFrame(leak_rows, columns=LEAK_COLUMNS)
     tsne = pd.concat(tsne_tables.values(), ignore_index=True)
     travel = pd.DataFrame(travel_rows, columns=["condition", "subject", *TRAVEL_METRICS])
@@ -273,6 +285,8 @@ def evaluate_harmonization(
     write_table(out / "features.tsv", feature_table)
     write_table(out / "biological.tsv", effects)
     write_table(out / "biology_leak.tsv", leak_table)
+    write_table(out / "within_site.tsv", within_site)
+    write_table(out / "traveling_paired.tsv", traveling_paired)
     report = {
         "version": __version__,
         "raw": str(raw_dir),
@@ -295,6 +309,8 @@ def evaluate_harmonization(
         "traveling_intervals": _traveling_intervals(travel, n_resamples, seed),
         "biological": effects.to_dict(orient="records"),
         "biology_leak": leak_table.to_dict(orient="records"),
+        "within_site_biology": within_site.to_dict(orient="records"),
+        "traveling_paired": traveling_paired.to_dict(orient="records"),
         "n_traveling": int(rows.loc[traveling, "subject"].nunique()),
         "seconds": time.perf_counter() - started,
         "harmonizer_kinds": {name: d.kind for name, d in zip(names, described)},
@@ -455,17 +471,18 @@ def _biology_leak(
     return out
 
 
-def _combat(table: pd.DataFrame, rows: pd.DataFrame, evaluated: pd.DataFrame) -> pd.DataFrame:
+def _combat(table: pd.DataFrame, evaluated: pd.DataFrame, sites: pd.Series) -> pd.DataFrame:
     """ComBat fitted on the training rows' raw features (age protected; diagnosis too when training has
-    several and every evaluated diagnosis among them), applied to the evaluated rows."""
+    several), applied to the evaluated rows without their covariates
+    (:meth:`~pipeline.evaluate.combat.ComBat.transform_without_covariates`): the biology checks then predict
+    the evaluated rows' age and diagnosis, so those may not reach the features (no covariate leak)."""
     train = table[table["split"] == "train"].reset_index(drop=True)
     train_features = pd.DataFrame([regional_means(*_load(p)) for p in train["image_cube"]])
-    levels = set(train["diagnosis"])
-    categorical = ["diagnosis"] if len(levels) > 1 and set(rows["diagnosis"]) <= levels else []
+    categorical = ["diagnosis"] if train["diagnosis"].nunique() > 1 else []
     combat = ComBat(continuous=["age"], categorical=categorical).fit(
         train_features[FEATURES].to_numpy(), train["site"], train
     )
-    return pd.DataFrame(combat.transform(evaluated[FEATURES].to_numpy(), rows["site"], rows), columns=FEATURES)
+    return pd.DataFrame(combat.transform_without_covariates(evaluated[FEATURES].to_numpy(), sites), columns=FEATURES)
 
 
 def _traveling_intervals(travel: pd.DataFrame, n_resamples: int, seed: int) -> list[dict]:

@@ -171,6 +171,10 @@ class EvaluationRecord(JsonRecord):
     unseen_site: bool = False
     #: baselines left out, each with why (ComBat on a site the harmonizers never saw)
     not_applicable: dict[str, str] = field(default_factory=dict)
+    #: per site, AD effects, age slopes and the CN-vs-AD probe per condition (pipeline.evaluate.within_site_biology)
+    within_site_biology: list[dict[str, Any]] = field(default_factory=list)
+    #: per condition, the traveling subjects' within-subject site difference (pipeline.evaluate.traveling_paired)
+    traveling_paired: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -206,3 +206,61 @@ def test_baselines_and_combat_are_fitted_on_training_rows_only(evaluation, contr
         poisoned.to_numpy(),
         clean.xs("identity", level="condition").xs("dark", level="site", drop_level=False)[features].to_numpy(),
     )  # the poison is real
+
+
+def test_no_test_covariate_reaches_a_biology_score(ad_pair, tmp_path, monkeypatch):
+    """Poison the evaluated rows' ages and diagnoses wherever ComBat could read them: every biology check
+    (pooled effects, the CN-vs-AD and age probes, the within-site effects) must stay where it was, because
+    ComBat adjusts evaluated rows without their covariates. On the code that passed them to
+    ``ComBat.transform`` this test fails: the poisoned covariates moved the ComBat condition's scores."""
+    from pipeline.evaluate.combat import ComBat
+    from pipeline.experiments.harmonization_evaluation import evaluate_harmonization
+
+    kw = {"channels": 4, "n_residual": 1}
+    ckpt = save_harmonizer(
+        tmp_path / "models",
+        HarmonizationGenerator3D(**kw),
+        HarmonizationGenerator3D(**kw),
+        {"source_site": "clinicb", "target_site": "clinica", "net_kwargs": kw},
+    )
+    harmonize_cohort(
+        read_preprocessed(ad_pair / "preprocessed"), ckpt, tmp_path / "harm", direction="to_source", workers=0
+    )
+
+    def evaluate(out: Path) -> dict:
+        return evaluate_harmonization(
+            ad_pair / "preprocessed",
+            tmp_path / "harm",
+            out,
+            split="all",
+            probes=["linear"],
+            n_resamples=50,
+            baselines=["identity", "combat"],
+        )
+
+    clean = evaluate(tmp_path / "clean")
+    fitted_on = []
+    original_fit, original_transform = ComBat.fit, ComBat.transform
+
+    def recording_fit(self, features, sites, table):
+        fitted_on.append(set(table["subject"]))
+        return original_fit(self, features, sites, table)
+
+    def poisoned_transform(self, features, sites, table):
+        rng = np.random.default_rng(0)
+        table = table.assign(
+            age=rng.uniform(20, 100, len(table)), diagnosis=rng.permutation(table["diagnosis"].to_numpy())
+        )
+        return original_transform(self, features, sites, table)
+
+    monkeypatch.setattr(ComBat, "fit", recording_fit)
+    monkeypatch.setattr(ComBat, "transform", poisoned_transform)
+    dirty = evaluate(tmp_path / "dirty")
+    assert fitted_on, "ComBat was not run"
+    splits = pd.read_csv(ad_pair / "splits.tsv", sep="\t", dtype={"subject": str}).set_index("subject")["split"]
+    assert all(splits[s] == "train" for s in fitted_on[0])  # fitted on training subjects only
+    for key in ("biological", "biology_leak", "within_site_biology"):
+        a = pd.DataFrame(clean[key]).query("condition == 'combat'").reset_index(drop=True)
+        b = pd.DataFrame(dirty[key]).query("condition == 'combat'").reset_index(drop=True)
+        assert len(a), key
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, obj=key)

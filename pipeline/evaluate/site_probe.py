@@ -8,8 +8,11 @@ subject's scans at several sites, stay in one fold):
 - ``linear``: class-balanced logistic regression on standardized 8^3 downsampled volumes (area average);
 - ``cnn``: MONAI's small ``Classifier`` (two strided 3D convolution blocks) on 16^3 volumes.
 
-The score is the balanced accuracy of the out-of-fold predictions with a subject-level bootstrap 95%
-interval.
+The score is the balanced accuracy of the out-of-fold predictions, averaged over ``repeats`` cross-validations
+with different fold splits (and, for the CNN, different initialisations), with a two-level 95% interval: each
+bootstrap draw picks one repeat, then resamples subjects. So the interval carries what varies between runs
+(which subjects share a fold, the training seed), not only which test subjects were drawn; one run at the
+ceiling no longer collapses it to a point.
 
 The phantom's sites, like real cohorts, differ in age, sex and diagnosis, so a probe can find the site
 from the biology alone. Two deconfounded variants separate the scanner from the biology:
@@ -136,6 +139,7 @@ def site_probe(
     n_resamples: int = 1000,
     volumes: np.ndarray | None = None,
     covariates: np.ndarray | None = None,
+    repeats: int = 3,
 ) -> dict:
     """Cross-validated site prediction on the images of ``table`` (columns ``site``, ``subject``, ``image_key``).
 
@@ -145,13 +149,17 @@ def site_probe(
         volumes: precomputed downsampled volumes (N, s, s, s) in the table's order, else loaded.
         covariates: confounds (N, k), e.g. :func:`confound_design`; every feature is residualized on
             them inside each fold, fitted on the training fold only.
+        repeats: cross-validations with different fold splits (seeds ``seed``, ``seed + 1``, ...).
 
     Returns:
-        ``balanced_accuracy``, ``interval_95``, ``chance``, ``n_images``, ``n_subjects``, ``folds``, ``sites``,
-        ``predictions`` (out-of-fold probabilities per row, a list) and ``samples`` (the balanced accuracy on
-        each subject resample: the same resamples for the same rows and seed, so two conditions' samples
-        subtract into a paired bootstrap).
+        ``balanced_accuracy`` (the mean over repeats), ``interval_95``, ``chance``, ``n_images``, ``n_subjects``,
+        ``folds``, ``repeats``, ``repeat_balanced_accuracy`` (one per repeat), ``sites``, ``predictions`` (the
+        first repeat's out-of-fold probabilities per row, a list) and ``samples`` (the balanced accuracy of a
+        drawn repeat on each subject resample: the same repeat draws and resamples for the same rows and seed, so
+        two conditions' samples subtract into a paired two-level bootstrap).
     """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     if probe not in PROBES:
         raise ValueError(f"probe must be one of {PROBES}, got {probe!r}")
     sites = sorted(set(table["site"]))
@@ -165,18 +173,24 @@ def site_probe(
         raise ValueError(f"the site probe needs at least 2 subjects per site, got {per_site}")
     size = 8 if probe == "linear" else 16
     x = volumes if volumes is not None else downsampled_volumes(list(table[image_key]), size)
-    probabilities = np.zeros((len(table), len(sites)))
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for fold, (train, test) in enumerate(splitter.split(x, y, groups)):
-        fit = _linear_fold if probe == "linear" else _cnn_fold
-        train_x, test_x = x[train], x[test]
-        if covariates is not None and covariates.shape[1]:
-            train_x, test_x = _residualize(train_x, test_x, covariates[train], covariates[test])
-        probabilities[test] = fit(train_x, y[train], test_x, len(sites), seed + fold)
-    accuracy = weighted_classification_metrics(y, probabilities)["balanced_accuracy"]
-    samples = bootstrap_metric_samples(y, probabilities, groups, n_resamples=n_resamples, seed=seed)[
-        "balanced_accuracy"
-    ]
+    per_repeat, accuracies, sample_rows = [], [], []
+    for repeat in range(repeats):
+        probabilities = np.zeros((len(table), len(sites)))
+        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed + repeat)
+        for fold, (train, test) in enumerate(splitter.split(x, y, groups)):
+            fit = _linear_fold if probe == "linear" else _cnn_fold
+            train_x, test_x = x[train], x[test]
+            if covariates is not None and covariates.shape[1]:
+                train_x, test_x = _residualize(train_x, test_x, covariates[train], covariates[test])
+            probabilities[test] = fit(train_x, y[train], test_x, len(sites), seed + 1000 * repeat + fold)
+        per_repeat.append(probabilities)
+        accuracies.append(weighted_classification_metrics(y, probabilities)["balanced_accuracy"])
+        sample_rows.append(
+            bootstrap_metric_samples(y, probabilities, groups, n_resamples=n_resamples, seed=seed)["balanced_accuracy"]
+        )
+    drawn = np.random.default_rng([seed, repeats]).integers(0, repeats, n_resamples)
+    samples = np.stack(sample_rows)[drawn, np.arange(n_resamples)]
+    accuracy = float(np.mean(accuracies))
     interval = [float(np.nanpercentile(samples, 2.5)), float(np.nanpercentile(samples, 97.5))]
     return {
         "probe": probe,
@@ -187,7 +201,9 @@ def site_probe(
         "n_images": int(len(table)),
         "n_subjects": int(len(set(groups))),
         "folds": n_folds,
-        "predictions": probabilities.tolist(),
+        "repeats": repeats,
+        "repeat_balanced_accuracy": [float(a) for a in accuracies],
+        "predictions": per_repeat[0].tolist(),
         "samples": samples,
     }
 

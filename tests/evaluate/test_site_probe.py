@@ -91,3 +91,23 @@ def test_confound_design_and_traveling_rows():
     assert design[:, 1].tolist() == [1, 1, 0, 0] and design[:, 2].tolist() == [1, 1, 0, 1]
     assert confound_design(table[table["diagnosis"] == "CN"]).shape == (3, 2)  # a constant column is dropped
     assert traveling_rows(table).tolist() == [True, True, False, False]
+
+
+def test_repeated_cross_validation_carries_the_fold_split_variance():
+    """A weak site signal: each repeat (another fold split) scores differently, the estimate is their mean, and
+    the two-level interval covers the spread of the repeats, which one fold split's subject bootstrap misses."""
+    table, x = _confounded_table(scanner_offset=0.25, age_gap=0.0, n=20)
+    one = site_probe(table, volumes=x, n_resamples=400, repeats=1)
+    several = site_probe(table, volumes=x, n_resamples=400, repeats=8)
+    accuracies = several["repeat_balanced_accuracy"]
+    assert several["repeats"] == 8 and len(accuracies) == 8
+    assert np.ptp(accuracies) > 0.02  # fold splits matter at this size
+    assert several["balanced_accuracy"] == pytest.approx(np.mean(accuracies))
+    assert one["balanced_accuracy"] == pytest.approx(accuracies[0])  # repeat 0 is the single run
+    low, high = several["interval_95"]
+    assert low <= min(accuracies) and max(accuracies) <= high
+    # paired: a condition against itself differs by exactly 0 on every draw (same repeats, same resamples)
+    again = site_probe(table, volumes=x, n_resamples=400, repeats=8)
+    np.testing.assert_array_equal(np.asarray(again["samples"]) - np.asarray(several["samples"]), 0.0)
+    with pytest.raises(ValueError, match="repeats must be at least 1"):
+        site_probe(table, volumes=x, repeats=0)

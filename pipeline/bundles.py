@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -41,13 +43,44 @@ def run_bundle(name: str, config: str, *, overlays: Sequence[tuple[str, str]] = 
     root = bundle_dir(name)
     files = [str(root / "configs" / f"{config}.yaml")]
     files += [str(bundle_dir(other) / "configs" / f"{stem}.yaml") for other, stem in overlays]
-    with _bundle_logs_to_root():
+    config_file = files if overlays else files[0]
+    with _bundle_logs_to_root(), _trusted_config_files(config_file):
         run(
-            config_file=files if overlays else files[0],
+            config_file=config_file,
             meta_file=str(root / "configs" / "metadata.json"),
             logging_file=False,
             **overrides,
         )
+
+
+@contextlib.contextmanager
+def _trusted_config_files(config_file: str | list[str]) -> Iterator[None]:
+    """Silence MONAI's config-security warning about ``config_file`` while it runs, only when every file lies in
+    this repository's ``bundles/`` folder; any other config keeps the warning.
+
+    Why: ``monai.bundle`` warns each time it parses a config file (GHSA-873f-pvrv-4x83: a ``_target_`` or ``$``
+    value runs code), so every bundle run of the demo printed it. The project's own configs are this repository's
+    code, versioned and reviewed like its Python modules, and call only its own and MONAI's functions; the
+    warning is meant for a config from elsewhere (a user's, a downloaded bundle), which still gets it. The filter
+    matches only this message, for these exact files, from ``monai.bundle.scripts``, and is removed after the run
+    (not :class:`warnings.catch_warnings`, which would also undo the filters of modules the run imports).
+    """
+    files = [config_file] if isinstance(config_file, str) else list(config_file)
+    if not all(Path(f).resolve().is_relative_to(BUNDLES_DIR) for f in files):
+        yield
+        return
+    warnings.filterwarnings(
+        "ignore",
+        message=re.escape(f"parsing config_file {config_file}: "),
+        category=UserWarning,
+        module=r"monai\.bundle\.scripts",
+    )
+    entry = warnings.filters[0]
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):  # already gone: something reset the filters during the run
+            warnings.filters.remove(entry)
 
 
 class _DropMessage(logging.Filter):

@@ -3,8 +3,9 @@
     mriharmony report RUN_DIR [--out RUN_DIR/report]
 
 Writes ``report.html`` (figures embedded as data URIs, inline CSS, a Content-Security-Policy that
-forbids any network or file access) and ``report.json`` (every table's raw records, the summary, what
-was missing), atomically. Sections: preprocessing QC, harmonization evaluation, brain-age benchmark,
+forbids any network or file access) and ``report.json`` (every table's caption and raw records under its stable id,
+the summary, the findings and the one statement of what the run is too small to answer, what was missing),
+atomically. Sections: preprocessing QC, harmonization evaluation, brain-age benchmark,
 AD classification, synthetic augmentation, configuration / seeds / versions / timings.
 """
 
@@ -20,8 +21,15 @@ import jinja2
 
 from pipeline import __version__
 from pipeline.atomic import write_json, write_text
-from pipeline.report.collect import Section, collect_sections
-from pipeline.report.findings import MIN_TEST_SUBJECTS, MIN_TRAVELING_SUBJECTS, Finding, headline_findings
+from pipeline.report.collect import BENCHMARK_TABLE_IDS, Section, collect_sections
+from pipeline.report.findings import (
+    MIN_TEST_SUBJECTS,
+    MIN_TRAVELING_SUBJECTS,
+    Finding,
+    headline_findings,
+    underpowered_statement,
+)
+from pipeline.report.tables import records_by_id, tables_json
 from pipeline.run import RunLayout
 
 __all__ = ["ReportResult", "build_report", "format_cell", "summary_rows"]
@@ -38,12 +46,19 @@ class ReportResult:
     findings: list[Finding]
 
     @property
+    def underpowered(self) -> str:
+        """The one statement of what this run is too small to answer ("" when nothing is)."""
+        return underpowered_statement(self.findings)
+
+    @property
     def summary_text(self) -> str:
+        """The powered findings, then the one underpowered statement, then the summary rows."""
         width = max((len(k) for k, _ in self.summary), default=0)
         lines = [
             f"report: {self.html}",
             "headline findings:",
-            *(f"  - {f.line}" for f in self.findings),
+            *(f"  - {f.line}" for f in self.findings if not f.underpowered),
+            *([f"  - {self.underpowered}"] if self.underpowered else []),
             *(f"  {k:<{width}}  {v}" for k, v in self.summary),
         ]
         return "\n".join(lines)
@@ -64,22 +79,19 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
-def _table(sections: dict[str, Section], section: str, title_start: str) -> list[dict[str, Any]]:
-    for table in sections[section].tables:
-        if table.title.startswith(title_start):
-            return table.records
-    return []
-
-
 def summary_rows(sections: list[Section]) -> list[tuple[str, str]]:
-    """The headline numbers of each section, one line each (the demo prints these)."""
-    by_id = {s.id: s for s in sections}
+    """The headline numbers of each section, one line each (the demo prints these); tables are found by id."""
+    tables = records_by_id(sections)
+
+    def _table(section: str, table_id: str) -> list[dict[str, Any]]:
+        return tables.get(section, {}).get(table_id, [])
+
     rows: list[tuple[str, str]] = []
-    per_site = _table(by_id, "preprocessing", "Images per site")
+    per_site = _table("preprocessing", "images-per-site")
     if per_site:
         ok, total = sum(r["ok"] for r in per_site), sum(r["images"] for r in per_site)
         rows.append(("preprocessed images", f"{ok} of {total} ({total - ok} failed)"))
-    probes = _table(by_id, "harmonization", "Site probe")
+    probes = _table("harmonization", "site-probe")
     for probe, adjustment in dict.fromkeys((r["probe"], r.get("adjustment", "none")) for r in probes):
         part = [r for r in probes if (r["probe"], r.get("adjustment", "none")) == (probe, adjustment)]
         values = ", ".join(f"{r['condition']} {format_cell(r['balanced_accuracy'])}" for r in part)
@@ -87,16 +99,16 @@ def summary_rows(sections: list[Section]) -> list[tuple[str, str]]:
         power = f" (underpowered: n = {n} subjects; see the study run)" if n < MIN_TEST_SUBJECTS else ""
         label = probe if adjustment == "none" else f"{probe}, {adjustment}"
         rows.append((f"site probe ({label}), chance {format_cell(part[0]['chance'])}", values + power))
-    traveling = _table(by_id, "harmonization", "Traveling subjects against")
+    traveling = _table("harmonization", "traveling-metrics")
     if traveling:
-        intervals = [r for r in _table(by_id, "harmonization", "Traveling subjects, mean") if r["metric"] == "mae"]
+        intervals = [r for r in _table("harmonization", "traveling-mean") if r["metric"] == "mae"]
         n = min((r["n_subjects"] for r in intervals), default=0)
         power = f" (underpowered: n = {n} traveling subjects; see the study run)" if n < MIN_TRAVELING_SUBJECTS else ""
         rows.append(
             ("traveling-subject MAE", ", ".join(f"{r['condition']} {format_cell(r['mae'])}" for r in traveling) + power)
         )
     for protocol in ("pooled", "held_out", "cross_site"):
-        records = _table(by_id, "brain-age", f"Brain age, {protocol}:")
+        records = _table("brain-age", BENCHMARK_TABLE_IDS[protocol])
         for route in dict.fromkeys((r["train_site"], r["test_site"]) for r in records):
             part = [r for r in records if (r["train_site"], r["test_site"]) == route]
             text = ", ".join(
@@ -111,7 +123,7 @@ def summary_rows(sections: list[Section]) -> list[tuple[str, str]]:
                     f"{text}; mean predictor {part[0]['mean_predictor_mae']:.2f}{power}",
                 )
             )
-    metrics = _table(by_id, "ad-classification", "Test metrics")
+    metrics = _table("ad-classification", "test-metrics")
     if metrics:
         n = metrics[0]["n"]
         power = f" (underpowered: n = {n} test images; see the study run)" if n < MIN_TEST_SUBJECTS else ""
@@ -121,7 +133,7 @@ def summary_rows(sections: list[Section]) -> list[tuple[str, str]]:
                 ", ".join(f"{r['model']} {format_cell(r['balanced_accuracy'])}" for r in metrics) + power,
             )
         )
-    grid = _table(by_id, "augmentation", "Augmentation grid")
+    grid = _table("augmentation", "augmentation-grid")
     if grid:
         rows.append(
             (
@@ -133,7 +145,7 @@ def summary_rows(sections: list[Section]) -> list[tuple[str, str]]:
                 ),
             )
         )
-    timings = _table(by_id, "provenance", "Wall time per stage")
+    timings = _table("provenance", "wall-time")
     if timings:
         rows.append(("wall time", f"{timings[-1]['seconds'] / 60:.1f} min"))
     return rows
@@ -159,7 +171,7 @@ def build_report(run: str | Path, out: str | Path | None = None) -> ReportResult
         )
     out = Path(out) if out is not None else RunLayout(run).report
     summary = summary_rows(sections)
-    findings = headline_findings({sec.id: {t.title: t.records for t in sec.tables} for sec in sections})
+    findings = headline_findings(records_by_id(sections))
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     html = (
         _environment()
@@ -170,7 +182,8 @@ def build_report(run: str | Path, out: str | Path | None = None) -> ReportResult
             generated=generated,
             sections=sections,
             summary=summary,
-            findings=findings,
+            findings=[f for f in findings if not f.underpowered],
+            underpowered=underpowered_statement(findings),
         )
     )
     html_path = write_text(out / RunLayout(run).report_html.name, html)
@@ -184,13 +197,14 @@ def build_report(run: str | Path, out: str | Path | None = None) -> ReportResult
             "findings": [
                 {"topic": f.topic, "text": f.text, "n": f.n, "underpowered": f.underpowered} for f in findings
             ],
+            "underpowered": underpowered_statement(findings),
             "sections": {
                 s.id: {
                     "title": s.title,
                     "present": s.present,
                     "intro": s.intro,
                     "missing": s.missing,
-                    "tables": {t.title: t.records for t in s.tables},
+                    "tables": tables_json(s.id, s.tables),
                     "notes": s.notes,
                     "figures": [f.title for f in s.figures],
                 }

@@ -19,6 +19,7 @@ import pandas as pd
 
 from pipeline import figures as fig
 from pipeline.preprocess.quality import IQM_NAMES
+from pipeline.report.tables import TABLE_ID
 from pipeline.run import (
     AugmentationGridRecord,
     BenchmarkSummary,
@@ -67,12 +68,21 @@ PACKAGES = (
 
 @dataclass
 class Table:
-    """A table: ``columns`` are (key, header) pairs over ``records`` (raw values, formatted only in HTML)."""
+    """A table: ``columns`` are (key, header) pairs over ``records`` (raw values, formatted only in HTML).
 
+    ``id`` is a stable kebab-case slug, unique within its section: the findings, the summary and readers of
+    report.json find the table by it (:mod:`pipeline.report.tables`), so the caption (``title``) can be reworded.
+    """
+
+    id: str
     title: str
     columns: list[tuple[str, str]]
     records: list[dict[str, Any]]
     note: str = ""
+
+    def __post_init__(self) -> None:
+        if not TABLE_ID.fullmatch(self.id):
+            raise ValueError(f"table {self.title!r}: id {self.id!r} is not a kebab-case slug (e.g. 'site-probe')")
 
 
 @dataclass
@@ -180,6 +190,7 @@ def preprocessing_section(run: Path) -> Section:
         )
     section.tables.append(
         Table(
+            "images-per-site",
             "Images per site",
             [
                 ("site", "site"),
@@ -202,6 +213,7 @@ def preprocessing_section(run: Path) -> Section:
     if failures is not None and len(failures):
         section.tables.append(
             Table(
+                "failures",
                 "Failures and images stopped by the QC gate (the cohort went on without them)",
                 [(c, c) for c in ("subject", "session", "site", "step", "reason")],
                 _records(failures),
@@ -250,6 +262,7 @@ def preprocessing_section(run: Path) -> Section:
     if effects is not None:
         section.tables.append(
             Table(
+                "site-effects",
                 "Site effects after preprocessing (every subject; linear site probe)",
                 [
                     ("sites", "sites"),
@@ -271,6 +284,7 @@ def preprocessing_section(run: Path) -> Section:
         )
         section.tables.append(
             Table(
+                "site-medians",
                 "Per-site medians of the image quality metrics and regional mean T1",
                 [(k, k) for k in effects.per_site[0]],
                 effects.per_site,
@@ -306,6 +320,7 @@ def harmonization_section(run: Path) -> Section:
         )
         section.tables.append(
             Table(
+                "site-probe",
                 "Site probe: balanced accuracy of predicting the site (chance 0.5; lower is better)",
                 [
                     ("condition", "condition"),
@@ -325,8 +340,9 @@ def harmonization_section(run: Path) -> Section:
                 "(ComBat acts on these). Adjustment none: the raw probe, confounded by the sites' different ages and "
                 "diagnoses; residualized: every feature residualized for age, sex and diagnosis on the training folds; "
                 "traveling: the traveling subjects only (the same anatomy at both sites). Subject-level "
-                "cross-validation; "
-                "intervals: bootstrap over subjects; vs identity: paired difference (same subjects, same resamples).",
+                "cross-validation repeated with different fold splits (and CNN initialisations); intervals: "
+                "two-level bootstrap (a repeat, then subjects), so they carry the fold-split variance; vs identity: "
+                "paired difference (same repeats, same subject resamples). Older runs (no repeats) used one split.",
             )
         )
         if evaluation.site_probe:
@@ -340,6 +356,7 @@ def harmonization_section(run: Path) -> Section:
         if evaluation.traveling_intervals:
             section.tables.append(
                 Table(
+                    "traveling-mean",
                     "Traveling subjects, mean with 95% interval and paired difference to identity",
                     [
                         ("condition", "condition"),
@@ -360,6 +377,7 @@ def harmonization_section(run: Path) -> Section:
         if evaluation.biology_leak:
             section.tables.append(
                 Table(
+                    "biology-kept",
                     "Biology kept? Diagnosis and age probes per condition, paired to identity",
                     [
                         ("condition", "condition"),
@@ -381,9 +399,69 @@ def harmonization_section(run: Path) -> Section:
                     "toward the floor: its difference to identity would exclude 0 in the bad direction.",
                 )
             )
+        if evaluation.within_site_biology:
+            section.tables.append(
+                Table(
+                    "biology-within-site",
+                    "Biology within site: AD effects, age slopes and a CN-vs-AD probe inside each site, per condition",
+                    [
+                        ("site", "site"),
+                        ("effect", "effect"),
+                        ("measure", "measure"),
+                        ("condition", "condition"),
+                        ("estimate", "estimate"),
+                        ("low", "95% low"),
+                        ("high", "95% high"),
+                        ("difference_to_identity", "vs identity"),
+                        ("difference_low", "95% low"),
+                        ("difference_high", "95% high"),
+                        ("kept", "kept"),
+                        ("floor", "floor"),
+                        ("n_subjects", "subjects"),
+                        ("unit", "unit"),
+                    ],
+                    sorted(
+                        evaluation.within_site_biology,
+                        key=lambda r: (r["site"], r["effect"], r["measure"]),
+                    ),
+                    "Inside one site the scanner is constant, so these effects are biology, not site. The site's own "
+                    "subjects (traveling subjects left out). AD: Cohen's d of AD minus CN; age: slope of the "
+                    "standardized measure per decade on controls; diagnosis probe: CN-vs-AD balanced accuracy on the "
+                    "regional means. Intervals: subject bootstrap; vs identity: paired on the same resamples. kept: "
+                    "the interval overlaps the identity's. floor: the raw effect's interval already includes 0 "
+                    "(chance for the probe), so 'kept' cannot fail there.",
+                )
+            )
+        elif evaluation.biology_leak:
+            section.notes.append(
+                "Biology within site: no site of this split has at least 3 CN and 3 AD subjects or 5 controls, "
+                "so no within-site effect was measured (older runs did not measure it)."
+            )
+        if evaluation.traveling_paired:
+            section.tables.append(
+                Table(
+                    "traveling-paired",
+                    "Traveling subjects, paired test: site difference of each regional measure within subject",
+                    [
+                        ("condition", "condition"),
+                        ("measure", "measure"),
+                        ("difference", "difference"),
+                        ("low", "95% low"),
+                        ("high", "95% high"),
+                        ("p_value", "p"),
+                        ("n_subjects", "subjects"),
+                        ("unit", "unit"),
+                    ],
+                    evaluation.traveling_paired,
+                    "Each traveling subject's evaluated-site measure minus its reference-site measure (the same "
+                    "anatomy), in SD of the raw reference site; t interval and paired t-test per measure, Hotelling's "
+                    "T^2 over all (measure 'all'). A harmonizer should bring the differences to 0.",
+                )
+            )
         if evaluation.traveling:
             section.tables.append(
                 Table(
+                    "traveling-metrics",
                     "Traveling subjects against their real reference-site image (mean)",
                     [
                         ("condition", "condition"),
@@ -401,6 +479,7 @@ def harmonization_section(run: Path) -> Section:
         if evaluation.biological:
             section.tables.append(
                 Table(
+                    "biological-signal",
                     "Biological signal kept (regional mean T1; OLS with site as a fixed effect)",
                     [
                         ("condition", "condition"),
@@ -437,6 +516,7 @@ def harmonization_section(run: Path) -> Section:
     if fidelity is not None and len(fidelity):
         section.tables.append(
             Table(
+                "traveling-per-subject",
                 "Traveling subjects, per subject (harmonized vs unchanged)",
                 [
                     ("subject", "subject"),
@@ -458,6 +538,12 @@ def harmonization_section(run: Path) -> Section:
     return section
 
 
+#: the table id of each brain-age benchmark protocol (``BENCHMARK_PROTOCOLS``)
+BENCHMARK_TABLE_IDS = {
+    "pooled": "brain-age-pooled",
+    "held_out": "brain-age-held-out",
+    "cross_site": "brain-age-cross-site",
+}
 BENCHMARK_COLUMNS = [
     ("train_site", "trained on"),
     ("test_site", "tested on"),
@@ -505,6 +591,7 @@ def brain_age_section(run: Path) -> Section:
             continue
         section.tables.append(
             Table(
+                BENCHMARK_TABLE_IDS[protocol],
                 f"Brain age, {protocol}: {what} ({summary.source_site} + {summary.target_site}, "
                 f"{summary.seeds} seed(s) x {len(summary.harmonizer_seeds)} harmonizer seed(s))",
                 BENCHMARK_COLUMNS,
@@ -543,6 +630,7 @@ def brain_age_section(run: Path) -> Section:
     if cv is not None:  # optional (benchmark.cross_validated_folds): not listed as missing when absent
         section.tables.append(
             Table(
+                "brain-age-cross-validated",
                 f"Brain age, cross-validated: every control of {', '.join(cv.sites)}, {cv.folds}-fold by subject",
                 BENCHMARK_COLUMNS,
                 cv.summary,
@@ -560,6 +648,7 @@ def brain_age_section(run: Path) -> Section:
             rows.append({"model": name, **scores.metrics, "low": low, "high": high})
         section.tables.append(
             Table(
+                "brain-age-bundle",
                 "brain_age bundle on the run's test split (controls of every site)",
                 [
                     ("model", "model"),
@@ -598,6 +687,7 @@ def _seed_table(section: Section, path: Path) -> None:
     rows = [{**r, "per_seed": ", ".join(f"{v:.3f}" for v in r["per_seed"])} for r in record.summary]
     section.tables.append(
         Table(
+            "bundle-seeds",
             f"{record.bundle} bundle over {len(record.seeds)} training seeds (test split)",
             [
                 ("model", "model"),
@@ -642,7 +732,13 @@ def ad_classification_section(run: Path) -> Section:
     for metric in ("balanced_accuracy", "auc", "f1", "accuracy"):
         columns += [(metric, metric.replace("_", " ")), (f"{metric}_interval", "95% interval")]
     section.tables.append(
-        Table("Test metrics", columns + [("n", "images")], rows, "Intervals: bootstrap over test subjects.")
+        Table(
+            "test-metrics",
+            "Test metrics",
+            columns + [("n", "images")],
+            rows,
+            "Intervals: bootstrap over test subjects.",
+        )
     )
     _seed_table(section, layout.downstream_seeds("ad_classification"))
     section.figures.append(
@@ -695,10 +791,17 @@ def augmentation_section(run: Path) -> Section:
         f"AD classification trained with and without synthetic images, tested on real test subjects only; "
         f"{grid.repeats if grid else '?'} repeat(s); X: fraction of real training subjects kept, Y: extra images "
         "per class relative to its real training subjects. Difference: paired, to 'none' at the same X, "
-        "with a two-level bootstrap 95% interval."
+        "with a two-level bootstrap 95% interval (repeats, then test subjects)."
     )
+    if grid is not None and grid.repeats < 2:
+        section.notes.append(
+            "One repeat: the intervals cover the test subjects only, not what varies between training runs "
+            "(see how the AD classifier's balanced accuracy moves between seeds in its seed table); a difference "
+            "that excludes 0 here may not survive a second training seed. The study runs 3 repeats."
+        )
     section.tables.append(
         Table(
+            "augmentation-grid",
             "Augmentation grid",
             [
                 ("arm", "arm"),
@@ -724,6 +827,7 @@ def augmentation_section(run: Path) -> Section:
     if quality is not None and len(quality):
         section.tables.append(
             Table(
+                "synthetic-quality",
                 "Synthetic-image quality",
                 [
                     ("repeat", "repeat"),
@@ -797,6 +901,7 @@ def many_to_one_section(run: Path) -> Section:
     ]
     section.tables.append(
         Table(
+            "traveling-mae",
             "Traveling subjects against their own reference-site image (in-brain MAE, test split)",
             [
                 ("site", "site"),
@@ -813,6 +918,7 @@ def many_to_one_section(run: Path) -> Section:
     )
     section.tables.append(
         Table(
+            "site-probe",
             "Retrained site probe, linear on 8^3 volumes (balanced accuracy; 0.5 = the sites are indistinguishable)",
             [
                 ("site", "site"),
@@ -828,6 +934,7 @@ def many_to_one_section(run: Path) -> Section:
     )
     section.tables.append(
         Table(
+            "biology-kept",
             "Biology kept: age slope (per decade) and AD effect (residual SD) of regional mean T1",
             [
                 ("site", "site"),
@@ -845,6 +952,7 @@ def many_to_one_section(run: Path) -> Section:
     if brain_age:
         section.tables.append(
             Table(
+                "brain-age-cross-site",
                 "Cross-site brain age: trained on one site's raw controls, tested on the other's",
                 [
                     ("site", "held-out site"),
@@ -899,6 +1007,7 @@ def provenance_section(run: Path) -> Section:
         rows.append({"stage": "total", "seconds": float(sum(seconds.values()))})
         section.tables.append(
             Table(
+                "wall-time",
                 "Wall time per stage",
                 [("stage", "stage"), ("seconds", "seconds")],
                 rows,
@@ -913,6 +1022,7 @@ def provenance_section(run: Path) -> Section:
         seeds = _seeds(config)
         section.tables.append(
             Table(
+                "seeds",
                 "Seeds",
                 [("key", "config key"), ("value", "value")],
                 [{"key": k, "value": v} for k, v in seeds.items()],
@@ -922,6 +1032,7 @@ def provenance_section(run: Path) -> Section:
         section.notes.append("Configuration (config.yaml):\n" + config_path.read_text())
     section.tables.append(
         Table(
+            "software",
             "Software",
             [("package", "package"), ("version", "version")],
             [{"package": k, "version": v} for k, v in software_versions().items()],

@@ -6,19 +6,26 @@ is the biology kept, do the models beat their floors), names every method beside
 plainly when a method does not beat it. A method "beats" the identity only when the 95% interval of its
 paired difference to the identity (same subjects, same resamples) excludes zero; otherwise it "does not
 beat identity". A finding with too few subjects to mean anything says "underpowered" and why, instead of
-reading like a result.
+reading like a result. The headline lists the powered findings first, then one statement of what a run
+of this size cannot answer, with the n each question needs (:func:`underpowered_statement`).
 
-The findings read the tables :mod:`pipeline.report.collect` copied from the run's files; nothing is
-recomputed.
+The findings read the tables :mod:`pipeline.report.collect` copied from the run's files, by their stable table
+id (:mod:`pipeline.report.tables`), never by caption; nothing is recomputed.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
-__all__ = ["Finding", "headline_findings", "MIN_TEST_SUBJECTS", "MIN_TRAVELING_SUBJECTS"]
+__all__ = [
+    "Finding",
+    "headline_findings",
+    "underpowered_statement",
+    "MIN_TEST_SUBJECTS",
+    "MIN_TRAVELING_SUBJECTS",
+]
 
 #: Fewer test subjects than this and a probe or a brain-age error cannot tell methods apart (the benchmark's
 #: own threshold, pipeline.experiments.brain_age_benchmark.UNDERPOWERED_N).
@@ -30,13 +37,17 @@ MIN_TRAVELING_SUBJECTS = 10
 @dataclass(frozen=True)
 class Finding:
     """One headline: ``topic``, what was measured (``title``), the numbers (``body``), the number of subjects
-    behind it and, when too few, why (``underpowered``)."""
+    behind it and, when too few, why (``underpowered``), with the n it needs (``needed``, counting ``unit``) and any
+    other shortfall (``also``, e.g. too few runs) for :func:`underpowered_statement`."""
 
     topic: str
     title: str
     body: str
     n: int
     underpowered: str = ""
+    needed: int = 0
+    unit: str = "subjects"
+    also: str = ""
 
     @property
     def text(self) -> str:
@@ -61,17 +72,30 @@ def _interval(low: Any, high: Any, digits: int = 2) -> str:
     return f"[{_f(low, digits)}, {_f(high, digits)}]"
 
 
-STUDY_POINTER = "see the study run (mriharmony demo --scale study)"
+STUDY_COMMAND = "mriharmony demo --scale study"
+STUDY_POINTER = f"see the study run ({STUDY_COMMAND})"
 
 
-def _power(n: int, minimum: int, what: str) -> str:
-    return f"n = {n} {what} < {minimum}; {STUDY_POINTER}" if n < minimum else ""
+def _power(n: int, minimum: int, what: str) -> dict[str, Any]:
+    """The underpowered fields of a :class:`Finding` on ``n`` subjects (``what``) that needs ``minimum``."""
+    if n >= minimum:
+        return {}
+    return {"underpowered": f"n = {n} {what} < {minimum}; {STUDY_POINTER}", "needed": minimum, "unit": what}
 
 
-def _benchmark_power(record: dict, n: int) -> str:
+def _benchmark_power(record: dict, n: int) -> dict[str, Any]:
     """The benchmark's own reasons (too few test subjects or runs), else the n threshold."""
     reason = record.get("underpowered")
-    return f"{reason}; {STUDY_POINTER}" if reason else _power(n, MIN_TEST_SUBJECTS, "test subjects")
+    if not reason:
+        return _power(n, MIN_TEST_SUBJECTS, "test subjects")
+    needed = MIN_TEST_SUBJECTS if n < MIN_TEST_SUBJECTS else 0
+    others = "; ".join(part for part in str(reason).split("; ") if "test subjects" not in part)  # e.g. too few runs
+    return {
+        "underpowered": f"{reason}; {STUDY_POINTER}",
+        "needed": needed,
+        "unit": "test subjects",
+        "also": others or ("" if needed else str(reason)),
+    }
 
 
 def _verdict(difference: Any, low: Any, high: Any, *, lower_is_better: bool, digits: int = 2) -> str:
@@ -121,7 +145,7 @@ def _site_probe_findings(records: list[dict]) -> Iterable[Finding]:
             + "; ".join(others)
             + ".",
             n,
-            _power(n, MIN_TEST_SUBJECTS, "subjects"),
+            **_power(n, MIN_TEST_SUBJECTS, "subjects"),
         )
 
 
@@ -150,8 +174,17 @@ def _traveling_findings(records: list[dict]) -> Iterable[Finding]:
         + "; ".join(others)
         + ".",
         n,
-        _power(n, MIN_TRAVELING_SUBJECTS, "traveling subjects"),
+        **_power(n, MIN_TRAVELING_SUBJECTS, "traveling subjects"),
     )
+
+
+def _at_floor(identity: dict, *, higher_is_better: bool) -> bool:
+    """Whether the identity's interval reaches the probe's floor (chance, or the mean predictor's MAE): then no
+    condition can fall significantly below it, and "kept" cannot fail."""
+    floor, low, high = identity.get("floor"), identity.get("low"), identity.get("high")
+    if floor is None or low is None or high is None:
+        return True
+    return low <= floor if higher_is_better else high >= floor
 
 
 def _biology_findings(records: list[dict]) -> Iterable[Finding]:
@@ -179,14 +212,74 @@ def _biology_findings(records: list[dict]) -> Iterable[Finding]:
             )
             others.append(f"{r['condition']} {_f(r['estimate'])} ({kept}: {verdict.split(' (', 1)[1].rstrip(')')})")
         n = int(identity["n_subjects"])
+        at_floor = _at_floor(identity, higher_is_better=task == "diagnosis")
         yield Finding(
             "biology kept",
-            f"Biology kept? {what} on {INPUT_WORDS.get(source, source)} (n = {n}{floor})",
+            f"Biology kept? {what} on {INPUT_WORDS.get(source, source)}, both sites pooled (n = {n}{floor})",
             f"identity {_f(identity['estimate'])} {_interval(identity['low'], identity['high'])}; "
             + "; ".join(others)
-            + ".",
+            + (
+                "; the identity is at the floor, so 'kept' cannot fail here (see biology within site)."
+                if at_floor
+                else "."
+            ),
             n,
-            _power(n, MIN_TEST_SUBJECTS, "subjects"),
+            **_power(n, MIN_TEST_SUBJECTS, "subjects"),
+        )
+
+
+MEASURE_WORDS = {
+    "hippocampus_mean": "hippocampus",
+    "ventricles_mean": "ventricles",
+    "gm_mean": "grey matter",
+    "wm_mean": "white matter",
+    "regional means": "CN-vs-AD probe",
+}
+
+
+def _kept_words(r: dict) -> str:
+    """One condition's within-site effect beside the identity's: kept or lost, with the paired difference."""
+    difference = f"{r['difference_to_identity']:+.2f} {_interval(r['difference_low'], r['difference_high'])}"
+    return f"{r['condition']} {_f(r['estimate'])} ({'kept' if r['kept'] else 'lost'}: {difference})"
+
+
+def _within_site_findings(records: list[dict]) -> Iterable[Finding]:
+    """Per site, the AD effects (with the CN-vs-AD probe) and the age slopes inside the site, each condition kept
+    or lost against the identity; measures whose raw effect is at its floor are named as unable to fail."""
+    for site, kind in dict.fromkeys((r["site"], "age" if r["effect"] == "age" else "AD") for r in records):
+        part = [r for r in records if r["site"] == site and ("age" if r["effect"] == "age" else "AD") == kind]
+        identities = [r for r in part if r["condition"] == "identity"]
+        if not identities:
+            continue
+        measured, floors = [], []
+        for raw in identities:
+            words = MEASURE_WORDS.get(raw["measure"], raw["measure"])
+            if raw["floor"]:
+                floors.append(words)
+                continue
+            others = [
+                _kept_words(r)
+                for r in part
+                if (r["effect"], r["measure"]) == (raw["effect"], raw["measure"]) and r["condition"] != "identity"
+            ]
+            measured.append(
+                f"{words}: identity {_f(raw['estimate'])} {_interval(raw['low'], raw['high'])}"
+                + (f", {', '.join(others)}" if others else "")
+            )
+        if floors:
+            measured.append(f"at the floor, so 'kept' cannot fail: {', '.join(floors)}")
+        n = int(min(r["n_subjects"] for r in identities))
+        what = (
+            "AD effects (Cohen's d, AD - CN; probe: balanced accuracy)"
+            if kind == "AD"
+            else "age slopes of the controls (SD per decade)"
+        )
+        yield Finding(
+            "biology within site",
+            f"Biology within {site}, {what} (its own subjects, n = {n})",
+            "; ".join(measured) + ".",
+            n,
+            **_power(n, MIN_TEST_SUBJECTS, "subjects"),
         )
 
 
@@ -205,7 +298,6 @@ def _penalty_findings(records: list[dict]) -> Iterable[Finding]:
             if r is not raw and r["condition"] != "features_raw"
         ]
         n = int(raw["n_test"])
-        reason = _benchmark_power(raw, n)
         yield Finding(
             "cross-site brain age",
             f"Cross-site brain-age penalty, trained on {route[0]}, tested on {route[1]} "
@@ -214,7 +306,7 @@ def _penalty_findings(records: list[dict]) -> Iterable[Finding]:
             + "; ".join(others)
             + ".",
             n,
-            reason,
+            **_benchmark_power(raw, n),
         )
 
 
@@ -252,14 +344,13 @@ def _mean_predictor_findings(records: list[dict], protocol: str) -> Iterable[Fin
     if not parts:
         return
     runs = records[0]["runs"]
-    reason = _benchmark_power(records[0], n)
     yield Finding(
         "brain age",
         f"Brain-age MAE against the training-mean predictor ({protocol}; years; {runs} "
         f"run{'s' if runs != 1 else ''}, n = {n}; mean predictor {_f(records[0]['mean_predictor_mae'])})",
         "; ".join(parts) + "." + _subjects_needed(records, n),
         n,
-        reason,
+        **_benchmark_power(records[0], n),
     )
 
 
@@ -298,7 +389,7 @@ def _floor_findings(records: list[dict], name: str) -> Iterable[Finding]:
         f"{_f(cnn.get('r2'))}, against the training-mean predictor's {_f(mean['mae'])}: "
         + ("beats the mean predictor." if beats else "does not beat the mean predictor."),
         n,
-        _power(n, MIN_TEST_SUBJECTS, "test subjects"),
+        **_power(n, MIN_TEST_SUBJECTS, "test subjects"),
     )
 
 
@@ -321,25 +412,68 @@ def _site_effect_findings(records: list[dict]) -> Iterable[Finding]:
         f"volumes, every subject; chance {_f(part['none']['chance'])})",
         body + ".",
         n,
-        _power(n, MIN_TEST_SUBJECTS, "subjects"),
+        **_power(n, MIN_TEST_SUBJECTS, "subjects"),
     )
 
 
-def headline_findings(tables: dict[str, dict[str, list[dict]]]) -> list[Finding]:
-    """The findings from the report's tables (section id -> table title -> records)."""
+def headline_findings(tables: Mapping[str, Mapping[str, list[dict]]]) -> list[Finding]:
+    """The findings from the report's tables (section id -> table id -> records, as
+    :func:`pipeline.report.tables.records_by_id` gives them): the powered ones first, each group in page order."""
 
-    def table(section: str, start: str) -> list[dict]:
-        return next((records for title, records in tables.get(section, {}).items() if title.startswith(start)), [])
+    def table(section: str, table_id: str) -> list[dict]:
+        return list(tables.get(section, {}).get(table_id, []))
 
     findings: list[Finding] = []
-    findings += _site_effect_findings(table("preprocessing", "Site effects after preprocessing"))
-    findings += _site_probe_findings(table("harmonization", "Site probe"))
-    findings += _traveling_findings(table("harmonization", "Traveling subjects, mean"))
-    findings += _biology_findings(table("harmonization", "Biology kept?"))
-    findings += _mean_predictor_findings(table("brain-age", "Brain age, pooled"), "pooled controls")
+    findings += _site_effect_findings(table("preprocessing", "site-effects"))
+    findings += _site_probe_findings(table("harmonization", "site-probe"))
+    findings += _traveling_findings(table("harmonization", "traveling-mean"))
+    findings += _biology_findings(table("harmonization", "biology-kept"))
+    findings += _within_site_findings(table("harmonization", "biology-within-site"))
+    findings += _mean_predictor_findings(table("brain-age", "brain-age-pooled"), "pooled controls")
     findings += _mean_predictor_findings(
-        table("brain-age", "Brain age, cross-validated"), "every site's controls, cross-validated"
+        table("brain-age", "brain-age-cross-validated"), "every site's controls, cross-validated"
     )
-    findings += _penalty_findings(table("brain-age", "Brain age, cross_site"))
-    findings += _floor_findings(table("brain-age", "brain_age bundle"), "Brain age (brain_age bundle, test controls)")
-    return findings
+    findings += _penalty_findings(table("brain-age", "brain-age-cross-site"))
+    findings += _floor_findings(table("brain-age", "brain-age-bundle"), "Brain age (brain_age bundle, test controls)")
+    return sorted(findings, key=lambda f: bool(f.underpowered))  # stable: page order within each group
+
+
+#: how :func:`underpowered_statement` names each topic
+TOPIC_WORDS = {
+    "traveling subjects": "traveling-subject fidelity",
+    "brain age": "brain age against the mean predictor",
+    "cross-site brain age": "cross-site brain-age penalty",
+}
+
+
+def underpowered_statement(findings: Iterable[Finding]) -> str:
+    """One sentence for every underpowered finding: per topic, the n this run has and the n a verdict needs.
+
+    Examples:
+        >>> underpowered_statement(  # doctest: +NORMALIZE_WHITESPACE
+        ...     [
+        ...         Finding("site probe", "t", "b", 6, "why", 20),
+        ...         Finding("site probe", "t", "b", 2, "why", 20),
+        ...         Finding("traveling subjects", "t", "b", 2, "why", 10, "traveling subjects"),
+        ...     ]
+        ... )
+        'Underpowered at this size, each needs the study run (mriharmony demo --scale study): site probe (n = 2-6 <
+        20 subjects), traveling-subject fidelity (n = 2 < 10 traveling subjects).'
+    """
+    topics: dict[str, list[Finding]] = {}
+    for finding in findings:
+        if finding.underpowered:
+            topics.setdefault(finding.topic, []).append(finding)
+    if not topics:
+        return ""
+    items = []
+    for topic, part in topics.items():
+        shortfalls = []
+        short = [f for f in part if f.needed]
+        if short:
+            low, high = min(f.n for f in short), max(f.n for f in short)
+            span = str(low) if low == high else f"{low}-{high}"
+            shortfalls.append(f"n = {span} < {max(f.needed for f in short)} {short[0].unit}")
+        shortfalls += dict.fromkeys(f.also for f in part if f.also)
+        items.append(f"{TOPIC_WORDS.get(topic, topic)} ({'; '.join(shortfalls) or 'underpowered'})")
+    return f"Underpowered at this size, each needs the study run ({STUDY_COMMAND}): {', '.join(items)}."

@@ -93,7 +93,7 @@ def test_the_many_to_one_section_of_a_demo_run(tmp_path):
     # the report has the section, with the held-out site flagged
     report = json.loads(run.report_json.read_text())["sections"]["many-to-one"]
     assert report["present"]
-    rows = report["tables"]["Traveling subjects against their own reference-site image (in-brain MAE, test split)"]
+    rows = report["tables"]["traveling-mae"]["records"]
     assert {(r["site"], r["status"]) for r in rows} >= {("hospital", "held out"), ("oasis", "seen")}
     assert any("hospital: combat not applicable" in n for n in report["notes"])
     assert any("underpowered for fidelity: 3 traveling subjects" in n for n in report["notes"])

@@ -9,9 +9,13 @@ import shutil
 
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 from pipeline.cli import main
 from pipeline.report import SECTION_IDS, build_report, format_cell
+from pipeline.report.collect import BENCHMARK_TABLE_IDS, collect_sections
+from pipeline.report.findings import MIN_TEST_SUBJECTS, MIN_TRAVELING_SUBJECTS, TOPIC_WORDS
+from pipeline.report.tables import report_tables
 from pipeline.table_paths import read_table
 
 
@@ -46,7 +50,7 @@ def test_report_numbers_are_the_run_files(report):
         "many-to-one": [str(out / "many_to_one" / "summary.json")],
     }
     preprocessed = read_table(out / "preprocessed" / "preprocessed.tsv")
-    per_site = sections["preprocessing"]["tables"]["Images per site"]
+    per_site = sections["preprocessing"]["tables"]["images-per-site"]["records"]
     assert {r["site"]: r["ok"] for r in per_site} == (preprocessed["status"] == "ok").groupby(
         preprocessed["site"]
     ).sum().to_dict()
@@ -54,37 +58,35 @@ def test_report_numbers_are_the_run_files(report):
         preprocessed.groupby("site")["mask_volume_ml"].median().to_dict()
     )
     evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
-    (probe,) = [t for title, t in sections["harmonization"]["tables"].items() if title.startswith("Site probe")]
-    assert _same(probe, evaluation["site_probe"])
+    probe = sections["harmonization"]["tables"]["site-probe"]
+    assert probe["caption"].startswith("Site probe") and _same(probe["records"], evaluation["site_probe"])
     ran = [p for p in ("pooled", "held_out", "cross_site") if (out / "benchmark" / p / "summary.json").exists()]
     assert "pooled" in ran
     for protocol in ran:
         bench = json.loads((out / "benchmark" / protocol / "summary.json").read_text())
-        (records,) = [
-            t for title, t in sections["brain-age"]["tables"].items() if title.startswith(f"Brain age, {protocol}:")
-        ]
+        records = sections["brain-age"]["tables"][BENCHMARK_TABLE_IDS[protocol]]["records"]
         assert _same(records, bench["summary"])
     # the summary shows raw errors only: nothing a constant predictor could be made to look good by
     assert not [k for k, v in page["summary"].items() if "corrected" in k or "corrected" in str(v)]
     assert any(k.startswith("brain-age raw MAE, pooled") for k in page["summary"])
     metrics = json.loads((out / "ad_classification" / "eval" / "metrics.json").read_text())
-    cnn = sections["ad-classification"]["tables"]["Test metrics"][0]
+    cnn = sections["ad-classification"]["tables"]["test-metrics"]["records"][0]
     assert cnn["model"] == "cnn" and _same(cnn["balanced_accuracy"], metrics["metrics"]["balanced_accuracy"])
     assert _same(cnn["balanced_accuracy_interval"], metrics["intervals_95"]["balanced_accuracy"])
     grid = pd.read_csv(out / "augment_grid" / "summary.tsv", sep="\t")
-    records = sections["augmentation"]["tables"]["Augmentation grid"]
+    records = sections["augmentation"]["tables"]["augmentation-grid"]["records"]
     assert [r["arm"] for r in records] == list(grid["arm"])
     assert [r["balanced_accuracy_diff"] for r in records] == pytest.approx(
         list(grid["balanced_accuracy_diff"]), nan_ok=True
     )
     seconds = json.loads((out / "summary.json").read_text())["seconds"]
-    timings = {r["stage"]: r["seconds"] for r in sections["provenance"]["tables"]["Wall time per stage"]}
+    timings = {r["stage"]: r["seconds"] for r in sections["provenance"]["tables"]["wall-time"]["records"]}
     assert {k: v for k, v in timings.items() if k != "total"} == pytest.approx(
         {k: v for k, v in seconds.items() if k != "report"}
     )
-    versions = {r["package"]: r["version"] for r in sections["provenance"]["tables"]["Software"]}
+    versions = {r["package"]: r["version"] for r in sections["provenance"]["tables"]["software"]["records"]}
     assert versions["torch"].startswith("2.") and versions["mriharmony"] == page["version"]
-    seeds = {r["key"]: r["value"] for r in sections["provenance"]["tables"]["Seeds"]}
+    seeds = {r["key"]: r["value"] for r in sections["provenance"]["tables"]["seeds"]["records"]}
     assert seeds["phantom.seed"] == 0 and seeds["benchmark.seeds"] == 2 and seeds["evaluation.seed"] == 0
     # every figure is inside the page, and nothing on it points anywhere else
     n_figures = sum(len(s["figures"]) for s in sections.values())
@@ -96,14 +98,34 @@ def test_report_numbers_are_the_run_files(report):
         assert f'<section id="{section}" data-present="{present}">' in html
 
 
-def test_a_tiny_run_says_underpowered_and_shows_no_finding(report):
+def test_every_table_of_a_run_has_an_id_used_once_in_its_section(report):
+    out, page, _ = report
+    for section in collect_sections(out):
+        ids = [t.id for t in section.tables]
+        assert len(ids) == len(set(ids)), (section.id, ids)
+        # report.json keeps them under these ids, beside their captions, in page order
+        stored = report_tables(page["sections"][section.id])
+        assert [(i, c) for i, c, _ in stored] == [(t.id, t.title) for t in section.tables]
+
+
+def test_a_tiny_run_says_underpowered_in_one_statement_and_shows_no_finding(report):
     _, page, html = report
     findings = page["findings"]
     assert findings and all(f["underpowered"] for f in findings)  # a handful of test subjects: nothing is a finding
     for finding in findings:
         assert "underpowered" in finding["text"] and "see the study run" in finding["text"]
         assert not re.search(r"identity \d", finding["text"])  # no numbers that could be read as a result
-    assert '<section id="findings">' in html and html.count('class="underpowered"') == len(findings)
+    # one statement, not one line per table: each topic once, with the n it has and the n it needs
+    statement = page["underpowered"]
+    assert statement.startswith("Underpowered at this size, each needs the study run (mriharmony demo --scale study): ")
+    topics = list(dict.fromkeys(f["topic"] for f in findings))
+    assert {"site probe", "traveling subjects", "brain age"} <= set(topics)
+    for topic in topics:
+        assert statement.count(TOPIC_WORDS.get(topic, topic) + " (n = ") == 1, topic
+    assert re.search(rf"site probe \(n = [\d-]+ < {MIN_TEST_SUBJECTS} subjects\)", statement)
+    assert re.search(rf"fidelity \(n = \d+ < {MIN_TRAVELING_SUBJECTS} traveling subjects\)", statement)
+    assert '<section id="findings">' in html and html.count('class="underpowered"') == 1
+    assert html.count("<li data-topic=") == 0 and str(escape(statement)) in html  # no powered finding here
     probes = [v for k, v in page["summary"].items() if k.startswith("site probe")]
     assert probes and all("underpowered: n = " in v for v in probes)
 

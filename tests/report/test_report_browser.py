@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from pipeline.report import SECTION_IDS
+from tests.conftest import apt_lock
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        subprocess.run(["bash", str(REPO / "scripts" / "install_browser.sh")], check=True, timeout=900)
+    with apt_lock():
+        if not (shutil.which("chromium") and shutil.which("chromedriver")):
+            subprocess.run(["bash", str(REPO / "scripts" / "install_browser.sh")], check=True, timeout=900)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -247,6 +247,15 @@ def _cmd_evaluate_site_effects(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    if args.markdown is not None:
+        if args.run is not None:
+            raise ValueError(f"give either a run folder ({args.run}) or --markdown, not both")
+        from pipeline.report.markdown import write_results_markdown
+
+        print(write_results_markdown(args.markdown, args.out))
+        return 0
+    if args.run is None:
+        raise ValueError("give a run folder (the --out of `mriharmony demo`), or --markdown REPORT_JSON_OR_RUN_DIR")
     from pipeline.report import build_report
 
     result = build_report(args.run, args.out)
@@ -366,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(SCALES),
         default="demo",
         help="demo: about 15 min on 2 CPU cores (configs/demo.yaml); study: the evidence run, the full "
-        "protocol at a CPU size, about 100 min on 2 cores (configs/demo_study.yaml); full: the "
+        "protocol at a CPU size, about 2 hours on 2 cores (configs/demo_study.yaml); full: the "
         "paper-sized configuration for GPUs (configs/demo_full.yaml)",
     )
     p.add_argument("--config", default=None, help="demo YAML (default: the --scale configuration)")
@@ -386,10 +395,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Gather a run folder (the --out of `mriharmony demo`) into RUN/report/report.html "
         "and report.json: preprocessing QC, harmonization evaluation, brain-age benchmark, "
         "AD classification, augmentation grid, configuration, seeds, versions, timings. "
-        "Absent parts are listed as such.",
+        "Absent parts are listed as such. With --markdown, writes the markdown results page of a report.json "
+        "instead (every table with an anchor, the headline findings, the notes; nothing else is run).",
     )
-    p.add_argument("run", help="run folder")
-    p.add_argument("--out", default=None, help="folder to write (default: RUN/report)")
+    p.add_argument("run", nargs="?", default=None, help="run folder")
+    p.add_argument(
+        "--markdown",
+        default=None,
+        metavar="REPORT_JSON_OR_RUN_DIR",
+        help="write the markdown results page of this report.json (a run folder: its report/report.json)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder to write (default: RUN/report); with --markdown, the page's file (default: the JSON's "
+        "path with .md)",
+    )
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(

@@ -23,9 +23,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# both cores: two pytest-xdist workers, one test module each at a time (module fixtures built once), torch on one
+# thread per worker, the expensive phantoms and the tiny demo built once for both (tests/conftest.py)
+XDIST ?= -n 2 --dist loadfile
+
 test: lint
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(ARGS)
 
 # the learning measurements (real training until a metric must move; several minutes each); CI runs them too
 test-slow: install
-	$(BIN)/python -m pytest -m slow $(ARGS)
+	$(BIN)/python -m pytest -m slow $(XDIST) $(ARGS)

@@ -1,13 +1,25 @@
-"""Shared fixtures: small phantom cohorts generated once per test session."""
+"""Shared fixtures: small phantom cohorts generated once per test session.
+
+The suites run on both cores with pytest-xdist (``-n 2 --dist loadfile``, see the Makefile): each worker is a
+process with its own session, so the expensive fixtures (preprocessed phantoms, the tiny demo) are built once
+into a folder both workers share, under a file lock (:func:`shared_folder`), and each worker runs torch on one
+thread so that two workers fill the two cores without oversubscribing them.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
+from filelock import FileLock
 
 from pipeline.phantom import PhantomSpec, generate_phantom
 
@@ -24,10 +36,41 @@ def pytest_configure(config: pytest.Config) -> None:
 
     import torch
 
-    if os.environ.get("MRIHARMONY_TEST_THREADS"):
-        torch.set_num_threads(int(os.environ["MRIHARMONY_TEST_THREADS"]))
+    threads = os.environ.get("MRIHARMONY_TEST_THREADS")
+    if threads is None and os.environ.get("PYTEST_XDIST_WORKER"):
+        # one thread per xdist worker: two workers on two cores; subprocesses (bundle runs) inherit it
+        threads = "1"
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, threads)
+    if threads:
+        torch.set_num_threads(int(threads))
     if os.environ.get("MRIHARMONY_TEST_DETERMINISTIC"):
         torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder ``build`` fills once per test run, shared by the xdist workers (a file lock; the first worker
+    builds, the others wait and reuse); without xdist, a fresh folder of this session."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    folder = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    done = folder / ".built"
+    with FileLock(str(folder) + ".lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            done.touch()
+    return folder
+
+
+@contextmanager
+def apt_lock() -> Iterator[None]:
+    """One apt-get at a time on this machine (the browser and Colin27 fixtures may run in two workers)."""
+    with FileLock(os.path.join(tempfile.gettempdir(), "mriharmony-tests-apt.lock")):
+        yield
 
 
 SMALL_SPEC = PhantomSpec(sites=("adni", "oasis", "ukb"), subjects_per_site=12, traveling=2, resolution=4.0, seed=0)
@@ -59,7 +102,6 @@ def contrast_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipeline.experiments.downstream_learning import prepare_phantom
     from pipeline.phantom import Effects
 
-    run = tmp_path_factory.mktemp("contrast_pair")
     spec = PhantomSpec(
         sites=("dark", "bright"),
         subjects_per_site=20,
@@ -69,8 +111,11 @@ def contrast_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
         profiles=str(CONTRAST_SITES),
         effects=Effects(age=3.0),
     )
-    prepare_phantom(run, spec, fractions=(0.7, 0.15, 0.15), workers=2)
-    return run
+    return shared_folder(
+        tmp_path_factory,
+        "contrast_pair",
+        lambda run: prepare_phantom(run, spec, fractions=(0.7, 0.15, 0.15), workers=2),
+    )
 
 
 MANY_SITES = Path(__file__).parent / "data" / "many_sites.yaml"
@@ -84,7 +129,6 @@ def many_sites(tmp_path_factory: pytest.TempPathFactory) -> Path:
     4 mm, true brain masks; returns the run folder holding ``preprocessed/`` and ``splits.tsv``."""
     from pipeline.experiments.downstream_learning import prepare_phantom
 
-    run = tmp_path_factory.mktemp("many_sites")
     spec = PhantomSpec(
         sites=("plain", "dark", "deep", "dusk"),
         subjects_per_site=10,
@@ -93,8 +137,9 @@ def many_sites(tmp_path_factory: pytest.TempPathFactory) -> Path:
         seed=2,
         profiles=str(MANY_SITES),
     )
-    prepare_phantom(run, spec, fractions=(0.7, 0.15, 0.15), workers=2)
-    return run
+    return shared_folder(
+        tmp_path_factory, "many_sites", lambda run: prepare_phantom(run, spec, fractions=(0.7, 0.15, 0.15), workers=2)
+    )
 
 
 AD_SITES = Path(__file__).parent / "data" / "ad_sites.yaml"
@@ -111,7 +156,6 @@ def ad_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipeline.experiments.downstream_learning import prepare_phantom
     from pipeline.phantom import Effects
 
-    run = tmp_path_factory.mktemp("ad_pair")
     spec = PhantomSpec(
         sites=("clinica", "clinicb"),
         subjects_per_site=20,
@@ -121,8 +165,9 @@ def ad_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
         profiles=str(AD_SITES),
         effects=Effects(ad=3.0),
     )
-    prepare_phantom(run, spec, fractions=(0.6, 0.2, 0.2), workers=2)
-    return run
+    return shared_folder(
+        tmp_path_factory, "ad_pair", lambda run: prepare_phantom(run, spec, fractions=(0.6, 0.2, 0.2), workers=2)
+    )
 
 
 TINY_DEMO = [
@@ -171,15 +216,21 @@ def mriharmony_exe() -> list[str]:
 def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """README command 1 at tiny scale (3 subjects per site, 4 mm, one epoch everywhere), run once per
     session through the CLI: the run folder and the finished process (about 3 min)."""
-    out = tmp_path_factory.mktemp("demo") / "run"
-    result = subprocess.run(
-        mriharmony_exe() + ["demo", "--out", str(out), "--quiet", *TINY_DEMO],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    args = mriharmony_exe() + ["demo", "--out", "RUN", "--quiet", *TINY_DEMO]
+
+    def build(folder: Path) -> None:
+        result = subprocess.run(
+            [str(folder / "run") if a == "RUN" else a for a in args], capture_output=True, text=True, timeout=1200
+        )
+        (folder / "process.json").write_text(
+            json.dumps({"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr})
+        )
+
+    folder = shared_folder(tmp_path_factory, "demo", build)
+    done = json.loads((folder / "process.json").read_text())
+    result = subprocess.CompletedProcess(args, done["returncode"], done["stdout"], done["stderr"])
     assert result.returncode == 0, result.stderr[-5000:]
-    return out, result
+    return folder / "run", result
 
 
 @pytest.fixture(scope="session")
@@ -194,5 +245,6 @@ def colin27():
         if not (shutil.which("apt-get") and shutil.which("dpkg")):
             pytest.skip("Colin27 needs Debian's apt-get and dpkg (scripts/fetch_colin27.sh); not on this machine")
         script = Path(__file__).resolve().parents[1] / "scripts" / "fetch_colin27.sh"
-        subprocess.run(["bash", str(script), str(default_cache())], check=True, timeout=900)
+        with apt_lock():
+            subprocess.run(["bash", str(script), str(default_cache())], check=True, timeout=900)
         return find_colin27()

@@ -171,34 +171,20 @@ def within_site_biology(
         part = part.reset_index(drop=True)
         cn_ad = part[part["diagnosis"].isin(["CN", "AD"])].reset_index(drop=True)
         is_ad = (cn_ad["diagnosis"] == "AD").to_numpy()
-        if min(is_ad.sum(), (~is_ad).sum()) >= MIN_PER_CLASS:
-            for measure in (m for m in measures if m in AD_MEASURES):
-                rows += _effect_rows(
-                    cn_ad,
-                    str(site),
-                    "AD",
-                    measure,
-                    lambda v, d: _cohens_d(v[d], is_ad[d]),
-                    is_ad,
-                    conditions,
-                    n_resamples,
-                    seed,
-                )
-            rows += _probe_rows(cn_ad, str(site), features, measures, conditions, n_resamples, seed)
         controls = part[(part["diagnosis"] == "CN") & part["age"].notna()].reset_index(drop=True)
+        age = controls["age"].to_numpy(float)
+        checks = []  # (rows, effect, measures, statistic, strata)
+        if min(is_ad.sum(), (~is_ad).sum()) >= MIN_PER_CLASS:
+            ad_measures = [m for m in measures if m in AD_MEASURES]
+            checks.append((cn_ad, "AD", ad_measures, lambda v, d: _cohens_d(v[d], is_ad[d]), is_ad))
+            rows += _probe_rows(cn_ad, str(site), features, measures, conditions, n_resamples, seed)
         if len(controls) >= MIN_CONTROLS:
-            age = controls["age"].to_numpy(float)
-            for measure in measures:
+            no_strata = np.zeros(len(controls), int)
+            checks.append((controls, "age", list(measures), lambda v, d: _age_slope(v[d], age[d]), no_strata))
+        for frame, effect, effect_measures, statistic, strata in checks:
+            for measure in effect_measures:
                 rows += _effect_rows(
-                    controls,
-                    str(site),
-                    "age",
-                    measure,
-                    lambda v, d: _age_slope(v[d], age[d]),
-                    np.zeros(len(controls), int),
-                    conditions,
-                    n_resamples,
-                    seed,
+                    frame, str(site), effect, measure, statistic, strata, conditions, n_resamples, seed
                 )
     return pd.DataFrame(rows, columns=WITHIN_SITE_COLUMNS)
 

@@ -305,6 +305,17 @@ def preprocessing_section(run: Path) -> Section:
     return section
 
 
+#: an estimate with its interval and its paired difference to the identity, with its interval
+PAIRED_TO_IDENTITY = [
+    ("estimate", "estimate"),
+    ("low", "95% low"),
+    ("high", "95% high"),
+    ("difference_to_identity", "vs identity"),
+    ("difference_low", "95% low"),
+    ("difference_high", "95% high"),
+]
+
+
 def harmonization_section(run: Path) -> Section:
     """Traveling-subject fidelity and the evaluation (site probes, t-SNE, biological signal)."""
     layout = RunLayout(run)
@@ -384,12 +395,7 @@ def harmonization_section(run: Path) -> Section:
                         ("input", "input"),
                         ("task", "task"),
                         ("metric", "metric"),
-                        ("estimate", "estimate"),
-                        ("low", "95% low"),
-                        ("high", "95% high"),
-                        ("difference_to_identity", "vs identity"),
-                        ("difference_low", "95% low"),
-                        ("difference_high", "95% high"),
+                        *PAIRED_TO_IDENTITY,
                         ("floor", "floor"),
                         ("n_subjects", "subjects"),
                     ],
@@ -409,12 +415,7 @@ def harmonization_section(run: Path) -> Section:
                         ("effect", "effect"),
                         ("measure", "measure"),
                         ("condition", "condition"),
-                        ("estimate", "estimate"),
-                        ("low", "95% low"),
-                        ("high", "95% high"),
-                        ("difference_to_identity", "vs identity"),
-                        ("difference_low", "95% low"),
-                        ("difference_high", "95% high"),
+                        *PAIRED_TO_IDENTITY,
                         ("kept", "kept"),
                         ("floor", "floor"),
                         ("n_subjects", "subjects"),

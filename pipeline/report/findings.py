@@ -172,7 +172,8 @@ def _traveling_findings(records: list[dict]) -> Iterable[Finding]:
         f"Traveling subjects, in-brain MAE to their own reference-site image (n = {n})",
         f"identity {_f(identity['mean'], 4)} {_interval(identity['low'], identity['high'], 4)}; "
         + "; ".join(others)
-        + ".",
+        + ". Traveling subjects are controls: whether a method keeps the AD effect is measured on the other "
+        "subjects, within site (below).",
         n,
         **_power(n, MIN_TRAVELING_SUBJECTS, "traveling subjects"),
     )

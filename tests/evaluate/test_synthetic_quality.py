@@ -103,11 +103,22 @@ def test_quality_report_flags_a_generator_that_copies_training_images(tmp_path):
     copies = [save(real_images[i], f"copy{i}") for i in (0, 3)]
     novel = [save(v, f"novel{i}") for i, v in enumerate(_volumes(3, 7, size=16))]
     synthetic = pd.DataFrame({"image": copies + novel, "diagnosis": "AD", "generator": ["copier"] * 2 + ["novel"] * 3})
-    net = build_classifier("resnet3d", 2, widths=(4, 8, 8, 16))
-    report = quality_report(synthetic, real, encoder=LayerFeatures(net, "avgpool"), size=16).set_index("generator")
+
+    def report_with_encoder(seed: int) -> pd.DataFrame:
+        torch.manual_seed(seed)  # the encoder is random: its seed, not the test order, must decide it
+        net = build_classifier("resnet3d", 2, widths=(4, 8, 8, 16))
+        return quality_report(synthetic, real, encoder=LayerFeatures(net, "avgpool"), size=16).set_index("generator")
+
+    report = report_with_encoder(0)
     assert report.loc["copier", "memorized"] == 2 and report.loc["copier", "nearest_ssim_mean"] == pytest.approx(1.0)
     # independent draws from the real images' distribution: not copies (one may still beat the small
     # real-real reference by chance, which is why the report gives a fraction, not a verdict)
     assert report.loc["novel", "memorized_fraction"] < 1 and report.loc["novel", "nearest_ssim_mean"] < 0.99
     assert report.loc["novel", "n_real"] == 5 and report.loc["copier", "memorized_fraction"] == 1
-    assert report.loc["copier", "mmd"] < report.loc["novel", "mmd"]
+    # a random encoder's features order the two generators' MMD most of the time, not always (about 1 in 7
+    # encoders puts the copier above): the median over seven encoders must
+    margins = []
+    for seed in range(7):
+        by_seed = report_with_encoder(seed)
+        margins.append(by_seed.loc["novel", "mmd"] - by_seed.loc["copier", "mmd"])
+    assert np.median(margins) > 0.05, margins

@@ -40,8 +40,8 @@ NARROW = [
 ]
 
 
-def bundle(*args: str, cwd: Path = REPO) -> str:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"}
+def bundle(*args: str, cwd: Path = REPO, threads: int = 2) -> str:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.run(
         [sys.executable, "-m", "monai.bundle", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
     )

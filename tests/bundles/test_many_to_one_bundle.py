@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -274,7 +275,9 @@ def test_learning_is_real_on_seen_and_unseen_sites(many_sites, tmp_path):
     ]
     splits.to_csv(tmp_path / "splits.tsv", sep="\t", index=False)
     ratios: dict[str, list[float]] = {"dark": [], "deep": [], "dusk": []}
-    for seed, lr in ((0, "1e-3"), (1, "1e-3"), (2, "1e-3"), (0, "0")):
+    runs = ((0, "1e-3"), (1, "1e-3"), (2, "1e-3"), (0, "0"))
+
+    def train(seed: int, lr: str) -> Path:
         root = tmp_path / f"seed{seed}-lr{lr}"
         bundle(
             "run",
@@ -302,7 +305,15 @@ def test_learning_is_real_on_seen_and_unseen_sites(many_sites, tmp_path):
             "[8,16,32]",
             "--disc_kwargs#channels",
             "[16,32,64]",
+            threads=1,
         )
+        return root
+
+    # two trainings side by side, one thread each: the runs are independent, and this test is the slow suite's
+    # longest, often left alone on the machine at the end
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        roots = list(pool.map(lambda run: train(*run), runs))
+    for (seed, lr), root in zip(runs, roots):
         info = read_harmonizer_info(root / "models" / "model.pt")
         assert info["unseen_sites"] == ["dusk"]
         assert not set(held_out) & (set(info["train_subjects"]) | set(info["val_subjects"]))

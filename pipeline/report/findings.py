@@ -429,7 +429,19 @@ def headline_findings(tables: Mapping[str, Mapping[str, list[dict]]]) -> list[Fi
     findings += _site_probe_findings(table("harmonization", "site-probe"))
     findings += _traveling_findings(table("harmonization", "traveling-mean"))
     findings += _biology_findings(table("harmonization", "biology-kept"))
-    findings += _within_site_findings(table("harmonization", "biology-within-site"))
+    within_site = table("harmonization", "biology-within-site")
+    findings += _within_site_findings(within_site)
+    if not within_site and table("harmonization", "biology-kept"):
+        findings.append(
+            Finding(
+                "biology within site",
+                "Biology within site",
+                "",
+                0,
+                "not measured: no site of the evaluated split has 3 CN and 3 AD subjects, or 5 controls, of its own",
+                also="no site with 3 CN and 3 AD, or 5 controls, of its own",
+            )
+        )
     findings += _mean_predictor_findings(table("brain-age", "brain-age-pooled"), "pooled controls")
     findings += _mean_predictor_findings(
         table("brain-age", "brain-age-cross-validated"), "every site's controls, cross-validated"

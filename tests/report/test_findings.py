@@ -95,7 +95,8 @@ def test_penalty_and_biology_findings():
         "brain-age": {"brain-age-cross-site": penalty},
         "harmonization": {"biology-kept": leak},
     }
-    biology, cross = headline_findings(tables)
+    biology, cross, within = headline_findings(tables)
+    assert within.topic == "biology within site" and within.underpowered  # no within-site table in this run
     assert "cyclegan 8.00 (loses biology" in biology.text and "histogram 6.10 (keeps it" in biology.text
     assert "raw 3.00 [2.50, 3.50]" in cross.text
     assert "cyclegan 1.00 [0.50, 1.50], beats raw (-2.00 [-2.40, -1.60])" in cross.text
@@ -242,3 +243,28 @@ def test_within_site_biology_says_kept_lost_and_floor():
     assert "cyclegan -1.90 (kept: +0.10 [0.50, 1.50])" in ad.text
     assert "at the floor, so 'kept' cannot fail: ventricles" in ad.text
     assert age.underpowered and age.n == 12  # 12 controls < 20
+
+
+def test_a_split_too_small_for_any_within_site_check_says_so_in_the_statement():
+    pooled = [
+        {
+            "condition": "identity",
+            "input": "features",
+            "task": "age",
+            "metric": "mae",
+            "estimate": 6.0,
+            "low": 5.0,
+            "high": 7.0,
+            "n_subjects": 40,
+            "difference_to_identity": 0.0,
+            "difference_low": 0.0,
+            "difference_high": 0.0,
+            "floor": 6.2,
+        }
+    ]
+    findings = headline_findings({"harmonization": {"biology-kept": pooled}})
+    assert "at the floor" in findings[0].text  # the identity's interval reaches the mean predictor's MAE
+    assert findings[-1].topic == "biology within site" and findings[-1].underpowered
+    assert "biology within site (no site with 3 CN and 3 AD, or 5 controls, of its own)" in underpowered_statement(
+        findings
+    )

@@ -438,7 +438,8 @@ def headline_findings(tables: Mapping[str, Mapping[str, list[dict]]]) -> list[Fi
                 "Biology within site",
                 "",
                 0,
-                "not measured: no site of the evaluated split has 3 CN and 3 AD subjects, or 5 controls, of its own",
+                "not measured: no site of the evaluated split has 3 CN and 3 AD subjects, or 5 controls, of its own; "
+                + STUDY_POINTER,
                 also="no site with 3 CN and 3 AD, or 5 controls, of its own",
             )
         )
